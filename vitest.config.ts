@@ -1,6 +1,15 @@
+import { createRequire } from 'node:module'
 import { defineConfig } from 'vitest/config'
 
+const require = createRequire(import.meta.url)
+
 export default defineConfig({
+  resolve: {
+    // graphql 16 ships CJS (main) and ESM (module) builds without an exports map. Node (and so
+    // Pothos and yoga) load the CJS one, Vite would pick the ESM one: two copies break
+    // `instanceof`. Point Vite at the one Node uses.
+    alias: [{ find: /^graphql$/, replacement: require.resolve('graphql') }],
+  },
   test: {
     include: ['test/**/*.test.ts'],
     // Each file gets its own database (PGlite in memory, or a fresh schema on TEST_DATABASE_URL),

@@ -1,0 +1,10 @@
+import type { Migration } from 'kysely'
+import * as m0001 from './2026_11_27_0001_init.ts'
+
+/**
+ * Every migration, in order. A static list (not Kysely's FileMigrationProvider, which cannot
+ * import .ts files under vitest) that works in tsx, vitest and any bundle.
+ */
+export const migrations: Record<string, Migration> = {
+  '2026_11_27_0001_init': m0001,
+}

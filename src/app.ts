@@ -1,0 +1,54 @@
+/**
+ * createApp(deps): the whole HTTP surface as one Fetch handler (yoga + routes), with no socket.
+ * main.ts listens; tests call `app.fetch` directly or listen on port 0.
+ */
+import { createYoga, type YogaServerInstance } from 'graphql-yoga'
+import type { DatabaseHandle } from './db/database.ts'
+import { createContext, type GraphQLContext } from './graphql/context.ts'
+import { createMaskError } from './graphql/errors.ts'
+import { schema } from './graphql/schema.ts'
+import { healthRoutes } from './http/health.ts'
+import { useRoutes, type Route } from './http/routes.ts'
+import type { Deps } from './services/deps.ts'
+
+export interface App {
+  readonly yoga: YogaServerInstance<Record<string, unknown>, GraphQLContext>
+  readonly fetch: (request: Request) => Promise<Response>
+  /** Marks the app as shutting down (readyz answers 503) and releases what it holds. */
+  close(): Promise<void>
+}
+
+export function createApp(deps: Deps, database: Pick<DatabaseHandle, 'ping'>, extraRoutes: readonly Route[] = []): App {
+  let closing = false
+  const routes = [...healthRoutes(database, () => closing), ...extraRoutes]
+  const yoga = createYoga<Record<string, unknown>, GraphQLContext>({
+    schema,
+    graphqlEndpoint: '/graphql',
+    context: ({ request }) => createContext(deps, request),
+    graphiql: !deps.config.production,
+    landingPage: false,
+    maskedErrors: { maskError: createMaskError(deps.logger) },
+    logging: {
+      debug: (...args) => deps.logger.debug(yogaLog(args), 'yoga'),
+      info: (...args) => deps.logger.info(yogaLog(args), 'yoga'),
+      warn: (...args) => deps.logger.warn(yogaLog(args), 'yoga'),
+      // Unexpected errors are already logged, with their GraphQL path, by maskError.
+      error: (...args) => deps.logger.debug(yogaLog(args), 'yoga'),
+    },
+    plugins: [useRoutes(routes, deps)],
+  })
+  return {
+    yoga,
+    fetch: (request) => Promise.resolve(yoga.fetch(request)),
+    async close() {
+      closing = true
+      await yoga.dispose()
+    },
+  }
+}
+
+function yogaLog(args: unknown[]): Record<string, unknown> {
+  const err = args.find((a) => a instanceof Error)
+  const detail = args.filter((a) => !(a instanceof Error)).map((a) => (typeof a === 'string' ? a : JSON.stringify(a)))
+  return err ? { err, detail } : { detail }
+}

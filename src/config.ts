@@ -1,0 +1,146 @@
+/**
+ * Configuration, read once from the environment (the names are the public contract's).
+ * `loadConfig` is the only reader of `process.env`; a wrong value throws a ConfigError whose
+ * message is one line naming the variable and what is wrong with it.
+ */
+import path from 'node:path'
+
+export class ConfigError extends Error {
+  constructor(variable: string, problem: string) {
+    super(`${variable}: ${problem}`)
+    this.name = 'ConfigError'
+  }
+}
+
+export type DatabaseConfig =
+  | { readonly kind: 'postgres'; readonly url: string }
+  | { readonly kind: 'pglite'; readonly dataDir: string }
+
+export interface Config {
+  readonly port: number
+  readonly host: string
+  readonly database: DatabaseConfig
+  /** Folder for the embedded database, the control socket and the development key file. */
+  readonly dataDir: string
+  /** Origin end users' browsers reach; may contain `{tenant}`. No trailing slash. */
+  readonly publicBaseUrl: string
+  /** Secret material for sealing; null outside production means "generate one into DATA_DIR". */
+  readonly encryptionKey: string | null
+  /** Older keys that may still open sealed values while they are re-sealed under the current one. */
+  readonly previousEncryptionKeys: readonly string[]
+  readonly outboundAllowHosts: readonly string[]
+  readonly production: boolean
+  readonly logLevel: string
+}
+
+type Env = Readonly<Record<string, string | undefined>>
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+
+export function loadConfig(env: Env = process.env): Config {
+  const production = env.NODE_ENV === 'production'
+  const port = parsePort(env.PORT)
+  const host = nonEmpty(env.HOST, 'HOST') ?? '127.0.0.1'
+  const dataDir = path.resolve(nonEmpty(env.DATA_DIR, 'DATA_DIR') ?? './.data')
+  const databaseUrl = nonEmpty(env.DATABASE_URL, 'DATABASE_URL')
+  if (databaseUrl !== undefined) checkDatabaseUrl(databaseUrl)
+  const publicBaseUrl = parsePublicBaseUrl(env.PUBLIC_BASE_URL, port)
+  const encryptionKey = nonEmpty(env.ENCRYPTION_KEY, 'ENCRYPTION_KEY') ?? null
+  if (encryptionKey !== null) checkKey(encryptionKey, 'ENCRYPTION_KEY')
+  if (production && encryptionKey === null) {
+    throw new ConfigError('ENCRYPTION_KEY', 'is required when NODE_ENV=production')
+  }
+  const previousEncryptionKeys = list(env.ENCRYPTION_KEY_PREVIOUS)
+  for (const key of previousEncryptionKeys) checkKey(key, 'ENCRYPTION_KEY_PREVIOUS')
+  const logLevel = env.LOG_LEVEL?.trim() || 'info'
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`)
+  }
+  const outboundAllowHosts = list(env.OUTBOUND_ALLOW_HOSTS).map((h) => h.toLowerCase())
+  for (const entry of outboundAllowHosts) {
+    if (/[\s/@?#]/.test(entry)) {
+      throw new ConfigError('OUTBOUND_ALLOW_HOSTS', `"${entry}" is not a host name (use host or host:port)`)
+    }
+  }
+
+  return Object.freeze({
+    port,
+    host,
+    database: databaseUrl
+      ? { kind: 'postgres' as const, url: databaseUrl }
+      : { kind: 'pglite' as const, dataDir },
+    dataDir,
+    publicBaseUrl,
+    encryptionKey,
+    previousEncryptionKeys,
+    outboundAllowHosts,
+    production,
+    logLevel,
+  })
+}
+
+function nonEmpty(value: string | undefined, variable: string): string | undefined {
+  if (value === undefined) return undefined
+  const trimmed = value.trim()
+  if (trimmed === '') {
+    // An empty value is almost always a templating mistake; say so instead of defaulting.
+    throw new ConfigError(variable, 'is set but empty (unset it to use the default)')
+  }
+  return trimmed
+}
+
+function parsePort(raw: string | undefined): number {
+  if (raw === undefined) return 4000
+  const value = raw.trim()
+  if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) {
+    throw new ConfigError('PORT', `must be a whole number from 0 to 65535 (got "${raw}")`)
+  }
+  return Number(value)
+}
+
+function checkDatabaseUrl(raw: string): void {
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    throw new ConfigError('DATABASE_URL', 'is not a URL (expected postgres://user@host:port/database)')
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    throw new ConfigError('DATABASE_URL', `must start with postgres:// (got "${url.protocol}//")`)
+  }
+  if (!url.hostname && !url.searchParams.get('host')) {
+    throw new ConfigError('DATABASE_URL', 'has no host (expected postgres://user@host:port/database)')
+  }
+}
+
+function parsePublicBaseUrl(raw: string | undefined, port: number): string {
+  if (raw === undefined) return `http://localhost:${port}`
+  const value = raw.trim().replace(/\/+$/, '')
+  let url: URL
+  try {
+    // `{tenant}` is a placeholder for a host label; check the URL with a sample label in place.
+    url = new URL(value.replaceAll('{tenant}', 'tenant'))
+  } catch {
+    throw new ConfigError('PUBLIC_BASE_URL', `is not an absolute URL (got "${raw}")`)
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new ConfigError('PUBLIC_BASE_URL', 'must be an http or https URL')
+  }
+  if (url.search || url.hash || url.username || url.password) {
+    throw new ConfigError('PUBLIC_BASE_URL', 'must be an origin (and optional path) without query, fragment or credentials')
+  }
+  return value
+}
+
+function checkKey(key: string, variable: string): void {
+  if (key.length < 32) {
+    throw new ConfigError(variable, 'must be at least 32 characters (e.g. `openssl rand -base64 32`)')
+  }
+}
+
+function list(raw: string | undefined): string[] {
+  return (raw ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+}

@@ -1,0 +1,80 @@
+/**
+ * One Kysely type over two engines: real PostgreSQL through `pg` when DATABASE_URL is set, and
+ * embedded PGlite in DATA_DIR otherwise. The same migrations run on both.
+ */
+import { mkdirSync } from 'node:fs'
+import { PGlite } from '@electric-sql/pglite'
+import { Kysely, Migrator, PostgresDialect, sql, type MigrationResultSet } from 'kysely'
+import { PGliteDialect } from 'kysely-pglite-dialect'
+import pg from 'pg'
+import { migrations } from '../../migrations/index.ts'
+import type { Database } from './schema.ts'
+
+export type Db = Kysely<Database>
+
+export type DatabaseTarget =
+  | { readonly kind: 'postgres'; readonly url: string; readonly schema?: string; readonly poolSize?: number }
+  /** `dataDir` is a folder, or `memory://` for a throw-away database (tests). */
+  | { readonly kind: 'pglite'; readonly dataDir: string }
+
+export interface DatabaseHandle {
+  readonly db: Db
+  readonly kind: DatabaseTarget['kind']
+  /** Resolves when the database answers a trivial query within `timeoutMs`; rejects otherwise. */
+  ping(timeoutMs?: number): Promise<void>
+  close(): Promise<void>
+}
+
+export function openDatabase(target: DatabaseTarget): DatabaseHandle {
+  let db: Db
+  if (target.kind === 'postgres') {
+    const pool = new pg.Pool({
+      connectionString: target.url,
+      max: target.poolSize ?? 10,
+      connectionTimeoutMillis: 5_000,
+      // A per-schema search path isolates test files (and lets operators pick a schema).
+      ...(target.schema ? { options: `-c search_path=${target.schema}` } : {}),
+    })
+    // An idle client losing its connection must not crash the process; the pool replaces it.
+    pool.on('error', () => {})
+    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  } else {
+    if (!target.dataDir.startsWith('memory://')) mkdirSync(target.dataDir, { recursive: true })
+    db = new Kysely<Database>({ dialect: new PGliteDialect(new PGlite(target.dataDir)) })
+  }
+  let closed: Promise<void> | undefined
+  return {
+    db,
+    kind: target.kind,
+    async ping(timeoutMs = 2_000) {
+      let timer: NodeJS.Timeout | undefined
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('database did not answer in time')), timeoutMs)
+      })
+      try {
+        await Promise.race([sql`select 1`.execute(db), timeout])
+      } finally {
+        clearTimeout(timer)
+      }
+    },
+    close() {
+      closed ??= db.destroy()
+      return closed
+    },
+  }
+}
+
+/**
+ * Applies pending migrations. On PostgreSQL (and PGlite) Kysely runs them in one transaction, so
+ * a failing migration leaves the database as it was; the error is rethrown with its name.
+ */
+export async function migrateToLatest(db: Db): Promise<MigrationResultSet> {
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } })
+  const result = await migrator.migrateToLatest()
+  if (result.error) {
+    const failed = result.results?.find((r) => r.status === 'Error')?.migrationName
+    const reason = result.error instanceof Error ? result.error.message : String(result.error)
+    throw new Error(`migration ${failed ?? '(unknown)'} failed: ${reason}`, { cause: result.error })
+  }
+  return result
+}

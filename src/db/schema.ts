@@ -1,0 +1,121 @@
+/**
+ * The database as Kysely sees it, written by hand to match migrations/ (kysely-codegen needs a
+ * live server; test/db/schema.test.ts compares this file with the migrated database instead).
+ * Nullable columns are `T | null`, never optional; database defaults are `Generated<T>`.
+ */
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely'
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>
+type Json<T> = ColumnType<T, string, string>
+
+export type Role = 'ADMIN' | 'AGENT'
+export type TokenEndpointAuthMethod = 'CLIENT_SECRET_POST' | 'CLIENT_SECRET_BASIC'
+export type RedirectRoute = 'IDP' | 'ABC' | 'ABC_AUTH2'
+export type SessionStatus = 'PENDING' | 'OPENED' | 'AUTHENTICATED' | 'FAILED' | 'EXPIRED' | 'CANCELLED'
+
+export interface TenantsTable {
+  id: Generated<string>
+  slug: string
+  name: string
+  created_at: Generated<Date>
+}
+
+export interface ApiKeysTable {
+  id: Generated<string>
+  tenant_id: string
+  key_id: string
+  secret_hash: Uint8Array
+  role: Role
+  label: string | null
+  created_at: Generated<Date>
+  revoked_at: Date | null
+}
+
+export interface OAuthIntegrationsTable {
+  id: Generated<string>
+  tenant_id: string
+  name: string
+  client_id: string
+  client_secret_sealed: string | null
+  scope: string | null
+  authorization_url: string
+  authorization_host: string
+  token_url: string
+  whoami_url: string | null
+  whoami_mapping: string | null
+  token_endpoint_auth_method: Generated<TokenEndpointAuthMethod>
+  pkce: Generated<boolean>
+  issuer: string | null
+  split_full_name: Generated<boolean>
+  overwrite_contact: Generated<boolean>
+  session_ttl_seconds: Generated<number>
+  message_text: string | null
+  message_button_label: string | null
+  created_at: Generated<Date>
+  updated_at: Generated<Date>
+}
+
+export interface AuthSessionsTable {
+  id: Generated<string>
+  tenant_id: string
+  integration_id: string
+  conversation_id: string
+  contact_id: string
+  redirect_route: RedirectRoute
+  status: SessionStatus
+  link_hash: Uint8Array
+  binding_hash: Uint8Array | null
+  state_hash: Uint8Array | null
+  code_verifier_sealed: string | null
+  identity: Json<unknown> | null
+  failure: Json<unknown> | null
+  expires_at: Timestamp
+  opened_at: Date | null
+  exchange_claimed_at: Date | null
+  completed_at: Date | null
+  created_at: Generated<Date>
+  updated_at: Generated<Date>
+}
+
+export interface ContactsTable {
+  tenant_id: string
+  contact_id: string
+  email: string | null
+  user_name: string | null
+  full_name: string | null
+  first_name: string | null
+  last_name: string | null
+  verified_session_id: string | null
+  verified_integration_id: string | null
+  verified_at: Date | null
+  created_at: Generated<Date>
+  updated_at: Generated<Date>
+}
+
+export interface AuditEventsTable {
+  id: Generated<string>
+  tenant_id: string
+  actor_key_id: string | null
+  action: string
+  target_type: string
+  target_id: string
+  details: ColumnType<Record<string, unknown>, string | undefined, string>
+  created_at: Generated<Date>
+}
+
+export interface Database {
+  tenants: TenantsTable
+  api_keys: ApiKeysTable
+  oauth_integrations: OAuthIntegrationsTable
+  auth_sessions: AuthSessionsTable
+  contacts: ContactsTable
+  audit_events: AuditEventsTable
+}
+
+export type TenantRow = Selectable<TenantsTable>
+export type ApiKeyRow = Selectable<ApiKeysTable>
+export type IntegrationRow = Selectable<OAuthIntegrationsTable>
+export type NewIntegrationRow = Insertable<OAuthIntegrationsTable>
+export type IntegrationUpdate = Updateable<OAuthIntegrationsTable>
+export type AuthSessionRow = Selectable<AuthSessionsTable>
+export type ContactRow = Selectable<ContactsTable>

@@ -1,0 +1,41 @@
+// `npm start`: migrate the database, then serve on HOST:PORT until SIGTERM/SIGINT.
+import { ConfigError, loadConfig } from './config.ts'
+import { createLogger } from './logger.ts'
+import { DataDirInUseError, startService } from './server.ts'
+
+async function main(): Promise<void> {
+  let config
+  try {
+    config = loadConfig(process.env)
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`invalid configuration: ${error.message}\n`)
+      process.exit(78) // EX_CONFIG
+    }
+    throw error
+  }
+  const logger = createLogger({ level: config.logLevel })
+  let service
+  try {
+    service = await startService(config, logger)
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error)
+    process.stderr.write(`could not start: ${message}\n`)
+    logger.flush()
+    process.exit(error instanceof DataDirInUseError ? 75 : 1)
+  }
+  const stop = (signal: string) => {
+    logger.info({ signal }, 'shutting down')
+    service.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed')
+        process.exit(1)
+      },
+    )
+  }
+  process.once('SIGTERM', () => stop('SIGTERM'))
+  process.once('SIGINT', () => stop('SIGINT'))
+}
+
+await main()

@@ -1,0 +1,68 @@
+/**
+ * Wiring shared by `npm start`, `npm run migrate` and the CLI: open the database (taking the
+ * embedded database's owner lock), migrate, build the sealer and the deps.
+ */
+import type { Config } from './config.ts'
+import { createSealer, loadOrCreateDevKey, type Sealer } from './crypto/sealer.ts'
+import { migrateToLatest, openDatabase, type DatabaseHandle } from './db/database.ts'
+import { acquireOwnerLock, type OwnerInfo, type OwnerLock } from './db/owner-lock.ts'
+import type { Logger } from './logger.ts'
+import type { Deps } from './services/deps.ts'
+
+export function sealerFor(config: Config, logger: Logger): Sealer {
+  if (config.encryptionKey) return createSealer(config.encryptionKey, config.previousEncryptionKeys)
+  const { key, created } = loadOrCreateDevKey(config.dataDir)
+  logger.warn(
+    { file: `${config.dataDir}/encryption.key`, created },
+    'ENCRYPTION_KEY is not set: using a development key kept in DATA_DIR (required in production)',
+  )
+  return createSealer(key, config.previousEncryptionKeys)
+}
+
+export interface Runtime {
+  readonly database: DatabaseHandle
+  readonly deps: Deps
+  readonly lock: OwnerLock | null
+  close(): Promise<void>
+}
+
+/**
+ * Opens and migrates the database. For the embedded database this takes DATA_DIR's owner lock
+ * first; when another live process owns it, returns that owner instead of opening anything.
+ */
+export async function openRuntime(config: Config, logger: Logger): Promise<Runtime | { owner: OwnerInfo }> {
+  let lock: OwnerLock | null = null
+  if (config.database.kind === 'pglite') {
+    const taken = acquireOwnerLock(config.dataDir)
+    if ('owner' in taken) return { owner: taken.owner }
+    lock = taken.lock
+  }
+  try {
+    const database = openDatabase(config.database)
+    try {
+      await migrateToLatest(database.db)
+    } catch (error) {
+      await database.close()
+      throw error
+    }
+    const deps: Deps = {
+      db: database.db,
+      config,
+      sealer: sealerFor(config, logger),
+      logger,
+      now: () => new Date(),
+    }
+    return {
+      database,
+      deps,
+      lock,
+      async close() {
+        await database.close()
+        lock?.release()
+      },
+    }
+  } catch (error) {
+    lock?.release()
+    throw error
+  }
+}

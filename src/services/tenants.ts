@@ -1,0 +1,118 @@
+/**
+ * Tenants and their API keys (used by the CLI and by GraphQL authentication).
+ * Rules: slugs are host labels; keys carry >= 256 random bits, are shown once, stored only as
+ * SHA-256 and compared in constant time; a revoked key stops working within API_KEY_CACHE_MS.
+ */
+import { randomBytes } from 'node:crypto'
+import { formatApiKey, parseApiKey, slugProblem, type ApiKeyRole } from '../core/api-key.ts'
+import { BadUserInputError, NotFoundError } from '../core/errors.ts'
+import { hashesEqual, randomToken, sha256 } from '../crypto/tokens.ts'
+import * as tenants from '../db/tenants.ts'
+import type { Deps } from './deps.ts'
+
+export interface Tenant {
+  readonly id: string
+  readonly slug: string
+  readonly name: string
+}
+
+export interface CreatedApiKey {
+  readonly id: string
+  readonly keyId: string
+  readonly apiKey: string
+  readonly role: ApiKeyRole
+}
+
+/** Who a request is, once its API key checked out. */
+export interface Principal {
+  readonly tenantId: string
+  readonly tenantSlug: string
+  readonly tenantName: string
+  readonly role: ApiKeyRole
+  /** The api_keys row id: audit records name it, never the key. */
+  readonly apiKeyId: string
+}
+
+export async function createTenant(
+  deps: Deps,
+  input: { slug: string; name?: string | undefined },
+): Promise<{ tenant: Tenant; apiKey: CreatedApiKey }> {
+  const slug = input.slug.trim()
+  const problem = slugProblem(slug)
+  if (problem) throw new BadUserInputError(`slug: ${problem} (got "${slug}")`)
+  const name = input.name?.trim() || slug
+  if (name.length > 200) throw new BadUserInputError('name: must be at most 200 characters')
+  return deps.db.transaction().execute(async (trx) => {
+    const row = await tenants.insertTenant(trx, { slug, name })
+    if (!row) throw new BadUserInputError(`slug: a tenant "${slug}" already exists`)
+    const tenant = { id: row.id, slug: row.slug, name: row.name }
+    const apiKey = await newKey({ ...deps, db: trx }, tenant.id, 'ADMIN', 'created with the tenant')
+    return { tenant, apiKey }
+  })
+}
+
+export async function createApiKey(
+  deps: Deps,
+  input: { slug: string; role: ApiKeyRole; label?: string | undefined },
+): Promise<CreatedApiKey> {
+  const tenant = await tenants.findTenantBySlug(deps.db, input.slug)
+  if (!tenant) throw NotFoundError.of('tenant', input.slug)
+  return newKey(deps, tenant.id, input.role, input.label ?? null)
+}
+
+export async function revokeApiKey(deps: Deps, input: { slug: string; keyId: string }): Promise<void> {
+  const tenant = await tenants.findTenantBySlug(deps.db, input.slug)
+  if (!tenant) throw NotFoundError.of('tenant', input.slug)
+  // Accept the whole key too, so an operator can paste what leaked.
+  const keyId = parseApiKey(input.keyId)?.keyId ?? input.keyId
+  if (!(await tenants.revokeApiKey(deps.db, tenant.id, keyId, deps.now()))) {
+    throw NotFoundError.of('active API key', keyId)
+  }
+  apiKeyCache.clear()
+}
+
+async function newKey(deps: Deps, tenantId: string, role: ApiKeyRole, label: string | null): Promise<CreatedApiKey> {
+  const keyId = randomBytes(8).toString('hex')
+  const secret = randomToken(32)
+  const row = await tenants.insertApiKey(deps.db, { tenantId, keyId, secretHash: sha256(secret), role, label })
+  return { id: row.id, keyId, apiKey: formatApiKey(keyId, secret), role }
+}
+
+/**
+ * Verified keys are cached briefly so that polling bots cost one hash, not one query; a revoked
+ * key is refused by every instance after at most this long.
+ */
+export const API_KEY_CACHE_MS = 5_000
+const apiKeyCache = new Map<string, { principal: Principal | null; until: number }>()
+const MAX_CACHE_ENTRIES = 10_000
+
+/** Returns who the key belongs to, or null for a malformed, unknown or revoked key. */
+export async function authenticateApiKey(deps: Deps, raw: string): Promise<Principal | null> {
+  const parsed = parseApiKey(raw)
+  if (!parsed) return null
+  const hash = sha256(parsed.secret)
+  const cacheKey = hash.toString('base64')
+  const nowMs = Date.now()
+  const cached = apiKeyCache.get(cacheKey)
+  if (cached && cached.until > nowMs) return cached.principal
+  const row = await tenants.findApiKeyByKeyId(deps.db, parsed.keyId)
+  const principal =
+    row && row.revokedAt === null && hashesEqual(row.secretHash, hash)
+      ? {
+          tenantId: row.tenantId,
+          tenantSlug: row.tenantSlug,
+          tenantName: row.tenantName,
+          role: row.role,
+          apiKeyId: row.id,
+        }
+      : null
+  if (apiKeyCache.size >= MAX_CACHE_ENTRIES) apiKeyCache.clear()
+  // Only good keys are cached: caching misses would let random keys fill the map.
+  if (principal) apiKeyCache.set(cacheKey, { principal, until: nowMs + API_KEY_CACHE_MS })
+  return principal
+}
+
+/** For tests and for the CLI handing a revocation to the running service. */
+export function clearApiKeyCache(): void {
+  apiKeyCache.clear()
+}

@@ -1,0 +1,119 @@
+/**
+ * createTestApp: the whole app over a fresh test database, with captured logs and a fixed
+ * encryption key, called through `fetch` without a socket (or `listen()` for a real one).
+ */
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { createApp, type App } from '../../src/app.ts'
+import { loadConfig, type Config } from '../../src/config.ts'
+import { createSealer } from '../../src/crypto/sealer.ts'
+import { extraRoutes } from '../../src/http/index.ts'
+import { createLogger } from '../../src/logger.ts'
+import type { Deps } from '../../src/services/deps.ts'
+import { createTenant, createApiKey } from '../../src/services/tenants.ts'
+import { createTestDatabase, type TestDatabase } from './test-db.ts'
+
+export const TEST_ENCRYPTION_KEY = 'test-encryption-key-0123456789abcdef0123456789'
+
+export interface TestApp {
+  readonly app: App
+  readonly deps: Deps
+  readonly database: TestDatabase
+  /** Every log line written so far, as raw JSON text. */
+  readonly logs: string[]
+  fetch(input: string | Request, init?: RequestInit): Promise<Response>
+  gql<T = Record<string, unknown>>(
+    apiKey: string | null,
+    query: string,
+    variables?: Record<string, unknown>,
+  ): Promise<GqlResult<T>>
+  seedTenant(slug?: string): Promise<SeededTenant>
+  /** Listens on 127.0.0.1:0 (for browsers and other processes); returns the base URL. */
+  listen(): Promise<string>
+  close(): Promise<void>
+}
+
+export interface GqlResult<T> {
+  readonly status: number
+  readonly data: T | null | undefined
+  readonly errors: ReadonlyArray<{ message: string; extensions?: { code?: string }; path?: unknown[] }> | undefined
+}
+
+export interface SeededTenant {
+  readonly id: string
+  readonly slug: string
+  readonly adminKey: string
+  readonly agentKey: string
+}
+
+let tenantCounter = 0
+
+export async function createTestApp(
+  options: { env?: Record<string, string>; now?: () => Date; database?: TestDatabase } = {},
+): Promise<TestApp> {
+  const database = options.database ?? (await createTestDatabase())
+  const logs: string[] = []
+  const logger = createLogger({ level: 'debug' }, { write: (line: string) => void logs.push(line) })
+  const config: Config = loadConfig({
+    PUBLIC_BASE_URL: 'http://localhost:4000',
+    ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
+    ...options.env,
+  })
+  const deps: Deps = {
+    db: database.db,
+    config,
+    sealer: createSealer(config.encryptionKey ?? TEST_ENCRYPTION_KEY, config.previousEncryptionKeys),
+    logger,
+    now: options.now ?? (() => new Date()),
+  }
+  const app = createApp(deps, database, extraRoutes(deps))
+  let server: Server | undefined
+  const base = 'http://localhost:4000'
+
+  const fetchApp = (input: string | Request, init?: RequestInit) =>
+    app.fetch(typeof input === 'string' ? new Request(new URL(input, base), init) : input)
+
+  return {
+    app,
+    deps,
+    database,
+    logs,
+    fetch: fetchApp,
+    async gql(apiKey, query, variables) {
+      const response = await fetchApp('/graphql', {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}),
+        },
+        body: JSON.stringify({ query, variables }),
+      })
+      const body = (await response.json()) as { data?: never; errors?: never }
+      return { status: response.status, data: body.data, errors: body.errors }
+    },
+    async seedTenant(slug) {
+      const name = slug ?? `tenant-${process.pid}-${++tenantCounter}`
+      const { tenant, apiKey } = await createTenant(deps, { slug: name })
+      const agent = await createApiKey(deps, { slug: name, role: 'AGENT' })
+      return { id: tenant.id, slug: tenant.slug, adminKey: apiKey.apiKey, agentKey: agent.apiKey }
+    },
+    async listen() {
+      server = createServer(app.yoga)
+      await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve))
+      return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    },
+    async close() {
+      if (server) {
+        server.closeAllConnections()
+        await new Promise<void>((resolve) => server!.close(() => resolve()))
+      }
+      await app.close()
+      if (!options.database) await database.close()
+    },
+  }
+}
+
+/** The error codes of a GraphQL result, for terse assertions. */
+export function codes(result: GqlResult<unknown>): Array<string | undefined> {
+  return (result.errors ?? []).map((e) => e.extensions?.code)
+}
