@@ -1,5 +1,6 @@
 import type { Migration } from 'kysely'
 import * as m0001 from './2026_11_27_0001_init.ts'
+import * as m0002 from './2026_11_27_0002_integration_soft_delete.ts'
 
 /**
  * Every migration, in order. A static list (not Kysely's FileMigrationProvider, which cannot
@@ -7,4 +8,5 @@ import * as m0001 from './2026_11_27_0001_init.ts'
  */
 export const migrations: Record<string, Migration> = {
   '2026_11_27_0001_init': m0001,
+  '2026_11_27_0002_integration_soft_delete': m0002,
 }

@@ -53,6 +53,8 @@ export interface OAuthIntegrationsTable {
   message_button_label: string | null
   created_at: Generated<Date>
   updated_at: Generated<Date>
+  /** Set when the integration was deleted; the row stays for the sessions that used it. */
+  deleted_at: Date | null
 }
 
 export interface AuthSessionsTable {
