@@ -6,7 +6,9 @@ import type { Config } from './config.ts'
 import { createSealer, loadOrCreateDevKey, type Sealer } from './crypto/sealer.ts'
 import { migrateToLatest, openDatabase, type DatabaseHandle } from './db/database.ts'
 import { acquireOwnerLock, type OwnerInfo, type OwnerLock } from './db/owner-lock.ts'
+import { createSessionEvents } from './events.ts'
 import type { Logger } from './logger.ts'
+import { createProviderGateway } from './oauth/gateway.ts'
 import type { Deps } from './services/deps.ts'
 
 export function sealerFor(config: Config, logger: Logger): Sealer {
@@ -45,18 +47,22 @@ export async function openRuntime(config: Config, logger: Logger): Promise<Runti
       await database.close()
       throw error
     }
+    const provider = createProviderGateway({ allowHosts: config.outboundAllowHosts })
     const deps: Deps = {
       db: database.db,
       config,
       sealer: sealerFor(config, logger),
       logger,
       now: () => new Date(),
+      events: createSessionEvents(),
+      provider,
     }
     return {
       database,
       deps,
       lock,
       async close() {
+        await provider.close()
         await database.close()
         lock?.release()
       },

@@ -1,7 +1,29 @@
 import type { Config } from '../config.ts'
+import type { AuthFailureReport } from '../core/auth-failure.ts'
+import type { OAuthIntegration } from '../core/integration.ts'
+import type { Result } from '../core/result.ts'
 import type { Sealer } from '../crypto/sealer.ts'
 import type { Db } from '../db/database.ts'
+import type { SessionEvents } from '../events.ts'
 import type { Logger } from '../logger.ts'
+
+/** The only way use cases reach providers (implemented in src/oauth/, over the guarded client). */
+export interface ProviderGateway {
+  /**
+   * Validates the callback (state, `error=`, `iss` when the integration has an issuer) and
+   * redeems the code: at most one token request, never retried.
+   */
+  exchangeCode(request: {
+    readonly integration: OAuthIntegration
+    readonly clientSecret: string | null
+    readonly callbackUrl: URL
+    readonly expectedState: string
+    readonly redirectUri: string
+    readonly codeVerifier: string | null
+  }): Promise<Result<{ readonly accessToken: string }, AuthFailureReport>>
+  /** GET the WhoAmI URL with the access token as a Bearer header; a JSON object, size-capped. */
+  fetchWhoAmI(integration: OAuthIntegration, accessToken: string): Promise<Result<unknown, AuthFailureReport>>
+}
 
 /** What use cases need from the outside world, passed in so tests can pin the clock. */
 export interface Deps {
@@ -10,4 +32,6 @@ export interface Deps {
   readonly sealer: Sealer
   readonly logger: Logger
   readonly now: () => Date
+  readonly events: SessionEvents
+  readonly provider: ProviderGateway
 }

@@ -2,13 +2,16 @@
  * createTestApp: the whole app over a fresh test database, with captured logs and a fixed
  * encryption key, called through `fetch` without a socket (or `listen()` for a real one).
  */
-import { createServer, type Server } from 'node:http'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createApp, type App } from '../../src/app.ts'
 import { loadConfig, type Config } from '../../src/config.ts'
 import { createSealer } from '../../src/crypto/sealer.ts'
 import { extraRoutes } from '../../src/http/index.ts'
+import { createSessionEvents } from '../../src/events.ts'
 import { createLogger } from '../../src/logger.ts'
+import { createProviderGateway } from '../../src/oauth/gateway.ts'
+import type { OutboundOptions } from '../../src/oauth/outbound.ts'
 import type { Deps } from '../../src/services/deps.ts'
 import { createTenant, createApiKey } from '../../src/services/tenants.ts'
 import { createTestDatabase, type TestDatabase } from './test-db.ts'
@@ -28,6 +31,8 @@ export interface TestApp {
     variables?: Record<string, unknown>,
   ): Promise<GqlResult<T>>
   seedTenant(slug?: string): Promise<SeededTenant>
+  /** PUBLIC_BASE_URL of this app. */
+  readonly baseUrl: string
   /** Listens on 127.0.0.1:0 (for browsers and other processes); returns the base URL. */
   listen(): Promise<string>
   close(): Promise<void>
@@ -49,26 +54,48 @@ export interface SeededTenant {
 let tenantCounter = 0
 
 export async function createTestApp(
-  options: { env?: Record<string, string>; now?: () => Date; database?: TestDatabase } = {},
+  options: {
+    env?: Record<string, string>
+    now?: () => Date
+    database?: TestDatabase
+    /** Outbound client settings beyond OUTBOUND_ALLOW_HOSTS (short deadlines, a fake resolver). */
+    outbound?: Partial<OutboundOptions>
+    /**
+     * Listen on 127.0.0.1 (a free port) before the app is built, so PUBLIC_BASE_URL can be the
+     * real address: browsers and providers then reach the links and callbacks.
+     */
+    serve?: boolean
+  } = {},
 ): Promise<TestApp> {
   const database = options.database ?? (await createTestDatabase())
+  let server: Server | undefined
+  let served: string | undefined
+  let handler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined
+  if (options.serve) {
+    server = createServer((req, res) => handler!(req, res))
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve))
+    served = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  }
   const logs: string[] = []
   const logger = createLogger({ level: 'debug' }, { write: (line: string) => void logs.push(line) })
   const config: Config = loadConfig({
-    PUBLIC_BASE_URL: 'http://localhost:4000',
+    PUBLIC_BASE_URL: served ?? 'http://localhost:4000',
     ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
     ...options.env,
   })
+  const provider = createProviderGateway({ allowHosts: config.outboundAllowHosts, ...options.outbound })
   const deps: Deps = {
     db: database.db,
     config,
     sealer: createSealer(config.encryptionKey ?? TEST_ENCRYPTION_KEY, config.previousEncryptionKeys),
     logger,
     now: options.now ?? (() => new Date()),
+    events: createSessionEvents(),
+    provider,
   }
   const app = createApp(deps, database, extraRoutes(deps))
-  let server: Server | undefined
-  const base = 'http://localhost:4000'
+  handler = app.yoga
+  const base = served ?? 'http://localhost:4000'
 
   const fetchApp = (input: string | Request, init?: RequestInit) =>
     app.fetch(typeof input === 'string' ? new Request(new URL(input, base), init) : input)
@@ -97,7 +124,9 @@ export async function createTestApp(
       const agent = await createApiKey(deps, { slug: name, role: 'AGENT' })
       return { id: tenant.id, slug: tenant.slug, adminKey: apiKey.apiKey, agentKey: agent.apiKey }
     },
+    baseUrl: base,
     async listen() {
+      if (served) return served
       server = createServer(app.yoga)
       await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve))
       return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
@@ -108,6 +137,7 @@ export async function createTestApp(
         await new Promise<void>((resolve) => server!.close(() => resolve()))
       }
       await app.close()
+      await provider.close()
       if (!options.database) await database.close()
     },
   }

@@ -1,0 +1,32 @@
+/**
+ * The browser-binding cookie: one per session (so two links in one browser do not clash),
+ * HttpOnly, SameSite=Lax (Strict would not be sent on the provider's cross-site redirect back),
+ * Path=/, and on https origins Secure with the `__Host-` prefix. Only its hash is stored.
+ */
+export function bindingCookieName(sessionId: string, secure: boolean): string {
+  const name = `euo-b-${sessionId.replaceAll('-', '').slice(0, 16)}`
+  return secure ? `__Host-${name}` : name
+}
+
+export function parseCookies(header: string | null): Map<string, string> {
+  const cookies = new Map<string, string>()
+  for (const part of (header ?? '').split(';')) {
+    const eq = part.indexOf('=')
+    if (eq < 0) continue
+    const name = part.slice(0, eq).trim()
+    // The first occurrence wins, as in browsers' own ordering (most specific path first).
+    if (name && !cookies.has(name)) cookies.set(name, part.slice(eq + 1).trim())
+  }
+  return cookies
+}
+
+export function bindingCookieHeader(sessionId: string, value: string, secure: boolean, maxAgeSeconds: number): string {
+  return [
+    `${bindingCookieName(sessionId, secure)}=${value}`,
+    'Path=/',
+    'HttpOnly',
+    'SameSite=Lax',
+    `Max-Age=${Math.max(1, Math.floor(maxAgeSeconds))}`,
+    ...(secure ? ['Secure'] : []),
+  ].join('; ')
+}

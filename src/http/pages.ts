@@ -1,0 +1,157 @@
+/**
+ * The end user's pages: the link's Continue page and the result pages. Small, mobile-first,
+ * self-contained (no third-party resources), every dynamic value HTML-escaped, and sent with
+ * no-store, no-referrer, nosniff and a CSP that forbids framing.
+ *
+ * Texts live in a catalog keyed by message id, so a language is a new catalog, not new code.
+ */
+export type PageMessageId =
+  | 'continue.title'
+  | 'continue.body'
+  | 'continue.warning'
+  | 'continue.button'
+  | 'unknown.title'
+  | 'unknown.body'
+  | 'in_use.title'
+  | 'in_use.body'
+  | 'authenticated.title'
+  | 'authenticated.body'
+  | 'failed.title'
+  | 'failed.body'
+  | 'expired.title'
+  | 'expired.body'
+  | 'cancelled.title'
+  | 'cancelled.body'
+  | 'already_used.title'
+  | 'already_used.body'
+  | 'wrong_browser.title'
+  | 'wrong_browser.body'
+  | 'bad_request.title'
+  | 'bad_request.body'
+
+type Catalog = Record<PageMessageId, string>
+
+const en: Catalog = {
+  'continue.title': 'Sign in to {business}',
+  'continue.body': 'You will continue to the sign-in page of {business}. When you are done, come back to your conversation.',
+  'continue.warning': 'Only continue if you asked for this in your conversation with {business}.',
+  'continue.button': 'Continue',
+  'unknown.title': 'This link is not valid',
+  'unknown.body': 'Please ask for a new sign-in link in your conversation.',
+  'in_use.title': 'This link is already in use',
+  'in_use.body': 'This sign-in link was opened in another browser. Please ask for a new link in your conversation.',
+  'authenticated.title': "You're signed in",
+  'authenticated.body': 'You can return to the conversation.',
+  'failed.title': 'Sign-in did not work',
+  'failed.body': '{reason} Please return to the conversation and ask for a new link.',
+  'expired.title': 'This link has expired',
+  'expired.body': 'Sign-in links only work for a few minutes. Please ask for a new link in your conversation.',
+  'cancelled.title': 'This link is no longer valid',
+  'cancelled.body': 'A newer sign-in link was sent, or this one was withdrawn. Please use the latest link in your conversation.',
+  'already_used.title': 'This sign-in is already finished',
+  'already_used.body': 'You can return to the conversation.',
+  'wrong_browser.title': 'Please use the same browser',
+  'wrong_browser.body': 'Sign-in has to finish in the browser where you opened the link. Please open the link from your conversation again.',
+  'bad_request.title': 'Something was wrong with this request',
+  'bad_request.body': 'Please return to the conversation and ask for a new link.',
+}
+
+/** Reasons shown to end users, by failure code: plain words, never the provider's text. */
+const REASONS_EN: Record<string, string> = {
+  access_denied: 'The sign-in was declined.',
+  provider_timeout: 'The sign-in service took too long to answer.',
+  provider_unreachable: 'The sign-in service could not be reached.',
+}
+const DEFAULT_REASON_EN = 'Something went wrong while confirming who you are.'
+
+const CATALOGS: Record<string, Catalog> = { en }
+
+export function escapeHtml(value: string): string {
+  return value
+    .replaceAll('&', '&amp;')
+    .replaceAll('<', '&lt;')
+    .replaceAll('>', '&gt;')
+    .replaceAll('"', '&quot;')
+    .replaceAll("'", '&#39;')
+}
+
+function text(id: PageMessageId, vars: Record<string, string>, lang = 'en'): string {
+  const template = (CATALOGS[lang] ?? en)[id]
+  return template.replace(/\{(\w+)\}/g, (_, name: string) => vars[name] ?? '')
+}
+
+export function failureReason(code: string): string {
+  return REASONS_EN[code] ?? DEFAULT_REASON_EN
+}
+
+const STYLE = `body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;background:#f5f6f8;color:#1d2330}
+main{max-width:28rem;margin:12vh auto 0;padding:1.5rem;background:#fff;border-radius:12px;box-shadow:0 1px 4px #0002}
+h1{font-size:1.35rem;margin:0 0 .75rem}p{line-height:1.45}.warn{font-size:.9rem;color:#5b6170}
+button{font-size:1.05rem;padding:.8rem 1.4rem;border:0;border-radius:8px;background:#2457d6;color:#fff;width:100%;cursor:pointer}`
+
+export function securityHeaders(nonce?: string): Record<string, string> {
+  return {
+    'content-type': 'text/html; charset=utf-8',
+    'cache-control': 'no-store',
+    pragma: 'no-cache',
+    'referrer-policy': 'no-referrer',
+    'x-content-type-options': 'nosniff',
+    'x-frame-options': 'DENY',
+    'content-security-policy': [
+      "default-src 'none'",
+      `style-src 'unsafe-inline'`,
+      nonce ? `script-src 'nonce-${nonce}'` : "script-src 'none'",
+      "form-action 'self' https: http:",
+      "frame-ancestors 'none'",
+      "base-uri 'none'",
+    ].join('; '),
+  }
+}
+
+function page(title: string, body: string, options: { status: number; nonce?: string; headers?: Record<string, string> }): Response {
+  const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><meta name="referrer" content="no-referrer"><title>${escapeHtml(title)}</title><style>${STYLE}</style></head><body><main>${body}</main></body></html>`
+  const headers = new Headers(securityHeaders(options.nonce))
+  for (const [k, v] of Object.entries(options.headers ?? {})) headers.append(k, v)
+  return new Response(html, { status: options.status, headers })
+}
+
+/** The link's page: continues by POST, submitted by script at once, with the button as fallback. */
+export function continuePage(business: string, nonce: string): Response {
+  const vars = { business }
+  const body = `<h1>${escapeHtml(text('continue.title', vars))}</h1>
+<p>${escapeHtml(text('continue.body', vars))}</p>
+<p class="warn">${escapeHtml(text('continue.warning', vars))}</p>
+<form id="continue" method="post"><button type="submit">${escapeHtml(text('continue.button', vars))}</button></form>
+<script nonce="${nonce}">document.getElementById('continue').submit()</script>`
+  return page(text('continue.title', vars), body, { status: 200, nonce })
+}
+
+export type ResultKind =
+  | 'unknown'
+  | 'in_use'
+  | 'authenticated'
+  | 'failed'
+  | 'expired'
+  | 'cancelled'
+  | 'already_used'
+  | 'wrong_browser'
+  | 'bad_request'
+
+const STATUS: Record<ResultKind, number> = {
+  unknown: 404,
+  in_use: 409,
+  authenticated: 200,
+  failed: 200,
+  expired: 410,
+  cancelled: 410,
+  already_used: 409,
+  wrong_browser: 403,
+  bad_request: 400,
+}
+
+export function resultPage(kind: ResultKind, options: { reasonCode?: string; headers?: Record<string, string> } = {}): Response {
+  const vars = { reason: options.reasonCode ? failureReason(options.reasonCode) : DEFAULT_REASON_EN }
+  const title = text(`${kind}.title` as PageMessageId, vars)
+  const body = `<h1>${escapeHtml(title)}</h1><p>${escapeHtml(text(`${kind}.body` as PageMessageId, vars))}</p>`
+  return page(title, body, { status: STATUS[kind], ...(options.headers ? { headers: options.headers } : {}) })
+}

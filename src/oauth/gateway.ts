@@ -1,0 +1,47 @@
+/**
+ * The ProviderGateway the sign-in flow uses, assembled from the callback validation and the
+ * provider client over one guarded outbound client (only for tenants' URLs).
+ */
+import { authFailure } from '../core/auth-failure.ts'
+import { err, ok } from '../core/result.ts'
+import type { ProviderGateway } from '../services/deps.ts'
+import { createOutboundClient, type OutboundOptions } from './outbound.ts'
+import { createProviderClient, validateCallback } from './provider-client.ts'
+
+export function createProviderGateway(options: OutboundOptions): ProviderGateway & { close(): Promise<void> } {
+  const outbound = createOutboundClient(options)
+  const client = createProviderClient({ outbound })
+  return {
+    async exchangeCode({ integration, clientSecret, callbackUrl, expectedState, redirectUri, codeVerifier }) {
+      const callback = validateCallback({
+        params: callbackUrl.searchParams,
+        expectedState,
+        issuer: integration.issuer,
+        clientId: integration.clientId,
+      })
+      if (!callback.ok) return callback
+      if (clientSecret === null) {
+        return err(authFailure('provider_error', 'token: the integration has no client secret configured'))
+      }
+      const tokens = await client.exchangeCode({
+        integration: {
+          clientId: integration.clientId,
+          clientSecret,
+          tokenUrl: integration.tokenUrl,
+          tokenEndpointAuthMethod: integration.tokenEndpointAuthMethod,
+          issuer: integration.issuer,
+        },
+        callback: callback.value,
+        redirectUri,
+        codeVerifier,
+      })
+      return tokens.ok ? ok({ accessToken: tokens.value.accessToken }) : tokens
+    },
+    async fetchWhoAmI(integration, accessToken) {
+      if (!integration.whoAmIUrl) return ok({})
+      const answer = await client.fetchWhoAmI(integration.whoAmIUrl, accessToken)
+      return answer.ok ? ok(answer.value.payload) : answer
+    },
+    close: () => outbound.close(),
+  }
+}
