@@ -69,7 +69,14 @@ export function openDatabase(target: DatabaseTarget): DatabaseHandle {
  * a failing migration leaves the database as it was; the error is rethrown with its name.
  */
 export async function migrateToLatest(db: Db): Promise<MigrationResultSet> {
-  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } })
+  // Kysely looks for its bookkeeping table in every schema unless told which one; name the
+  // current schema so another schema's table (another app, a test run) is never mistaken for ours.
+  const current = await sql<{ schema: string }>`select current_schema() as schema`.execute(db)
+  const migrator = new Migrator({
+    db,
+    provider: { getMigrations: async () => migrations },
+    migrationTableSchema: current.rows[0]?.schema ?? 'public',
+  })
   const result = await migrator.migrateToLatest()
   if (result.error) {
     const failed = result.results?.find((r) => r.status === 'Error')?.migrationName

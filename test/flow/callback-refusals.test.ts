@@ -1,0 +1,307 @@
+/**
+ * Every way a callback or a link can come in wrong, against the real authorization server. Each
+ * test asserts the page, the session's status afterwards, and how many token requests the
+ * provider saw (a refused callback makes none).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { REDIRECT_ROUTES } from '../../src/core/redirect-urls.ts'
+import { loginAtTestProvider, ScriptedBrowser } from '../helpers/browser.ts'
+import { startTestProvider, type TestProvider } from '../helpers/oidc-provider.ts'
+import { createTestApp, type SeededTenant, type TestApp } from '../helpers/test-app.ts'
+
+const CREATE = `mutation($input: CreateOAuthIntegrationInput!) { createOAuthIntegration(input: $input) { integration { id } } }`
+const START = `mutation($input: StartEndUserAuthInput!) { startEndUserAuth(input: $input) { authorizationLink session { id } } }`
+const POLL = `query($id: ID!) { authSession(id: $id) { status failure { code message } identity { userName } } }`
+const CANCEL = `mutation($id: ID!) { cancelEndUserAuth(id: $id) { session { status } } }`
+
+describe('callback and link refusals', () => {
+  let t: TestApp
+  let provider: TestProvider
+  let tenant: SeededTenant
+  let integrationId: string
+  let clock = Date.now()
+
+  beforeAll(async () => {
+    t = await createTestApp({ serve: true, env: { OUTBOUND_ALLOW_HOSTS: '127.0.0.1' }, now: () => new Date(clock) })
+    const redirectUris = Object.values(REDIRECT_ROUTES).map((p) => `${t.baseUrl}${p}`)
+    provider = await startTestProvider({
+      clients: [{ client_id: 'app', client_secret: 'app-secret-0123456789', redirect_uris: redirectUris, token_endpoint_auth_method: 'client_secret_post' }],
+      accounts: { alice: { email: 'alice@example.com', name: 'Alice Liddell' } },
+    })
+    tenant = await t.seedTenant('refusals')
+    const created = await t.gql<{ createOAuthIntegration: { integration: { id: string } } }>(tenant.adminKey, CREATE, {
+      input: {
+        name: 'oidc',
+        clientId: 'app',
+        clientSecret: 'app-secret-0123456789',
+        scope: 'openid email profile',
+        authorizationUrl: provider.authorizationUrl,
+        tokenUrl: provider.tokenUrl,
+        whoAmIUrl: provider.userinfoUrl,
+        issuer: provider.issuer,
+      },
+    })
+    expect(created.errors).toBeUndefined()
+    integrationId = created.data!.createOAuthIntegration.integration.id
+  })
+  afterAll(async () => {
+    await t?.close()
+    await provider?.close()
+  })
+
+  let conversation = 0
+  async function start(route = 'IDP') {
+    const started = await t.gql<{ startEndUserAuth: { authorizationLink: string; session: { id: string } } }>(tenant.agentKey, START, {
+      input: { integrationId, conversationId: `c-${++conversation}`, redirectRoute: route },
+    })
+    expect(started.errors).toBeUndefined()
+    return { link: started.data!.startEndUserAuth.authorizationLink, id: started.data!.startEndUserAuth.session.id }
+  }
+
+  /** Opens the link in `browser` and logs in at the provider; returns the (unvisited) callback. */
+  async function reachCallback(browser: ScriptedBrowser, link: string) {
+    const posted = await browser.request(link, { method: 'POST' })
+    expect(posted.status).toBe(303)
+    const authorize = posted.headers.get('location')!
+    return { callback: await loginAtTestProvider(browser, authorize, 'alice'), state: new URL(authorize).searchParams.get('state')! }
+  }
+
+  async function status(id: string) {
+    const polled = await t.gql<{ authSession: { status: string; failure: { code: string; message: string } | null; identity: unknown } }>(tenant.agentKey, POLL, { id })
+    return polled.data!.authSession
+  }
+
+  it('refuses an unknown or tampered state, and the real callback still completes', async () => {
+    const browser = new ScriptedBrowser()
+    const { link, id } = await start()
+    const { callback, state } = await reachCallback(browser, link)
+    const tokens = provider.tokenRequests()
+    for (const fake of ['x', state.slice(0, -1) + (state.endsWith('A') ? 'B' : 'A'), 'A'.repeat(43)]) {
+      const url = new URL(callback)
+      url.searchParams.set('state', fake)
+      const page = await browser.request(url.href)
+      expect(page.status).toBe(404)
+      expect(await page.text()).toContain('This link is not valid')
+    }
+    const noState = new URL(callback)
+    noState.searchParams.delete('state')
+    expect((await browser.request(noState.href)).status).toBe(400)
+    expect(provider.tokenRequests()).toBe(tokens)
+    expect((await status(id)).status).toBe('OPENED')
+    expect((await browser.request(callback)).status).toBe(200)
+    expect((await status(id)).status).toBe('AUTHENTICATED')
+    expect(provider.tokenRequests()).toBe(tokens + 1)
+  })
+
+  it('refuses a callback without the binding cookie, or with another browser\'s cookie', async () => {
+    const victim = new ScriptedBrowser()
+    const { link, id } = await start()
+    const { callback } = await reachCallback(victim, link)
+    const attacker = new ScriptedBrowser()
+    const other = await start()
+    await attacker.request(other.link, { method: 'POST' }) // bound to another session
+    // Same cookie name as the victim's, another value.
+    const forged = new ScriptedBrowser()
+    const victimCookies = [...victim.cookies(new URL(t.baseUrl).host).keys()]
+    forged.jar.set(new URL(t.baseUrl).host, new Map(victimCookies.map((name) => [name, 'A'.repeat(43)])))
+    const tokens = provider.tokenRequests()
+    for (const browser of [new ScriptedBrowser(), attacker, forged]) {
+      const page = await browser.request(callback)
+      expect(page.status).toBe(403)
+      expect(await page.text()).toContain('Please use the same browser')
+    }
+    expect(provider.tokenRequests()).toBe(tokens)
+    expect((await status(id)).status).toBe('OPENED')
+    expect((await victim.request(callback)).status).toBe(200)
+    expect((await status(id)).status).toBe('AUTHENTICATED')
+  })
+
+  it('refuses a callback on another route than the session was started with', async () => {
+    const browser = new ScriptedBrowser()
+    const { link, id } = await start('ABC')
+    const { callback } = await reachCallback(browser, link)
+    const tokens = provider.tokenRequests()
+    for (const path of [REDIRECT_ROUTES.IDP, REDIRECT_ROUTES.ABC_AUTH2]) {
+      const wrong = new URL(callback)
+      wrong.pathname = path
+      expect((await browser.request(wrong.href)).status).toBe(400)
+    }
+    expect(provider.tokenRequests()).toBe(tokens)
+    expect((await status(id)).status).toBe('OPENED')
+    expect((await browser.request(callback)).status).toBe(200)
+    expect((await status(id)).status).toBe('AUTHENTICATED')
+  })
+
+  it('refuses a replayed callback after completion, with no second token request', async () => {
+    const browser = new ScriptedBrowser()
+    const { link, id } = await start()
+    const { callback } = await reachCallback(browser, link)
+    const captured = browser.cookieHeader(new URL(callback)) // what a replaying attacker would hold
+    expect((await browser.request(callback)).status).toBe(200)
+    const tokens = provider.tokenRequests()
+    const withCookie = await fetch(callback, { headers: { cookie: captured }, redirect: 'manual' })
+    expect(withCookie.status).toBe(409)
+    expect(await withCookie.text()).toContain('already finished')
+    // The result page dropped the binding cookie, so the same browser is refused before any lookup.
+    expect((await browser.request(callback)).status).toBe(403)
+    expect(provider.tokenRequests()).toBe(tokens)
+    expect((await status(id)).status).toBe('AUTHENTICATED')
+  })
+
+  it('lets exactly one of 20 concurrent callbacks make the token request', async () => {
+    const browser = new ScriptedBrowser()
+    const { link, id } = await start()
+    const { callback } = await reachCallback(browser, link)
+    const tokens = provider.tokenRequests()
+    const cookie = browser.cookieHeader(new URL(callback))
+    const pages = await Promise.all(
+      Array.from({ length: 20 }, () => fetch(callback, { headers: { cookie }, redirect: 'manual' })),
+    )
+    const statuses = pages.map((p) => p.status).sort()
+    expect(statuses.filter((s) => s === 200)).toHaveLength(1)
+    expect(statuses.filter((s) => s === 409)).toHaveLength(19)
+    expect(provider.tokenRequests()).toBe(tokens + 1)
+    expect((await status(id)).status).toBe('AUTHENTICATED')
+  })
+
+  it('refuses an expired session at the link and at the callback', async () => {
+    const browser = new ScriptedBrowser()
+    const { link, id } = await start()
+    const { callback } = await reachCallback(browser, link)
+    const tokens = provider.tokenRequests()
+    const saved = clock
+    clock += 11 * 60 * 1000 // past the default 10-minute lifetime
+    try {
+      const page = await browser.request(callback)
+      expect(page.status).toBe(410)
+      expect(await page.text()).toContain('This link has expired')
+      expect((await status(id)).status).toBe('EXPIRED')
+      expect((await browser.request(link)).status).toBe(410)
+      expect(provider.tokenRequests()).toBe(tokens)
+    } finally {
+      clock = saved
+    }
+    // Back in time, it still cannot complete: nothing about it changed, it was only refused.
+    expect((await status(id)).status).toBe('OPENED')
+  })
+
+  it('refuses a cancelled session at the link and at the callback', async () => {
+    const browser = new ScriptedBrowser()
+    const { link, id } = await start()
+    const { callback } = await reachCallback(browser, link)
+    const cancelled = await t.gql(tenant.agentKey, CANCEL, { id })
+    expect(cancelled.data).toEqual({ cancelEndUserAuth: { session: { status: 'CANCELLED' } } })
+    const tokens = provider.tokenRequests()
+    const page = await browser.request(callback)
+    expect(page.status).toBe(410)
+    expect((await browser.request(link)).status).toBe(410)
+    expect(provider.tokenRequests()).toBe(tokens)
+    expect((await status(id)).status).toBe('CANCELLED')
+  })
+
+  it('ends the session FAILED on a provider error, showing none of its text', async () => {
+    const browser = new ScriptedBrowser()
+    const { link, id } = await start()
+    const posted = await browser.request(link, { method: 'POST' })
+    const state = new URL(posted.headers.get('location')!).searchParams.get('state')!
+    const callback = new URL(`${t.baseUrl}${REDIRECT_ROUTES.IDP}`)
+    callback.searchParams.set('error', 'access_denied')
+    callback.searchParams.set('error_description', '<script>alert("pwned")</script><b>Call 555-SCAM</b>')
+    callback.searchParams.set('state', state)
+    callback.searchParams.set('iss', provider.issuer)
+    const tokens = provider.tokenRequests()
+    const page = await browser.request(callback.href)
+    const html = await page.text()
+    expect(page.status).toBe(200)
+    expect(html).toContain('The sign-in was declined.')
+    expect(html).not.toContain('<script>alert')
+    expect(html).not.toContain('555-SCAM')
+    expect(provider.tokenRequests()).toBe(tokens)
+    const session = await status(id)
+    expect(session.status).toBe('FAILED')
+    expect(session.failure?.code).toBe('access_denied')
+    expect(session.failure?.message).not.toMatch(/script|SCAM/)
+  })
+
+  it('ends the session FAILED when the end user aborts at the provider', async () => {
+    const browser = new ScriptedBrowser()
+    const { link, id } = await start()
+    const posted = await browser.request(link, { method: 'POST' })
+    const callback = await loginAtTestProvider(browser, posted.headers.get('location')!, 'alice', { abort: true })
+    expect((await browser.request(callback)).status).toBe(200)
+    expect((await status(id)).failure?.code).toBe('access_denied')
+  })
+
+  it('fails with issuer_mismatch when the callback names another issuer (RFC 9207)', async () => {
+    const browser = new ScriptedBrowser()
+    const { link, id } = await start()
+    const { callback } = await reachCallback(browser, link)
+    const mixed = new URL(callback)
+    mixed.searchParams.set('iss', 'https://attacker.example')
+    const tokens = provider.tokenRequests()
+    await browser.request(mixed.href)
+    expect(provider.tokenRequests()).toBe(tokens)
+    expect((await status(id)).failure?.code).toBe('issuer_mismatch')
+  })
+
+  it('is not spoiled by link previews: GETs change nothing, the real browser still signs in', async () => {
+    const { link, id } = await start()
+    for (let i = 0; i < 3; i++) {
+      const preview = await fetch(link, { headers: { 'user-agent': 'TelegramBot (like TwitterBot)' } })
+      expect(preview.status).toBe(200)
+      expect(preview.headers.getSetCookie()).toEqual([])
+    }
+    expect((await status(id)).status).toBe('PENDING')
+    const browser = new ScriptedBrowser()
+    const { callback } = await reachCallback(browser, link)
+    expect((await browser.request(callback)).status).toBe(200)
+    expect((await status(id)).status).toBe('AUTHENTICATED')
+  })
+
+  it('gives a second browser "already in use" and keeps the first one bound', async () => {
+    const { link, id } = await start()
+    const first = new ScriptedBrowser()
+    const posted = await first.request(link, { method: 'POST' })
+    expect(posted.status).toBe(303)
+    const second = new ScriptedBrowser()
+    for (const method of ['GET', 'POST']) {
+      const page = await second.request(link, { method })
+      expect(page.status).toBe(409)
+      expect(await page.text()).toContain('This link is already in use')
+    }
+    // The first browser may press Continue again (it came back): it gets a fresh state.
+    const again = await first.request(link, { method: 'POST' })
+    expect(again.status).toBe(303)
+    const callback = await loginAtTestProvider(first, again.headers.get('location')!, 'alice')
+    expect((await first.request(callback)).status).toBe(200)
+    expect((await status(id)).status).toBe('AUTHENTICATED')
+  })
+
+  it('refuses a cross-site POST of the link (login CSRF) without binding', async () => {
+    const { link, id } = await start()
+    const response = await fetch(link, { method: 'POST', headers: { origin: 'https://evil.example' }, redirect: 'manual' })
+    expect(response.status).toBe(400)
+    expect((await status(id)).status).toBe('PENDING')
+  })
+
+  it('answers an unknown or malformed link with a clear page', async () => {
+    for (const path of ['/l/' + 'A'.repeat(43), '/l/short', '/l/%3Cscript%3E']) {
+      const page = await fetch(`${t.baseUrl}${path}`)
+      expect(page.status).toBe(404)
+      expect(page.headers.get('cache-control')).toBe('no-store')
+      expect(await page.text()).toContain('This link is not valid')
+    }
+  })
+
+  it('cancels the older link when a new one is started for the same conversation', async () => {
+    const first = await t.gql<{ startEndUserAuth: { authorizationLink: string; session: { id: string } } }>(tenant.agentKey, START, {
+      input: { integrationId, conversationId: 'supersede' },
+    })
+    const second = await t.gql<{ startEndUserAuth: { session: { id: string } } }>(tenant.agentKey, START, {
+      input: { integrationId, conversationId: 'supersede' },
+    })
+    expect((await status(first.data!.startEndUserAuth.session.id)).status).toBe('CANCELLED')
+    expect((await status(second.data!.startEndUserAuth.session.id)).status).toBe('PENDING')
+    expect((await fetch(first.data!.startEndUserAuth.authorizationLink)).status).toBe(410)
+  })
+})
