@@ -1,0 +1,525 @@
+/**
+ * The one HTTP client for tenants' URLs (token and WhoAmI endpoints). Rules it enforces:
+ *
+ * - Its own undici dispatchers: never the global dispatcher, no proxy environment variables, no
+ *   pool shared with internal calls (security.md R46). Each call gets a fresh `Client` on the
+ *   guarded connector and destroys it when the call ends, so no socket outlives a call. (A shared
+ *   `Agent` was tried first: after an aborted or capped response its pool reconnected and kept
+ *   sockets open until the agent itself was destroyed. Token and WhoAmI calls, one each per
+ *   sign-in, gain nothing from keep-alive.)
+ * - At connect time the connector resolves the host itself, refuses the connection if any address
+ *   is not public unicast, and connects to an address it checked: the socket is opened on the IP
+ *   literal, so no second lookup can answer differently (DNS rebinding, R45). IP literals, which
+ *   undici's `lookup` hook never sees, go through the same check.
+ * - Hosts in `OUTBOUND_ALLOW_HOSTS` are the only exception, and the only hosts reachable over plain
+ *   `http`.
+ * - Redirects are never followed: a 3xx comes back as it is (R27).
+ * - Time: a connect timeout (for DNS, then again for the TCP and TLS handshake), a headers timeout
+ *   that also bounds each pause in the body (undici's coarse timers: up to ~1 s late), and a total
+ *   deadline over the whole call, body included, which is exact (R48).
+ * - Size: the body is counted while it streams and the call fails past the cap, whatever
+ *   `Content-Length` says (R49). Each call names its cap.
+ *
+ * Failures are thrown as `OutboundError` with a `kind`, so callers can turn them into failure codes.
+ */
+import { promises as dns } from 'node:dns'
+import net from 'node:net'
+import tls from 'node:tls'
+import { buildConnector, Client } from 'undici'
+import type { IncomingHttpHeaders } from 'node:http'
+import {
+  addressKind,
+  describeAddressKind,
+  effectivePort,
+  isAllowListedHost,
+  isPublicUnicast,
+  normaliseAllowHosts,
+  type AllowedHost,
+} from '../core/ip-address.ts'
+import { err, ok, type Result } from '../core/result.ts'
+
+export type OutboundErrorKind =
+  | 'invalid_url'
+  | 'insecure_http'
+  | 'blocked_address'
+  | 'timeout'
+  | 'too_large'
+  | 'connection_failed'
+  | 'tls_failed'
+  | 'invalid_response'
+  | 'aborted'
+
+export class OutboundError extends Error {
+  readonly kind: OutboundErrorKind
+
+  constructor(kind: OutboundErrorKind, message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.name = 'OutboundError'
+    this.kind = kind
+  }
+}
+
+/** Resolves a host name to its addresses (tests inject one; the default is the system resolver). */
+export type Resolver = (hostname: string) => Promise<readonly string[]>
+
+export interface OutboundOptions {
+  /** `OUTBOUND_ALLOW_HOSTS` entries: `host` or `host:port` (see core/ip-address.ts). */
+  readonly allowHosts: readonly string[]
+  /** DNS resolution plus TCP (and TLS) handshake. Default 5 s. */
+  readonly connectTimeoutMs?: number
+  /** Until the response headers arrive, and the longest pause between body chunks. Default 5 s. */
+  readonly headersTimeoutMs?: number
+  /** The whole call, from the first DNS query to the last body byte. Default 10 s. */
+  readonly deadlineMs?: number
+  /** The cap of `fetch`; `fetcher()` and `request()` name their own. Default 1 MiB. */
+  readonly maxResponseBytes?: number
+  readonly resolver?: Resolver
+  /**
+   * Decides which resolved or literal addresses may be called when the host is not allow-listed.
+   * Only tests change it (to treat a second loopback address as "public" and prove that the
+   * connection goes to the checked address); the default is `isPublicUnicast`.
+   */
+  readonly isPublicAddress?: (ip: string) => boolean
+  /** Extra trust anchors (PEM) for TLS, e.g. a corporate CA; system roots stay trusted. */
+  readonly ca?: string | readonly string[]
+}
+
+export const OUTBOUND_DEFAULTS = {
+  connectTimeoutMs: 5_000,
+  headersTimeoutMs: 5_000,
+  deadlineMs: 10_000,
+  maxResponseBytes: 1024 * 1024,
+} as const
+
+export interface OutboundRequest {
+  readonly method?: string
+  readonly headers?: Readonly<Record<string, string>>
+  readonly body?: string | Uint8Array | null
+  readonly maxResponseBytes: number
+  /** Shorter than the client's deadline when a caller shares one budget across calls. */
+  readonly deadlineMs?: number
+  readonly signal?: AbortSignal | null
+}
+
+export interface OutboundResponse {
+  readonly status: number
+  readonly headers: Headers
+  /** The whole body, at most `maxResponseBytes` long. */
+  readonly body: Uint8Array<ArrayBuffer>
+}
+
+export interface OutboundClient {
+  /** One call; throws `OutboundError`. */
+  request(url: string | URL, init: OutboundRequest): Promise<OutboundResponse>
+  /** A `fetch` for oauth4webapi's `customFetch`, with its own response cap and deadline. */
+  fetcher(limits: { readonly maxResponseBytes: number; readonly deadlineMs?: number }): typeof fetch
+  /** `fetcher()` with the client's default cap. */
+  readonly fetch: typeof fetch
+  /** The total deadline of one call, for callers that share a budget across calls. */
+  readonly deadlineMs: number
+  /** Whether plain http (and private addresses) are allowed for this URL's host and port. */
+  isAllowListed(url: URL): boolean
+  /** Destroys every socket; pending calls fail. */
+  close(): Promise<void>
+}
+
+const systemResolver: Resolver = async (hostname) =>
+  (await dns.lookup(hostname, { all: true, verbatim: true })).map((a) => a.address)
+
+export function createOutboundClient(options: OutboundOptions): OutboundClient {
+  const allowHosts = normaliseAllowHosts(options.allowHosts)
+  const connectTimeoutMs = options.connectTimeoutMs ?? OUTBOUND_DEFAULTS.connectTimeoutMs
+  const headersTimeoutMs = options.headersTimeoutMs ?? OUTBOUND_DEFAULTS.headersTimeoutMs
+  const deadlineMs = options.deadlineMs ?? OUTBOUND_DEFAULTS.deadlineMs
+  const defaultCap = options.maxResponseBytes ?? OUTBOUND_DEFAULTS.maxResponseBytes
+
+  const connect = guardedConnector({
+    allowHosts,
+    connectTimeoutMs,
+    resolver: options.resolver ?? systemResolver,
+    isPublicAddress: options.isPublicAddress ?? isPublicUnicast,
+    ca: options.ca,
+  })
+  const live = new Set<Client>()
+
+  const isAllowListed = (url: URL): boolean =>
+    isAllowListedHost(url.hostname, effectivePort(url), allowHosts)
+
+  async function request(input: string | URL, init: OutboundRequest): Promise<OutboundResponse> {
+    const url = checkUrl(input, isAllowListed)
+    const budget = Math.min(init.deadlineMs ?? deadlineMs, deadlineMs)
+    const controller = new AbortController()
+    const deadline = new OutboundError('timeout', `no complete answer within ${budget} ms`)
+    const timer = setTimeout(() => controller.abort(deadline), budget)
+    const onCallerAbort = (): void =>
+      controller.abort(new OutboundError('aborted', 'the call was cancelled'))
+    if (init.signal?.aborted) onCallerAbort()
+    init.signal?.addEventListener('abort', onCallerAbort, { once: true })
+    const dispatcher = new Client(url.origin, {
+      connect,
+      headersTimeout: headersTimeoutMs,
+      bodyTimeout: headersTimeoutMs,
+    })
+    live.add(dispatcher)
+    try {
+      const res = await dispatcher.request({
+        path: `${url.pathname}${url.search}`,
+        method: (init.method ?? 'GET').toUpperCase() as 'GET',
+        headers: { ...init.headers },
+        body: init.body ?? null,
+        signal: controller.signal,
+        reset: true,
+      })
+      const body = await readCapped(res.body, res.headers, init.maxResponseBytes)
+      return { status: res.statusCode, headers: toHeaders(res.headers), body }
+    } catch (error) {
+      throw classify(error, controller.signal)
+    } finally {
+      clearTimeout(timer)
+      init.signal?.removeEventListener('abort', onCallerAbort)
+      live.delete(dispatcher)
+      await dispatcher.destroy()
+    }
+  }
+
+  function fetcher(limits: { maxResponseBytes: number; deadlineMs?: number }): typeof fetch {
+    return async (input, init) => {
+      if (typeof input !== 'string' && !(input instanceof URL)) {
+        throw new TypeError('the outbound fetch takes a URL, not a Request')
+      }
+      const headers = new Headers(init?.headers)
+      const body = toBody(init?.body, headers)
+      const res = await request(input, {
+        method: init?.method ?? 'GET',
+        headers: Object.fromEntries(headers),
+        body,
+        maxResponseBytes: limits.maxResponseBytes,
+        ...(limits.deadlineMs !== undefined && { deadlineMs: limits.deadlineMs }),
+        signal: init?.signal ?? null,
+      })
+      return toResponse(res)
+    }
+  }
+
+  return {
+    request,
+    fetcher,
+    fetch: fetcher({ maxResponseBytes: defaultCap }),
+    deadlineMs,
+    isAllowListed,
+    close: async () => {
+      await Promise.all([...live].map((d) => d.destroy()))
+    },
+  }
+}
+
+function checkUrl(input: string | URL, isAllowListed: (url: URL) => boolean): URL {
+  let url: URL
+  try {
+    url = new URL(input)
+  } catch {
+    throw new OutboundError('invalid_url', 'not an absolute URL')
+  }
+  if (url.username !== '' || url.password !== '') {
+    throw new OutboundError('invalid_url', 'the URL contains credentials')
+  }
+  if (url.protocol === 'https:') return url
+  if (url.protocol === 'http:') {
+    if (isAllowListed(url)) return url
+    throw new OutboundError(
+      'insecure_http',
+      `plain http to ${url.host} refused: only hosts in OUTBOUND_ALLOW_HOSTS may use http`,
+    )
+  }
+  throw new OutboundError('invalid_url', `scheme ${url.protocol} is not http(s)`)
+}
+
+interface ConnectorSettings {
+  readonly allowHosts: readonly AllowedHost[]
+  readonly connectTimeoutMs: number
+  readonly resolver: Resolver
+  readonly isPublicAddress: (ip: string) => boolean
+  readonly ca: string | readonly string[] | undefined
+}
+
+/**
+ * undici calls this for every new connection, with the URL's host. The host is resolved once
+ * here; every address is checked; the socket is opened on the checked IP literal, with the name
+ * kept for TLS (SNI and certificate verification).
+ */
+function guardedConnector(settings: ConnectorSettings): buildConnector.connector {
+  const base = buildConnector({
+    timeout: settings.connectTimeoutMs,
+    ...(settings.ca !== undefined && {
+      ca: [...tls.rootCertificates, ...[settings.ca].flat()],
+    }),
+  })
+  return (opts, callback) => {
+    connectGuarded(opts, settings, base).then(
+      (socket) => callback(null, socket),
+      (error: unknown) => callback(error instanceof Error ? error : new Error(String(error)), null),
+    )
+  }
+}
+
+async function connectGuarded(
+  opts: buildConnector.Options,
+  settings: ConnectorSettings,
+  base: buildConnector.connector,
+): Promise<net.Socket> {
+  const port = opts.port || (opts.protocol === 'https:' ? '443' : '80')
+  const literal = net.isIP(opts.hostname) !== 0
+  const urlHost = net.isIPv6(opts.hostname) ? `[${opts.hostname}]` : opts.hostname
+  const allowed = isAllowListedHost(urlHost, port, settings.allowHosts)
+  const addresses = await resolveChecked(opts.hostname, literal, allowed, settings)
+  const servername = literal ? undefined : opts.hostname.replace(/\.$/, '')
+  return connectFirst<net.Socket>(addresses, (address, cb) =>
+    base({ ...opts, hostname: address, ...(servername !== undefined && { servername }) }, cb),
+  )
+}
+
+async function resolveChecked(
+  hostname: string,
+  literal: boolean,
+  allowed: boolean,
+  settings: ConnectorSettings,
+): Promise<readonly string[]> {
+  let addresses: readonly string[]
+  if (literal) {
+    addresses = [hostname]
+  } else {
+    try {
+      addresses = await withTimeout(settings.resolver(hostname), settings.connectTimeoutMs)
+    } catch (cause) {
+      if (cause instanceof OutboundError) throw cause
+      throw new OutboundError('connection_failed', `could not resolve ${hostname}`, { cause })
+    }
+    if (addresses.length === 0) {
+      throw new OutboundError('connection_failed', `${hostname} resolved to no address`)
+    }
+  }
+  if (allowed) return addresses
+  const bad = addresses.find((a) => !settings.isPublicAddress(a))
+  if (bad !== undefined) {
+    const what = describeAddressKind(addressKind(bad) === 'public' ? 'reserved' : addressKind(bad))
+    const shown = net.isIPv6(hostname) ? `[${hostname}]` : hostname
+    const where = literal ? `host ${shown} is` : `host ${shown} resolves to ${bad},`
+    throw new OutboundError(
+      'blocked_address',
+      `${where} ${what}, and the host is not in OUTBOUND_ALLOW_HOSTS`,
+    )
+  }
+  return addresses
+}
+
+/** Tries the checked addresses in order (the resolver's order), like Node does for a name. */
+function connectFirst<T>(
+  addresses: readonly string[],
+  connect: (address: string, cb: (...args: [null, T] | [Error, null]) => void) => void,
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const attempt = (i: number): void => {
+      try {
+        connect(addresses[i]!, (error, socket) => {
+          if (error === null) resolve(socket as T)
+          else if (i + 1 < addresses.length && isRetryableConnectError(error)) attempt(i + 1)
+          else reject(error)
+        })
+      } catch (error) {
+        reject(error)
+      }
+    }
+    attempt(0)
+  })
+}
+
+function isRetryableConnectError(error: Error): boolean {
+  const code = (error as NodeJS.ErrnoException).code
+  return code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH'
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new OutboundError('timeout', `name resolution took longer than ${ms} ms`)),
+      ms,
+    )
+  })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
+
+async function readCapped(
+  body: AsyncIterable<Buffer> & { destroy(error?: Error): unknown },
+  headers: IncomingHttpHeaders,
+  max: number,
+): Promise<Uint8Array<ArrayBuffer>> {
+  const tooLarge = new OutboundError('too_large', `the answer is larger than ${max} bytes`)
+  const declared = Number(headers['content-length'])
+  if (Number.isFinite(declared) && declared > max) {
+    body.destroy(tooLarge)
+    throw tooLarge
+  }
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of body) {
+    size += chunk.length
+    if (size > max) {
+      body.destroy(tooLarge)
+      throw tooLarge
+    }
+    chunks.push(chunk)
+  }
+  return new Uint8Array(Buffer.concat(chunks, size))
+}
+
+const TIMEOUT_CODES = new Set([
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'ETIMEDOUT',
+])
+
+function classify(error: unknown, signal: AbortSignal): OutboundError {
+  // Our own deadline or the caller's cancellation wins over whatever undici reported for it.
+  if (signal.aborted && signal.reason instanceof OutboundError) return signal.reason
+  const found = findCause(error, (e) => e instanceof OutboundError)
+  if (found instanceof OutboundError) return found
+  const code = errorCode(error)
+  if (code !== undefined && TIMEOUT_CODES.has(code)) {
+    return new OutboundError('timeout', describeError(error), { cause: error })
+  }
+  if (code !== undefined && isTlsCode(code)) {
+    return new OutboundError('tls_failed', describeError(error), { cause: error })
+  }
+  return new OutboundError('connection_failed', describeError(error), { cause: error })
+}
+
+function isTlsCode(code: string): boolean {
+  return (
+    code.startsWith('ERR_TLS_') ||
+    code.startsWith('ERR_SSL_') ||
+    code.includes('CERT') ||
+    code === 'DEPTH_ZERO_SELF_SIGNED_CERT' ||
+    code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' ||
+    code === 'EPROTO'
+  )
+}
+
+function findCause(error: unknown, test: (e: unknown) => boolean): unknown {
+  let current = error
+  for (let depth = 0; depth < 5 && current !== undefined && current !== null; depth++) {
+    if (test(current)) return current
+    current = (current as { cause?: unknown }).cause
+  }
+  return undefined
+}
+
+function errorCode(error: unknown): string | undefined {
+  const withCode = findCause(error, (e) => typeof (e as { code?: unknown }).code === 'string')
+  return (withCode as { code?: string } | undefined)?.code
+}
+
+function describeError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error)
+  const code = errorCode(error)
+  return code !== undefined ? `${code}: ${error.message}` : error.message
+}
+
+function toHeaders(raw: IncomingHttpHeaders): Headers {
+  const headers = new Headers()
+  for (const [name, value] of Object.entries(raw)) {
+    if (value === undefined) continue
+    try {
+      for (const v of Array.isArray(value) ? value : [value]) headers.append(name, v)
+    } catch {
+      // A header value fetch's Headers refuses; providers' answers never need one.
+    }
+  }
+  return headers
+}
+
+function toBody(body: BodyInit | null | undefined, headers: Headers): string | Uint8Array | null {
+  if (body === undefined || body === null) return null
+  if (typeof body === 'string') return body
+  if (body instanceof URLSearchParams) {
+    if (!headers.has('content-type')) {
+      headers.set('content-type', 'application/x-www-form-urlencoded;charset=UTF-8')
+    }
+    return body.toString()
+  }
+  if (body instanceof Uint8Array) return body
+  if (body instanceof ArrayBuffer) return new Uint8Array(body)
+  throw new TypeError('the outbound fetch sends string, URLSearchParams or byte bodies only')
+}
+
+const NULL_BODY_STATUSES = new Set([204, 205, 304])
+
+function toResponse(res: OutboundResponse): Response {
+  if (res.status < 200 || res.status > 599) {
+    throw new OutboundError('invalid_response', `HTTP status ${res.status} is not valid`)
+  }
+  return new Response(NULL_BODY_STATUSES.has(res.status) ? null : res.body, {
+    status: res.status,
+    headers: res.headers,
+  })
+}
+
+/**
+ * Decodes a provider's body: UTF-8 only, any invalid byte refuses the whole body (no silent
+ * U+FFFD), and a leading BOM is dropped. Returns null when the bytes are not UTF-8.
+ */
+export function decodeUtf8Strict(bytes: Uint8Array): string | null {
+  try {
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes)
+  } catch {
+    return null
+  }
+}
+
+export const DEFAULT_MAX_JSON_DEPTH = 32
+
+export type JsonObject = { readonly [key: string]: unknown }
+
+export type JsonProblem = 'not_json' | 'not_object' | 'too_deep'
+
+/**
+ * Parses a provider's JSON strictly: the top level must be an object, and nesting deeper than
+ * `maxDepth` is refused before parsing, so nothing downstream (mapping, logging) recurses into a
+ * hostile document. `__proto__` keys stay plain own properties (JSON.parse never assigns
+ * prototypes).
+ */
+export function parseJsonObject(
+  text: string,
+  maxDepth: number = DEFAULT_MAX_JSON_DEPTH,
+): Result<JsonObject, JsonProblem> {
+  if (exceedsDepth(text, maxDepth)) return err('too_deep')
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    return err('not_json')
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return err('not_object')
+  return ok(value as JsonObject)
+}
+
+/** Bracket depth outside strings; linear, no recursion. Malformed text is left to JSON.parse. */
+function exceedsDepth(text: string, maxDepth: number): boolean {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 0x5c) i++
+      else if (c === 0x22) inString = false
+    } else if (c === 0x22) {
+      inString = true
+    } else if (c === 0x7b || c === 0x5b) {
+      if (++depth > maxDepth) return true
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--
+    }
+  }
+  return false
+}

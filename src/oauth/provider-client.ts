@@ -1,0 +1,589 @@
+/**
+ * The only code that talks to providers. Three steps, each returning a Result, never throwing
+ * for a provider's failure:
+ *
+ * - `validateCallback`: the authorization response (RFC 6749 §4.1.2) through oauth4webapi's
+ *   `validateAuthResponse`: state, RFC 9207 `iss` when the integration names an issuer, `error`.
+ * - `exchangeCode`: the token request (RFC 6749 §4.1.3) through oauth4webapi, with a `customFetch`
+ *   that goes through the outbound client and normalises real providers' quirks in one place
+ *   (`normaliseTokenAnswer`). Never retried: a code is single-use (RFC 6749 §10.5, R24).
+ * - `fetchWhoAmI`: GET with `Authorization: Bearer` (RFC 6750 §2.1; never in the query), strict
+ *   JSON object; at most one retry, on a connection error only, within one deadline.
+ *
+ * Every failure becomes an `AuthFailureReport`: a code and a message safe for bots and support,
+ * plus a redacted, truncated `detail` for the log line. Provider bodies and `error_description`
+ * never reach the message.
+ *
+ * ID tokens are ignored (removed from the token answer before oauth4webapi sees it): identity
+ * comes from WhoAmI, and half-validating an ID token is worse than not using it (R71).
+ */
+import * as oauth from 'oauth4webapi'
+import {
+  authFailure,
+  redact,
+  safeErrorCode,
+  type AuthFailureCode,
+  type AuthFailureReport,
+} from '../core/auth-failure.ts'
+import type { TokenEndpointAuthMethod } from '../core/integration.ts'
+import { err, ok, type Result } from '../core/result.ts'
+import {
+  decodeUtf8Strict,
+  DEFAULT_MAX_JSON_DEPTH,
+  OutboundError,
+  parseJsonObject,
+  type JsonObject,
+  type JsonProblem,
+  type OutboundClient,
+  type OutboundResponse,
+} from './outbound.ts'
+
+/** What the token step needs of an integration (the secret already unsealed by the caller). */
+export interface TokenEndpointConfig {
+  readonly clientId: string
+  readonly clientSecret: string
+  readonly tokenUrl: string
+  readonly tokenEndpointAuthMethod: TokenEndpointAuthMethod
+  /** When set, RFC 9207 `iss` on the callback must equal it. */
+  readonly issuer: string | null
+}
+
+declare const validated: unique symbol
+/** Callback parameters that passed `validateCallback`: the only input `exchangeCode` accepts. */
+export type ValidatedCallback = URLSearchParams & { readonly [validated]: true }
+
+export interface TokenSet {
+  readonly accessToken: string
+  readonly tokenType: string
+  readonly expiresIn: number | null
+  readonly scope: string | null
+}
+
+export interface WhoAmIAnswer {
+  /** The decoded body, for a caller that re-parses it (e.g. with its own limits). */
+  readonly text: string
+  readonly payload: JsonObject
+}
+
+export interface ProviderClientOptions {
+  readonly outbound: OutboundClient
+  /** Cap on a token answer. Default 64 KiB. */
+  readonly tokenMaxBytes?: number
+  /** Cap on a WhoAmI answer. Default 1 MiB. */
+  readonly whoAmIMaxBytes?: number
+  /** Deepest JSON nesting accepted from a provider. Default 32. */
+  readonly maxJsonDepth?: number
+  /** One budget for a WhoAmI call and its retry. Default: the outbound client's deadline. */
+  readonly whoAmIDeadlineMs?: number
+}
+
+export const PROVIDER_DEFAULTS = {
+  tokenMaxBytes: 64 * 1024,
+  whoAmIMaxBytes: 1024 * 1024,
+} as const
+
+export interface ProviderClient {
+  exchangeCode(input: {
+    readonly integration: TokenEndpointConfig
+    readonly callback: ValidatedCallback
+    readonly redirectUri: string
+    /** The PKCE verifier, or null for an integration with PKCE turned off. */
+    readonly codeVerifier: string | null
+  }): Promise<Result<TokenSet, AuthFailureReport>>
+  fetchWhoAmI(url: string, accessToken: string): Promise<Result<WhoAmIAnswer, AuthFailureReport>>
+}
+
+/**
+ * Placeholder issuer for integrations that configure none: oauth4webapi needs one, it is never
+ * compared with anything (`iss` is dropped before validation, ID tokens are ignored).
+ */
+const NO_ISSUER = 'urn:end-user-oauth:issuer-not-configured'
+
+/**
+ * Validates the callback's query parameters for one session (its `state`). `iss` is checked only
+ * when the integration has an issuer; otherwise it is dropped, since state already binds the
+ * callback to one integration (style.md §7 "Issuer check").
+ */
+export function validateCallback(input: {
+  readonly params: URLSearchParams
+  readonly expectedState: string
+  readonly issuer: string | null
+  readonly clientId: string
+}): Result<ValidatedCallback, AuthFailureReport> {
+  const params = new URLSearchParams(input.params)
+  // oauth4webapi reads `code` later with `get()`, which takes the first of several: refuse
+  // repeats here, so two codes can never be told apart by which one a step happened to read.
+  const repeated = ['code', 'state', 'iss', 'error'].find((k) => params.getAll(k).length > 1)
+  if (repeated !== undefined) {
+    return err(
+      authFailure(
+        'invalid_request',
+        `authorization: the callback repeats the parameter "${repeated}"`,
+      ),
+    )
+  }
+  if (input.issuer === null) params.delete('iss')
+  const as: oauth.AuthorizationServer = { issuer: input.issuer ?? NO_ISSUER }
+  const client: oauth.Client = { client_id: input.clientId }
+  let checked: URLSearchParams
+  try {
+    checked = oauth.validateAuthResponse(as, client, params, input.expectedState)
+  } catch (e) {
+    return err(callbackFailure(e, input.params))
+  }
+  const code = checked.get('code')
+  if (code === null || code === '') {
+    return err(
+      authFailure('invalid_request', 'authorization: the callback carries no authorization code'),
+    )
+  }
+  return ok(checked as ValidatedCallback)
+}
+
+function callbackFailure(e: unknown, params: URLSearchParams): AuthFailureReport {
+  const detail = redact(params.toString(), { secrets: [params.get('code'), params.get('state')] })
+  if (e instanceof oauth.AuthorizationResponseError) {
+    const code = safeErrorCode(e.error)
+    const description = e.error_description ? ` (${e.error_description})` : ''
+    const said = code === null ? 'an error with a malformed code' : `error "${code}"`
+    return authFailure(
+      e.error === 'access_denied' ? 'access_denied' : 'provider_error',
+      `authorization: the provider answered ${said}`,
+      redact(`error=${e.error}${description}`),
+    )
+  }
+  const message = e instanceof Error ? e.message : String(e)
+  if (/"state"/.test(message)) {
+    return authFailure(
+      'invalid_state',
+      'authorization: the callback state does not match this sign-in',
+      detail,
+    )
+  }
+  if (/"iss"/.test(message)) {
+    return authFailure(
+      'issuer_mismatch',
+      'authorization: the callback names a different issuer than the integration (RFC 9207)',
+      detail,
+    )
+  }
+  return authFailure(
+    'invalid_request',
+    `authorization: the callback is malformed (${message})`,
+    detail,
+  )
+}
+
+export function createProviderClient(options: ProviderClientOptions): ProviderClient {
+  const { outbound } = options
+  const tokenMaxBytes = options.tokenMaxBytes ?? PROVIDER_DEFAULTS.tokenMaxBytes
+  const whoAmIMaxBytes = options.whoAmIMaxBytes ?? PROVIDER_DEFAULTS.whoAmIMaxBytes
+  const maxDepth = options.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH
+  const tokenFetch = outbound.fetcher({ maxResponseBytes: tokenMaxBytes })
+
+  return {
+    async exchangeCode({ integration, callback, redirectUri, codeVerifier }) {
+      const secrets = [integration.clientSecret, callback.get('code'), codeVerifier]
+      let tokenUrl: URL
+      try {
+        tokenUrl = new URL(integration.tokenUrl)
+      } catch {
+        return err(authFailure('provider_error', 'token request: the token URL is not a valid URL'))
+      }
+      const as: oauth.AuthorizationServer = {
+        issuer: integration.issuer ?? NO_ISSUER,
+        token_endpoint: tokenUrl.href,
+      }
+      const client: oauth.Client = { client_id: integration.clientId }
+      const auth =
+        integration.tokenEndpointAuthMethod === 'CLIENT_SECRET_BASIC'
+          ? oauth.ClientSecretBasic(integration.clientSecret)
+          : oauth.ClientSecretPost(integration.clientSecret)
+      const lenientFetch: typeof fetch = async (url, init) => {
+        const answer = await tokenFetch(url, init)
+        const normalised = normaliseTokenAnswer(await toOutboundResponse(answer), maxDepth)
+        if (!normalised.ok) throw new ProviderAnswerError(normalised.error)
+        return normalised.value
+      }
+      try {
+        const response = await oauth.authorizationCodeGrantRequest(
+          as,
+          client,
+          auth,
+          callback,
+          redirectUri,
+          codeVerifier ?? oauth.nopkce,
+          {
+            [oauth.customFetch]: lenientFetch,
+            [oauth.allowInsecureRequests]:
+              tokenUrl.protocol === 'http:' && outbound.isAllowListed(tokenUrl),
+          },
+        )
+        const tokens = await oauth.processAuthorizationCodeResponse(as, client, response)
+        return ok({
+          accessToken: tokens.access_token,
+          tokenType: tokens.token_type,
+          expiresIn: tokens.expires_in ?? null,
+          scope: tokens.scope ?? null,
+        })
+      } catch (e) {
+        const report = tokenFailure(e)
+        return err({ ...report, detail: redact(report.detail, { secrets }) })
+      }
+    },
+
+    async fetchWhoAmI(url, accessToken) {
+      const secrets = [accessToken]
+      const started = Date.now()
+      const budget = options.whoAmIDeadlineMs ?? outbound.deadlineMs
+      const attempt = (deadlineMs: number) =>
+        outbound.request(url, {
+          method: 'GET',
+          headers: {
+            authorization: `Bearer ${accessToken}`,
+            accept: 'application/json',
+            'user-agent': 'end-user-oauth',
+          },
+          maxResponseBytes: whoAmIMaxBytes,
+          deadlineMs,
+        })
+      let answer: OutboundResponse
+      try {
+        try {
+          answer = await attempt(budget)
+        } catch (first) {
+          // Idempotent GET, so one retry on a connection error (R51); never on a timeout (the
+          // budget is spent) nor on an answer, good or bad.
+          if (!(first instanceof OutboundError) || first.kind !== 'connection_failed') throw first
+          const left = budget - (Date.now() - started)
+          if (left < 50) throw first
+          answer = await attempt(left)
+        }
+      } catch (e) {
+        const report = transportFailure('WhoAmI request', e)
+        return err({ ...report, detail: redact(report.detail, { secrets }) })
+      }
+      const result = readWhoAmIAnswer(answer, maxDepth)
+      if (!result.ok)
+        return err({ ...result.error, detail: redact(result.error.detail, { secrets }) })
+      return result
+    },
+  }
+}
+
+/** Carries a classified failure out of `customFetch`, through oauth4webapi, to `exchangeCode`. */
+class ProviderAnswerError extends Error {
+  readonly report: AuthFailureReport
+
+  constructor(report: AuthFailureReport) {
+    super(report.failure.message)
+    this.name = 'ProviderAnswerError'
+    this.report = report
+  }
+}
+
+async function toOutboundResponse(response: Response): Promise<OutboundResponse> {
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: new Uint8Array(await response.arrayBuffer()),
+  }
+}
+
+type ParsedBody =
+  | { readonly kind: 'object'; readonly text: string; readonly value: Record<string, unknown> }
+  | { readonly kind: 'unreadable'; readonly problem: string }
+
+/** Media types a JSON answer may come with: real providers use all of these for JSON. */
+function isJsonish(mediaType: string): boolean {
+  return (
+    mediaType === '' ||
+    mediaType === 'application/json' ||
+    mediaType.endsWith('+json') ||
+    mediaType === 'text/json' ||
+    mediaType === 'text/plain' ||
+    mediaType === 'text/javascript'
+  )
+}
+
+function mediaTypeOf(headers: Headers): string {
+  return (headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase()
+}
+
+/**
+ * Decodes and parses a provider body: UTF-8 only; JSON (whatever JSON-ish type it is served as),
+ * or a form-encoded body when `allowForm` and the content type says so.
+ */
+function parseBody(res: OutboundResponse, maxDepth: number, allowForm: boolean): ParsedBody {
+  const text = decodeUtf8Strict(res.body)
+  if (text === null) return { kind: 'unreadable', problem: 'the answer is not valid UTF-8' }
+  const mediaType = mediaTypeOf(res.headers)
+  if (allowForm && mediaType === 'application/x-www-form-urlencoded') {
+    const form = new URLSearchParams(text)
+    const value: Record<string, unknown> = Object.create(null)
+    for (const [key, v] of form) {
+      if (key in value)
+        return { kind: 'unreadable', problem: `the form answer repeats "${safeKey(key)}"` }
+      value[key] = v
+    }
+    return { kind: 'object', text, value }
+  }
+  if (!isJsonish(mediaType)) {
+    const what =
+      mediaType === 'text/html' ? 'an HTML page' : `content of type ${safeKey(mediaType)}`
+    return { kind: 'unreadable', problem: `the answer is ${what}, not JSON` }
+  }
+  if (text.trim() === '') return { kind: 'unreadable', problem: 'the answer is empty' }
+  const parsed = parseJsonObject(text, maxDepth)
+  if (!parsed.ok) return { kind: 'unreadable', problem: JSON_PROBLEMS[parsed.error] }
+  return { kind: 'object', text, value: { ...parsed.value } }
+}
+
+const JSON_PROBLEMS: { readonly [P in JsonProblem]: string } = {
+  not_json: 'the answer is not JSON',
+  not_object: 'the answer is JSON but not an object',
+  too_deep: 'the answer is nested too deeply',
+}
+
+/** Header names and media types quoted in messages: printable ASCII only, short. */
+function safeKey(value: string): string {
+  return /^[\x21-\x7e]{1,64}$/.test(value) ? value : '(unprintable)'
+}
+
+const INVALID_GRANT_CODES = new Set(['invalid_grant', 'bad_verification_code'])
+
+/**
+ * The quirk table (stack.md §3), applied to the token answer before oauth4webapi validates it:
+ *
+ * | provider does                                  | we do                                   |
+ * | ---------------------------------------------- | --------------------------------------- |
+ * | form-encoded answer (old GitHub)               | read it as an object                    |
+ * | JSON served as text/plain (or no type)         | parse it as JSON                        |
+ * | HTTP 200 with `{"error": ...}` (GitHub)        | an OAuth error, as if it were a 400     |
+ * | no `token_type`                                | `bearer`                                |
+ * | `token_type` in any case                       | accepted (oauth4webapi lower-cases it)  |
+ * | `expires_in` as a string of digits             | a number                                |
+ * | `scope` as an array of strings                 | joined with spaces                      |
+ *
+ * Everything else malformed is refused: other content types (HTML error pages), invalid UTF-8,
+ * non-object JSON, a redirect (never followed), `expires_in` that is not a whole number,
+ * and (in oauth4webapi) a missing or non-string `access_token`, a `token_type` other than bearer.
+ */
+export function normaliseTokenAnswer(
+  res: OutboundResponse,
+  maxDepth: number = DEFAULT_MAX_JSON_DEPTH,
+): Result<Response, AuthFailureReport> {
+  const step = 'token request'
+  const status = res.status
+  if (status >= 300 && status < 400) {
+    return err(
+      authFailure(
+        'provider_error',
+        `${step}: the token endpoint answered with a redirect (HTTP ${status}), which is not followed`,
+        redact(`location: ${res.headers.get('location') ?? '(none)'}`),
+      ),
+    )
+  }
+  const parsed = parseBody(res, maxDepth, true)
+  const bodyDetail = (): string => redact(bodySnippet(res))
+  // GitHub answers 200 with an error body; an `error` member is an error whatever the status.
+  if (parsed.kind === 'object' && parsed.value.error != null && parsed.value.error !== '') {
+    return err(oauthErrorFailure(step, status, parsed.value, res.headers))
+  }
+  if (status !== 200) {
+    const challenge = challengeError(res.headers)
+    if (challenge !== null) {
+      return err(oauthErrorFailure(step, status, { error: challenge }, res.headers))
+    }
+    const problem = parsed.kind === 'unreadable' ? `; ${parsed.problem}` : ''
+    return err(
+      authFailure(
+        status >= 200 && status < 300 ? 'invalid_provider_response' : 'provider_error',
+        `${step}: the token endpoint answered HTTP ${status} without an OAuth error${problem}`,
+        bodyDetail(),
+      ),
+    )
+  }
+  if (parsed.kind === 'unreadable') {
+    return err(authFailure('invalid_provider_response', `${step}: ${parsed.problem}`, bodyDetail()))
+  }
+  const body = parsed.value
+  if (body.token_type === undefined && body.access_token !== undefined) body.token_type = 'bearer'
+  if (typeof body.expires_in === 'string') {
+    if (!/^\s*\d{1,10}\s*$/.test(body.expires_in)) {
+      return err(
+        authFailure(
+          'invalid_provider_response',
+          `${step}: expires_in is not a whole number of seconds`,
+          bodyDetail(),
+        ),
+      )
+    }
+    body.expires_in = Number(body.expires_in)
+  }
+  if (Array.isArray(body.scope) && body.scope.every((s) => typeof s === 'string')) {
+    body.scope = body.scope.join(' ')
+  }
+  delete body.id_token
+  return ok(
+    new Response(JSON.stringify(body), {
+      status: 200,
+      headers: { 'content-type': 'application/json' },
+    }),
+  )
+}
+
+function oauthErrorFailure(
+  step: string,
+  status: number,
+  body: Record<string, unknown>,
+  headers: Headers,
+): AuthFailureReport {
+  const code = safeErrorCode(body.error)
+  const failureCode: AuthFailureCode =
+    code !== null && INVALID_GRANT_CODES.has(code) ? 'invalid_grant' : 'provider_error'
+  const said = code === null ? 'an OAuth error with a malformed code' : `error "${code}"`
+  const description =
+    typeof body.error_description === 'string' ? ` error_description=${body.error_description}` : ''
+  const challenge = headers.get('www-authenticate')
+  return authFailure(
+    failureCode,
+    `${step}: the provider answered ${said} (HTTP ${status})`,
+    redact(
+      `error=${String(body.error)}${description}${challenge ? ` www-authenticate=${challenge}` : ''}`,
+    ),
+  )
+}
+
+/** The `error` of a `WWW-Authenticate` challenge (RFC 6750 §3), e.g. `invalid_token`. */
+function challengeError(headers: Headers): string | null {
+  const header = headers.get('www-authenticate')
+  if (header === null) return null
+  return /\berror="?([^",\s]+)"?/i.exec(header)?.[1] ?? null
+}
+
+function bodySnippet(res: OutboundResponse): string {
+  const type = res.headers.get('content-type') ?? '(no content type)'
+  const text = new TextDecoder('utf-8').decode(res.body.subarray(0, 2048))
+  return `HTTP ${res.status} ${type} ${res.body.length} bytes: ${text}`
+}
+
+function readWhoAmIAnswer(
+  res: OutboundResponse,
+  maxDepth: number,
+): Result<WhoAmIAnswer, AuthFailureReport> {
+  const step = 'WhoAmI request'
+  const status = res.status
+  if (status < 200 || status >= 300 || status === 204) {
+    const challenge = safeErrorCode(challengeError(res.headers))
+    const what =
+      status >= 300 && status < 400
+        ? `a redirect (HTTP ${status}), which is not followed`
+        : `HTTP ${status}${challenge !== null ? ` (${challenge})` : ''}`
+    return err(
+      authFailure(
+        'whoami_failed',
+        `${step}: the WhoAmI endpoint answered ${what}`,
+        redact(bodySnippet(res)),
+      ),
+    )
+  }
+  const parsed = parseBody(res, maxDepth, false)
+  if (parsed.kind === 'unreadable') {
+    return err(
+      authFailure(
+        'invalid_provider_response',
+        `${step}: ${parsed.problem}`,
+        redact(bodySnippet(res)),
+      ),
+    )
+  }
+  return ok({ text: parsed.text, payload: parsed.value })
+}
+
+const TRANSPORT_CODES: { readonly [K in OutboundError['kind']]: AuthFailureCode } = {
+  invalid_url: 'provider_error',
+  insecure_http: 'blocked_address',
+  blocked_address: 'blocked_address',
+  timeout: 'provider_timeout',
+  too_large: 'invalid_provider_response',
+  connection_failed: 'provider_unreachable',
+  tls_failed: 'provider_unreachable',
+  invalid_response: 'invalid_provider_response',
+  aborted: 'provider_timeout',
+}
+
+const TRANSPORT_MESSAGES: { readonly [K in OutboundError['kind']]: string } = {
+  invalid_url: 'the URL is not a valid https URL',
+  insecure_http: 'plain http is allowed only for hosts in OUTBOUND_ALLOW_HOSTS',
+  blocked_address: 'the host is a loopback, private or otherwise non-public address',
+  timeout: 'the provider did not answer in time',
+  too_large: 'the answer is larger than the size limit',
+  connection_failed: 'the provider could not be reached',
+  tls_failed: 'the TLS connection failed (certificate not trusted or not for this host)',
+  invalid_response: 'the answer is not valid HTTP',
+  aborted: 'the call was cancelled',
+}
+
+/** Failures of the HTTP call itself: the message is fixed per kind; the host goes to `detail`. */
+function transportFailure(step: string, e: unknown): AuthFailureReport {
+  if (e instanceof OutboundError) {
+    // Blocked addresses say which host and why: that is what the admin must fix.
+    const message =
+      e.kind === 'blocked_address' || e.kind === 'insecure_http' || e.kind === 'too_large'
+        ? e.message
+        : TRANSPORT_MESSAGES[e.kind]
+    return authFailure(TRANSPORT_CODES[e.kind], `${step}: ${message}`, redact(causeChain(e)))
+  }
+  return authFailure(
+    'provider_error',
+    `${step}: the call failed unexpectedly`,
+    redact(causeChain(e)),
+  )
+}
+
+function tokenFailure(e: unknown): AuthFailureReport {
+  const step = 'token request'
+  if (e instanceof ProviderAnswerError) return e.report
+  if (e instanceof OutboundError) return transportFailure(step, e)
+  if (e instanceof oauth.UnsupportedOperationError) {
+    // The only one processAuthorizationCodeResponse raises here: a token_type other than bearer.
+    return authFailure(
+      'invalid_provider_response',
+      `${step}: the token type is not bearer`,
+      redact(causeChain(e)),
+    )
+  }
+  if (e instanceof oauth.OperationProcessingError) {
+    if (e.code === oauth.HTTP_REQUEST_FORBIDDEN) {
+      return authFailure(
+        'blocked_address',
+        `${step}: ${TRANSPORT_MESSAGES.insecure_http}`,
+        redact(causeChain(e)),
+      )
+    }
+    // oauth4webapi's messages name the field and never quote the provider's values.
+    return authFailure(
+      'invalid_provider_response',
+      `${step}: the answer is malformed (${e.message})`,
+      redact(causeChain(e)),
+    )
+  }
+  return transportFailure(step, e)
+}
+
+function causeChain(e: unknown): string {
+  const parts: string[] = []
+  let current = e
+  for (let depth = 0; depth < 4 && current !== undefined && current !== null; depth++) {
+    if (current instanceof Error) {
+      const code = (current as { code?: unknown }).code
+      parts.push(`${current.name}${typeof code === 'string' ? ` ${code}` : ''}: ${current.message}`)
+      current = current.cause
+    } else {
+      parts.push(String(current))
+      break
+    }
+  }
+  return parts.join(' <- ')
+}
