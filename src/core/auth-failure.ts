@@ -32,6 +32,8 @@ export const AUTH_FAILURE_CODES = {
     'The provider answered something malformed: not JSON, invalid UTF-8, too large, not an object, or missing or mistyped fields.',
   whoami_failed: 'The WhoAmI endpoint refused the access token or answered with an HTTP error.',
   mapping_failed: 'The WhoAmI answer did not map to a usable identity.',
+  internal_error:
+    'The service itself failed while completing the sign-in; the detail is in the service log.',
 } as const
 
 export type AuthFailureCode = keyof typeof AUTH_FAILURE_CODES
