@@ -12,12 +12,15 @@ import { AppError } from './core/errors.ts'
 import type { Logger } from './logger.ts'
 import { openRuntime } from './runtime.ts'
 import { extraRoutes } from './http/index.ts'
+import { sweepExpiredSessions } from './services/sign-in.ts'
 
 export interface RunningService {
   readonly server: Server
   readonly url: string
   close(graceMs?: number): Promise<void>
 }
+
+const SWEEP_INTERVAL_MS = 30_000
 
 export class DataDirInUseError extends Error {
   override readonly name = 'DataDirInUseError'
@@ -60,6 +63,10 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     })
     runtime.lock.setSocket(socket)
   }
+  const sweeper = setInterval(() => {
+    sweepExpiredSessions(deps).catch((error: unknown) => logger.error({ err: error }, 'expiry sweep failed'))
+  }, SWEEP_INTERVAL_MS)
+  sweeper.unref()
   const { port } = server.address() as AddressInfo
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`
   logger.info({ url, database: database.kind }, 'listening')
@@ -70,6 +77,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     url,
     close(graceMs = 10_000) {
       closing ??= (async () => {
+        clearInterval(sweeper)
         const closed = new Promise<void>((resolve) => server.close(() => resolve()))
         server.closeIdleConnections()
         // Long-lived requests (subscriptions) get a grace period, then are cut.

@@ -1,0 +1,176 @@
+/**
+ * How sessions end when the provider side goes wrong after the callback, how the contact is
+ * filled, and the expiry sweeper: against oidc-provider, with the real outbound client.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { REDIRECT_ROUTES } from '../../src/core/redirect-urls.ts'
+import { fillContact, findContact } from '../../src/db/contacts.ts'
+import { sweepExpiredSessions } from '../../src/services/sign-in.ts'
+import { loginAtTestProvider, ScriptedBrowser } from '../helpers/browser.ts'
+import { startTestProvider, type TestProvider } from '../helpers/oidc-provider.ts'
+import { createTestApp, type SeededTenant, type TestApp } from '../helpers/test-app.ts'
+
+const CREATE = `mutation($input: CreateOAuthIntegrationInput!) { createOAuthIntegration(input: $input) { integration { id } } }`
+const START = `mutation($input: StartEndUserAuthInput!) { startEndUserAuth(input: $input) { authorizationLink session { id } } }`
+const POLL = `query($id: ID!) { authSession(id: $id) { status completedAt failure { code message } identity { email userName fullName firstName lastName attributes } } }`
+const CONTACT = `query($id: String!) { contact(contactId: $id) { contactId email userName fullName firstName lastName verifiedAt verifiedBySessionId } }`
+const SECRET = 'app-secret-0123456789'
+
+describe('sign-in outcomes', () => {
+  let t: TestApp
+  let provider: TestProvider
+  let tenant: SeededTenant
+  let clock = Date.now()
+
+  beforeAll(async () => {
+    t = await createTestApp({ serve: true, env: { OUTBOUND_ALLOW_HOSTS: '127.0.0.1' }, now: () => new Date(clock) })
+    const redirectUris = Object.values(REDIRECT_ROUTES).map((p) => `${t.baseUrl}${p}`)
+    provider = await startTestProvider({
+      clients: [{ client_id: 'app', client_secret: SECRET, redirect_uris: redirectUris, token_endpoint_auth_method: 'client_secret_post' }],
+      accounts: {
+        carol: { email: 'carol@example.com', name: 'Carol Danvers' },
+        dave: { email: 'not-an-email', name: 'Dave' },
+      },
+    })
+    tenant = await t.seedTenant('outcomes')
+  })
+  afterAll(async () => {
+    await t?.close()
+    await provider?.close()
+  })
+
+  let n = 0
+  async function integration(overrides: Record<string, unknown> = {}) {
+    const created = await t.gql<{ createOAuthIntegration: { integration: { id: string } } }>(tenant.adminKey, CREATE, {
+      input: {
+        name: `oidc ${++n}`,
+        clientId: 'app',
+        clientSecret: SECRET,
+        scope: 'openid email profile',
+        authorizationUrl: provider.authorizationUrl,
+        tokenUrl: provider.tokenUrl,
+        whoAmIUrl: provider.userinfoUrl,
+        ...overrides,
+      },
+    })
+    expect(created.errors).toBeUndefined()
+    return created.data!.createOAuthIntegration.integration.id
+  }
+
+  async function signIn(integrationId: string, account: string, conversationId = `conv-${++n}`, contactId?: string) {
+    const started = await t.gql<{ startEndUserAuth: { authorizationLink: string; session: { id: string } } }>(tenant.agentKey, START, {
+      input: { integrationId, conversationId, ...(contactId ? { contactId } : {}) },
+    })
+    expect(started.errors).toBeUndefined()
+    const browser = new ScriptedBrowser()
+    const posted = await browser.request(started.data!.startEndUserAuth.authorizationLink, { method: 'POST' })
+    const callback = await loginAtTestProvider(browser, posted.headers.get('location')!, account)
+    const page = await browser.request(callback)
+    const id = started.data!.startEndUserAuth.session.id
+    const polled = await t.gql<{ authSession: { status: string; failure: { code: string; message: string } | null; identity: Record<string, unknown> | null } }>(tenant.agentKey, POLL, { id })
+    return { id, page, html: await page.text(), session: polled.data!.authSession }
+  }
+
+  it('fails with provider_error when the token endpoint refuses the client, after one token request', async () => {
+    const id = await integration({ clientSecret: 'the-wrong-secret-0123' })
+    const before = provider.tokenRequests()
+    const { session, html } = await signIn(id, 'carol')
+    expect(provider.tokenRequests()).toBe(before + 1)
+    expect(session.status).toBe('FAILED')
+    expect(session.failure).toEqual({ code: 'provider_error', message: expect.stringContaining('invalid_client') })
+    expect(html).toContain('Sign-in did not work')
+    expect(html).not.toContain('invalid_client')
+  })
+
+  it('fails with whoami_failed when the WhoAmI URL answers 404', async () => {
+    const id = await integration({ whoAmIUrl: `${provider.issuer}/no-such-endpoint` })
+    const { session } = await signIn(id, 'carol')
+    expect(session.status).toBe('FAILED')
+    expect(session.failure?.code).toBe('whoami_failed')
+  })
+
+  it('fails with mapping_failed when the mapping does not produce an object', async () => {
+    const id = await integration({ whoAmIMapping: 'email' })
+    const { session } = await signIn(id, 'carol')
+    expect(session.status).toBe('FAILED')
+    expect(session.failure?.code).toBe('mapping_failed')
+  })
+
+  it('authenticates without a WhoAmI URL, with an empty identity', async () => {
+    const id = await integration({ whoAmIUrl: null })
+    const before = provider.userinfoRequests()
+    const { session } = await signIn(id, 'carol')
+    expect(session.status).toBe('AUTHENTICATED')
+    expect(session.identity).toMatchObject({ email: null, firstName: null, attributes: {} })
+    expect(provider.userinfoRequests()).toBe(before)
+  })
+
+  it('keeps the mapping result in attributes and refuses a non-email as email', async () => {
+    const id = await integration({ whoAmIMapping: "{userName: sub, fullName: name, email: email, tier: 'gold'}" })
+    const { session } = await signIn(id, 'dave')
+    expect(session.status).toBe('AUTHENTICATED')
+    expect(session.identity).toMatchObject({
+      email: null,
+      userName: 'dave',
+      fullName: 'Dave',
+      firstName: 'Dave',
+      lastName: null,
+      attributes: { userName: 'dave', fullName: 'Dave', email: 'not-an-email', tier: 'gold' },
+    })
+  })
+
+  it('fills only empty contact fields, and overwrites when the integration says so', async () => {
+    const keep = await integration({ whoAmIMapping: '{userName: sub, fullName: name, email: email}' })
+    const overwrite = await integration({ whoAmIMapping: '{userName: sub, fullName: name, email: email}', overwriteContact: true })
+    // Someone else already knows this contact by another email.
+    await fillContact(t.database.db, {
+      tenantId: tenant.id,
+      contactId: 'shared-contact',
+      fields: { email: 'carol@old.example', userName: null, fullName: null, firstName: 'Caz', lastName: null },
+      overwrite: false,
+      sessionId: '00000000-0000-0000-0000-000000000000',
+      integrationId: keep,
+      now: new Date(clock),
+    })
+    const first = await signIn(keep, 'carol', 'conv-contact-1', 'shared-contact')
+    const kept = await t.gql<{ contact: Record<string, unknown> }>(tenant.agentKey, CONTACT, { id: 'shared-contact' })
+    expect(kept.data!.contact).toMatchObject({
+      email: 'carol@old.example',
+      firstName: 'Caz',
+      lastName: 'Danvers',
+      userName: 'carol',
+      fullName: 'Carol Danvers',
+      verifiedBySessionId: first.id,
+    })
+    const second = await signIn(overwrite, 'carol', 'conv-contact-2', 'shared-contact')
+    const replaced = await t.gql<{ contact: Record<string, unknown> }>(tenant.agentKey, CONTACT, { id: 'shared-contact' })
+    expect(replaced.data!.contact).toMatchObject({ email: 'carol@example.com', firstName: 'Carol', verifiedBySessionId: second.id })
+    // An identity without a value never erases one.
+    const none = await integration({ whoAmIMapping: '{userName: sub}', overwriteContact: true })
+    await signIn(none, 'carol', 'conv-contact-3', 'shared-contact')
+    expect((await findContact(t.database.db, tenant.id, 'shared-contact'))?.email).toBe('carol@example.com')
+  })
+
+  it('sweeps expired sessions to EXPIRED in the table, and reads them EXPIRED before that', async () => {
+    const id = await integration()
+    const started = await t.gql<{ startEndUserAuth: { session: { id: string } } }>(tenant.agentKey, START, {
+      input: { integrationId: id, conversationId: 'to-expire' },
+    })
+    const sessionId = started.data!.startEndUserAuth.session.id
+    const saved = clock
+    clock += 11 * 60 * 1000
+    try {
+      const polled = await t.gql<{ authSession: { status: string } }>(tenant.agentKey, POLL, { id: sessionId })
+      expect(polled.data!.authSession.status).toBe('EXPIRED')
+      const row = () => t.database.db.selectFrom('auth_sessions').select('status').where('id', '=', sessionId).executeTakeFirstOrThrow()
+      expect((await row()).status).toBe('PENDING')
+      expect(await sweepExpiredSessions(t.deps)).toBeGreaterThanOrEqual(1)
+      expect((await row()).status).toBe('EXPIRED')
+    } finally {
+      clock = saved
+    }
+    // Once written, it stays EXPIRED whatever the clock says.
+    const after = await t.gql<{ authSession: { status: string } }>(tenant.agentKey, POLL, { id: sessionId })
+    expect(after.data!.authSession.status).toBe('EXPIRED')
+  })
+})
