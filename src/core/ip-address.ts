@@ -279,16 +279,6 @@ function localNameProblem(hostname: string): string | null {
   return null
 }
 
-/** Parameters the service itself puts on the authorization request (RFC 6749 §4.1.1, RFC 7636). */
-const RESERVED_AUTHORIZATION_PARAMS = [
-  'response_type',
-  'client_id',
-  'redirect_uri',
-  'state',
-  'code_challenge',
-  'code_challenge_method',
-]
-
 const ALLOW_HINT = 'add it to OUTBOUND_ALLOW_HOSTS to allow it'
 
 /**
@@ -298,13 +288,14 @@ const ALLOW_HINT = 'add it to OUTBOUND_ALLOW_HOSTS to allow it'
  * Host names are not resolved here (this module does no I/O): the outbound client resolves and
  * checks every address again at connect time. What this catches is everything visible in the
  * URL itself: scheme, credentials, fragment, IP literals in any spelling, and local-only names.
- * `kind: 'authorization'` (a URL the end user's browser opens) additionally refuses the query
- * parameters the service sets itself.
+ * `kind` says which URL this is; both kinds follow the same rules today (the rule on query
+ * parameters an authorization URL must not carry lives with the other integration rules, in
+ * core/integration-rules.ts).
  */
 export function checkOutboundUrl(
   raw: string,
   allowHosts: readonly string[],
-  opts: { readonly kind: 'authorization' | 'server' } = { kind: 'server' },
+  _opts: { readonly kind: 'authorization' | 'server' } = { kind: 'server' },
 ): string | null {
   let url: URL
   try {
@@ -321,12 +312,6 @@ export function checkOutboundUrl(
   if (url.username !== '' || url.password !== '') return 'must not contain credentials'
   // `new URL('https://a/#').hash` is empty, so look at the raw text: any '#' starts a fragment.
   if (raw.includes('#')) return 'must not contain a fragment'
-  if (opts.kind === 'authorization') {
-    const taken = RESERVED_AUTHORIZATION_PARAMS.find((p) => url.searchParams.has(p))
-    if (taken !== undefined) {
-      return `must not contain the parameter "${taken}" (the service adds it to each sign-in)`
-    }
-  }
   if (allowed) return null
   const host = url.hostname
   const literal = host.startsWith('[') || parseIPv4(host) !== null
