@@ -164,7 +164,7 @@ export function createOutboundClient(options: OutboundOptions): OutboundClient {
     try {
       const res = await dispatcher.request({
         path: `${url.pathname}${url.search}`,
-        method: (init.method ?? 'GET').toUpperCase() as 'GET',
+        method: (init.method ?? 'GET').toUpperCase(),
         headers: { ...init.headers },
         body: init.body ?? null,
         signal: controller.signal,

@@ -11,8 +11,9 @@
  *   JSON object; at most one retry, on a connection error only, within one deadline.
  *
  * Every failure becomes an `AuthFailureReport`: a code and a message safe for bots and support,
- * plus a redacted, truncated `detail` for the log line. Provider bodies and `error_description`
- * never reach the message.
+ * plus a `detail` for the log line, redacted and truncated once, where each step returns (with
+ * that call's own secrets: client secret, code, verifier, access token). Provider bodies and
+ * `error_description` never reach the message.
  *
  * ID tokens are ignored (removed from the token answer before oauth4webapi sees it): identity
  * comes from WhoAmI, and half-validating an ID token is worse than not using it (R71).
@@ -369,7 +370,7 @@ const INVALID_GRANT_CODES = new Set(['invalid_grant', 'bad_verification_code'])
  * non-object JSON, a redirect (never followed), `expires_in` that is not a whole number,
  * and (in oauth4webapi) a missing or non-string `access_token`, a `token_type` other than bearer.
  */
-export function normaliseTokenAnswer(
+function normaliseTokenAnswer(
   res: OutboundResponse,
   maxDepth: number = DEFAULT_MAX_JSON_DEPTH,
 ): Result<Response, AuthFailureReport> {
@@ -380,12 +381,11 @@ export function normaliseTokenAnswer(
       authFailure(
         'provider_error',
         `${step}: the token endpoint answered with a redirect (HTTP ${status}), which is not followed`,
-        redact(`location: ${res.headers.get('location') ?? '(none)'}`),
+        `location: ${res.headers.get('location') ?? '(none)'}`,
       ),
     )
   }
   const parsed = parseBody(res, maxDepth, true)
-  const bodyDetail = (): string => redact(bodySnippet(res))
   // GitHub answers 200 with an error body; an `error` member is an error whatever the status.
   if (parsed.kind === 'object' && parsed.value.error != null && parsed.value.error !== '') {
     return err(oauthErrorFailure(step, status, parsed.value, res.headers))
@@ -400,12 +400,14 @@ export function normaliseTokenAnswer(
       authFailure(
         status >= 200 && status < 300 ? 'invalid_provider_response' : 'provider_error',
         `${step}: the token endpoint answered HTTP ${status} without an OAuth error${problem}`,
-        bodyDetail(),
+        bodySnippet(res),
       ),
     )
   }
   if (parsed.kind === 'unreadable') {
-    return err(authFailure('invalid_provider_response', `${step}: ${parsed.problem}`, bodyDetail()))
+    return err(
+      authFailure('invalid_provider_response', `${step}: ${parsed.problem}`, bodySnippet(res)),
+    )
   }
   const body = parsed.value
   if (body.token_type === undefined && body.access_token !== undefined) body.token_type = 'bearer'
@@ -415,7 +417,7 @@ export function normaliseTokenAnswer(
         authFailure(
           'invalid_provider_response',
           `${step}: expires_in is not a whole number of seconds`,
-          bodyDetail(),
+          bodySnippet(res),
         ),
       )
     }
@@ -449,9 +451,7 @@ function oauthErrorFailure(
   return authFailure(
     failureCode,
     `${step}: the provider answered ${said} (HTTP ${status})`,
-    redact(
-      `error=${String(body.error)}${description}${challenge ? ` www-authenticate=${challenge}` : ''}`,
-    ),
+    `error=${String(body.error)}${description}${challenge ? ` www-authenticate=${challenge}` : ''}`,
   )
 }
 
@@ -484,18 +484,14 @@ function readWhoAmIAnswer(
       authFailure(
         'whoami_failed',
         `${step}: the WhoAmI endpoint answered ${what}`,
-        redact(bodySnippet(res)),
+        bodySnippet(res),
       ),
     )
   }
   const parsed = parseBody(res, maxDepth, false)
   if (parsed.kind === 'unreadable') {
     return err(
-      authFailure(
-        'invalid_provider_response',
-        `${step}: ${parsed.problem}`,
-        redact(bodySnippet(res)),
-      ),
+      authFailure('invalid_provider_response', `${step}: ${parsed.problem}`, bodySnippet(res)),
     )
   }
   return ok({ text: parsed.text, payload: parsed.value })
@@ -533,13 +529,9 @@ function transportFailure(step: string, e: unknown): AuthFailureReport {
       e.kind === 'blocked_address' || e.kind === 'insecure_http' || e.kind === 'too_large'
         ? e.message
         : TRANSPORT_MESSAGES[e.kind]
-    return authFailure(TRANSPORT_CODES[e.kind], `${step}: ${message}`, redact(causeChain(e)))
+    return authFailure(TRANSPORT_CODES[e.kind], `${step}: ${message}`, causeChain(e))
   }
-  return authFailure(
-    'provider_error',
-    `${step}: the call failed unexpectedly`,
-    redact(causeChain(e)),
-  )
+  return authFailure('provider_error', `${step}: the call failed unexpectedly`, causeChain(e))
 }
 
 function tokenFailure(e: unknown): AuthFailureReport {
@@ -551,7 +543,7 @@ function tokenFailure(e: unknown): AuthFailureReport {
     return authFailure(
       'invalid_provider_response',
       `${step}: the token type is not bearer`,
-      redact(causeChain(e)),
+      causeChain(e),
     )
   }
   if (e instanceof oauth.OperationProcessingError) {
@@ -559,14 +551,14 @@ function tokenFailure(e: unknown): AuthFailureReport {
       return authFailure(
         'blocked_address',
         `${step}: ${TRANSPORT_MESSAGES.insecure_http}`,
-        redact(causeChain(e)),
+        causeChain(e),
       )
     }
     // oauth4webapi's messages name the field and never quote the provider's values.
     return authFailure(
       'invalid_provider_response',
       `${step}: the answer is malformed (${e.message})`,
-      redact(causeChain(e)),
+      causeChain(e),
     )
   }
   return transportFailure(step, e)
