@@ -1,0 +1,193 @@
+/**
+ * oauth_integrations queries. Every query takes the tenant id and filters by it (security.md
+ * R60); every query but `findIntegrationRow(..., { includeDeleted: true })` ignores deleted rows.
+ * `db` may be the root handle or a transaction: callers decide.
+ */
+import { sql } from 'kysely'
+import type { OAuthIntegration } from '../core/integration.ts'
+import type { Db } from './database.ts'
+import type { IntegrationRow, IntegrationUpdate, NewIntegrationRow } from './schema.ts'
+
+/** The unique index on (tenant_id, lower(name)) of live rows, named for error mapping. */
+export const NAME_INDEX = 'oauth_integrations_tenant_name_idx'
+
+export function rowToIntegration(row: IntegrationRow): OAuthIntegration {
+  return {
+    id: row.id,
+    tenantId: row.tenant_id,
+    name: row.name,
+    clientId: row.client_id,
+    scope: row.scope,
+    authorizationUrl: row.authorization_url,
+    tokenUrl: row.token_url,
+    whoAmIUrl: row.whoami_url,
+    whoAmIMapping: row.whoami_mapping,
+    tokenEndpointAuthMethod: row.token_endpoint_auth_method,
+    pkce: row.pkce,
+    issuer: row.issuer,
+    splitFullName: row.split_full_name,
+    overwriteContact: row.overwrite_contact,
+    sessionTtlSeconds: row.session_ttl_seconds,
+    messageText: row.message_text,
+    messageButtonLabel: row.message_button_label,
+    hasClientSecret: row.client_secret_sealed !== null,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  }
+}
+
+/**
+ * One integration of a tenant. `forUpdate` locks the row until the transaction ends, so that a
+ * concurrent update or delete waits and then sees this one's result.
+ */
+export async function findIntegrationRow(
+  db: Db,
+  tenantId: string,
+  id: string,
+  opts: { includeDeleted?: boolean; forUpdate?: boolean } = {},
+): Promise<IntegrationRow | undefined> {
+  let query = db
+    .selectFrom('oauth_integrations')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', id)
+  if (!opts.includeDeleted) query = query.where('deleted_at', 'is', null)
+  if (opts.forUpdate) query = query.forUpdate()
+  return query.executeTakeFirst()
+}
+
+/** A tenant's live integrations, by name ignoring case (index oauth_integrations_tenant_name_idx). */
+export async function listIntegrationRows(db: Db, tenantId: string): Promise<IntegrationRow[]> {
+  return db
+    .selectFrom('oauth_integrations')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('deleted_at', 'is', null)
+    .orderBy(sql`lower(name)`)
+    .orderBy('id')
+    .execute()
+}
+
+/** Whether another live integration of the tenant has this name, ignoring case. */
+export async function nameTaken(
+  db: Db,
+  tenantId: string,
+  name: string,
+  exceptId: string | null,
+): Promise<boolean> {
+  let query = db
+    .selectFrom('oauth_integrations')
+    .select('id')
+    .where('tenant_id', '=', tenantId)
+    .where(sql<string>`lower(name)`, '=', sql<string>`lower(${name})`)
+    .where('deleted_at', 'is', null)
+  if (exceptId !== null) query = query.where('id', '<>', exceptId)
+  return (await query.executeTakeFirst()) !== undefined
+}
+
+/**
+ * Serialises every write of one (authorization host, client id) pair until the transaction ends,
+ * so that two tenants registering the same client at once cannot both pass the mix-up check.
+ * Must run inside a transaction (a transaction-level advisory lock; PGlite has them too).
+ */
+export async function lockClientRegistration(
+  db: Db,
+  host: string,
+  clientId: string,
+): Promise<void> {
+  await sql`select pg_advisory_xact_lock(hashtext(${host} || ' ' || ${clientId}))`.execute(db)
+}
+
+/** Whether a live integration of another tenant uses this client at this authorization host. */
+export async function clientRegisteredElsewhere(
+  db: Db,
+  tenantId: string,
+  host: string,
+  clientId: string,
+): Promise<boolean> {
+  const row = await db
+    .selectFrom('oauth_integrations')
+    .select('id')
+    .where('authorization_host', '=', host)
+    .where('client_id', '=', clientId)
+    .where('tenant_id', '<>', tenantId)
+    .where('deleted_at', 'is', null)
+    .executeTakeFirst()
+  return row !== undefined
+}
+
+export async function insertIntegration(db: Db, row: NewIntegrationRow): Promise<IntegrationRow> {
+  return db.insertInto('oauth_integrations').values(row).returningAll().executeTakeFirstOrThrow()
+}
+
+export async function updateIntegrationRow(
+  db: Db,
+  tenantId: string,
+  id: string,
+  patch: IntegrationUpdate,
+): Promise<IntegrationRow | undefined> {
+  return db
+    .updateTable('oauth_integrations')
+    .set(patch)
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', id)
+    .where('deleted_at', 'is', null)
+    .returningAll()
+    .executeTakeFirst()
+}
+
+/**
+ * Marks the integration deleted and drops its sealed secret, which nothing may use any more. The
+ * row stays so that completed sessions can still show their integration.
+ */
+export async function softDeleteIntegration(
+  db: Db,
+  tenantId: string,
+  id: string,
+  at: Date,
+): Promise<boolean> {
+  const result = await db
+    .updateTable('oauth_integrations')
+    .set({ deleted_at: at, client_secret_sealed: null })
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', id)
+    .where('deleted_at', 'is', null)
+    .executeTakeFirst()
+  return result.numUpdatedRows > 0n
+}
+
+/**
+ * Ends the sign-ins of an integration that have not completed (PENDING, OPENED) as CANCELLED;
+ * completed ones stay as they are (index auth_sessions_integration_status_idx). Returns how many.
+ */
+export async function cancelOpenSessionsOf(
+  db: Db,
+  tenantId: string,
+  integrationId: string,
+  at: Date,
+): Promise<number> {
+  const result = await db
+    .updateTable('auth_sessions')
+    .set({ status: 'CANCELLED', completed_at: at, updated_at: at })
+    .where('tenant_id', '=', tenantId)
+    .where('integration_id', '=', integrationId)
+    .where('status', 'in', ['PENDING', 'OPENED'])
+    .executeTakeFirst()
+  return Number(result.numUpdatedRows)
+}
+
+/** The sealed client secret of a live integration; null when none is stored. */
+export async function findSealedClientSecret(
+  db: Db,
+  tenantId: string,
+  id: string,
+): Promise<string | null> {
+  const row = await db
+    .selectFrom('oauth_integrations')
+    .select('client_secret_sealed')
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', id)
+    .where('deleted_at', 'is', null)
+    .executeTakeFirst()
+  return row?.client_secret_sealed ?? null
+}
