@@ -1,0 +1,176 @@
+/**
+ * The identity a sign-in produces: five standard fields picked from the mapping's result, plus
+ * that whole result as `attributes`.
+ *
+ * Rules for the standard fields (`email`, `userName`, `fullName`, `firstName`, `lastName`):
+ *
+ * 1. A field is taken only when it is a string; `userName` may also be a finite number, which
+ *    becomes its decimal string (numeric ids are common). Any other type is ignored with a
+ *    warning; a missing field or `null` is simply absent.
+ * 2. The text is cleaned: lone UTF-16 surrogates become U+FFFD (PostgreSQL refuses them), control
+ *    characters (including NUL, which PostgreSQL refuses too), bidirectional formatting
+ *    characters (U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069, which can make a name
+ *    display as something else) and the invisible U+200B, U+2060 and U+FEFF are removed, the
+ *    text is normalised to NFC, and every run of whitespace (line breaks and tabs included)
+ *    becomes one space, trimmed at both ends. Removing characters is reported as a warning. A
+ *    field that is empty after cleaning is absent.
+ * 3. Each field is bounded in length, counted in code points (IDENTITY_FIELD_MAX_LENGTH); a longer
+ *    value is not used rather than cut, with a warning.
+ * 4. `email` must look like an address (`local@domain.tld`, letters of any script allowed, the
+ *    domain lower-cased); otherwise it is not used as one, with a warning.
+ * 5. When `fullName` is the only name given, it is split into `firstName` and `lastName` by the
+ *    rules in person-name.ts, unless the integration turned that off. A usable `firstName` or
+ *    `lastName` from the provider always wins: then nothing is split.
+ * 6. `attributes` is the mapping's result as is (standard fields included, uncleaned except for
+ *    what storage needs; see whoami-mapping.ts), so nothing the provider sent is lost.
+ *
+ * Warnings never quote the values: they are personal data and may end up in logs.
+ */
+import type { MappingError } from './whoami-mapping.ts'
+import { splitFullName } from './person-name.ts'
+
+export interface Identity {
+  readonly email: string | null
+  readonly userName: string | null
+  readonly fullName: string | null
+  readonly firstName: string | null
+  readonly lastName: string | null
+  /** The mapping's result: JSON with null-prototype objects, standard fields included. */
+  readonly attributes: Readonly<Record<string, unknown>>
+}
+
+export type StandardField = 'email' | 'userName' | 'fullName' | 'firstName' | 'lastName'
+
+/** In code points. 254 is the longest address that fits an SMTP path (RFC 5321 §4.5.3.1.3). */
+export const IDENTITY_FIELD_MAX_LENGTH: Readonly<Record<StandardField, number>> = Object.freeze({
+  email: 254,
+  userName: 256,
+  fullName: 256,
+  firstName: 256,
+  lastName: 256,
+})
+
+export interface ToIdentityOptions {
+  /** Split `fullName` into first and last name when only `fullName` is given (on by default). */
+  readonly splitFullName: boolean
+}
+
+export interface IdentityOutcome {
+  readonly identity: Identity
+  readonly warnings: MappingError[]
+}
+
+export function toIdentity(
+  attributes: Readonly<Record<string, unknown>>,
+  options: ToIdentityOptions,
+): IdentityOutcome {
+  const warnings: MappingError[] = []
+  const email = pickEmail(pickText(attributes, 'email', warnings), warnings)
+  const userName = pickText(attributes, 'userName', warnings)
+  const fullName = pickText(attributes, 'fullName', warnings)
+  let firstName = pickText(attributes, 'firstName', warnings)
+  let lastName = pickText(attributes, 'lastName', warnings)
+  if (options.splitFullName && fullName !== null && firstName === null && lastName === null) {
+    ;({ firstName, lastName } = splitFullName(fullName))
+  }
+  return { identity: { email, userName, fullName, firstName, lastName, attributes }, warnings }
+}
+
+function pickText(
+  attributes: Readonly<Record<string, unknown>>,
+  field: StandardField,
+  warnings: MappingError[],
+): string | null {
+  const raw = Object.hasOwn(attributes, field) ? attributes[field] : undefined
+  if (raw === undefined || raw === null) return null
+  let text: string
+  if (typeof raw === 'string') text = raw
+  else if (field === 'userName' && typeof raw === 'number' && Number.isFinite(raw)) {
+    text = String(raw)
+  } else {
+    const expected = field === 'userName' ? 'a string or a number' : 'a string'
+    warnings.push({ message: `${field} must be ${expected}, got ${describe(raw)}; not used` })
+    return null
+  }
+  const { text: cleaned, removed } = cleanText(text)
+  if (removed > 0) {
+    const what = removed === 1 ? 'character' : 'characters'
+    const kind = 'control, invisible or bidirectional formatting'
+    warnings.push({ message: `${field}: removed ${removed} ${kind} ${what}` })
+  }
+  if (cleaned === '') return null
+  const max = IDENTITY_FIELD_MAX_LENGTH[field]
+  if (codePointLength(cleaned) > max) {
+    warnings.push({ message: `${field} is longer than ${max} characters; not used` })
+    return null
+  }
+  return cleaned
+}
+
+// The same rule for ASCII-only addresses, which is most of them, without Unicode classes.
+const EMAIL_ASCII =
+  /^([^\s@"(),:;<>[\]\\\u0080-\uFFFF]{1,64})@((?:[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)$/
+const EMAIL =
+  /^([^\s@"(),:;<>[\]\\]{1,64})@((?:[\p{L}\p{N}](?:[\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?\.)+\p{L}(?:[\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?)$/u
+
+function pickEmail(text: string | null, warnings: MappingError[]): string | null {
+  if (text === null) return null
+  const match = EMAIL_ASCII.exec(text) ?? EMAIL.exec(text)
+  if (match === null || match[1] === undefined || match[2] === undefined) {
+    warnings.push({
+      message: 'email is not an email address, so it is not used as one (it stays in attributes)',
+    })
+    return null
+  }
+  return `${match[1]}@${match[2].toLowerCase()}`
+}
+
+// Lone surrogates: a high one not followed by a low one, or a low one not preceded by a high one.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g
+// C0 and C1 controls except the whitespace ones (turned into spaces below), bidirectional
+// formatting characters, and invisible characters that only serve to hide or join text.
+const UNWANTED =
+  /[\u0000-\u0008\u000E-\u001F\u007F-\u0084\u0086-\u009F\u061C\u200B\u200E\u200F\u202A-\u202E\u2060\u2066-\u2069\uFEFF]/g
+const WHITESPACE = /[\s\u0085]+/g
+
+// Printable ASCII words separated by single spaces: already clean, the common case.
+const PLAIN = /^[\x21-\x7E]+(?: [\x21-\x7E]+)*$/
+
+/** Cleans text for display and storage (rule 2 above); `removed` counts the characters dropped. */
+export function cleanText(text: string): { text: string; removed: number } {
+  if (PLAIN.test(text)) return { text, removed: 0 }
+  let removed = 0
+  const cleaned = text
+    .replace(LONE_SURROGATE, '\uFFFD')
+    .replace(UNWANTED, () => {
+      removed++
+      return ''
+    })
+    .normalize('NFC')
+    .replace(WHITESPACE, ' ')
+    .trim()
+  return { text: cleaned, removed }
+}
+
+export function codePointLength(text: string): number {
+  let count = 0
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    // A low surrogate after a high one is the second half of one code point.
+    if (code < 0xdc00 || code > 0xdfff || i === 0) count++
+    else {
+      const previous = text.charCodeAt(i - 1)
+      if (previous < 0xd800 || previous > 0xdbff) count++
+    }
+  }
+  return count
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  if (typeof value === 'object') return 'an object'
+  if (typeof value === 'number') return 'a number'
+  if (typeof value === 'boolean') return 'a boolean'
+  return typeof value
+}

@@ -1,0 +1,222 @@
+import { describe, expect, it } from 'vitest'
+import { cleanText, IDENTITY_FIELD_MAX_LENGTH, toIdentity } from '../../src/core/identity.ts'
+
+const split = { splitFullName: true }
+const messages = (warnings: { message: string }[]): string[] => warnings.map((w) => w.message)
+
+describe('toIdentity', () => {
+  it('takes the documented default shape as is', () => {
+    const attributes = {
+      email: 'billy@example.com',
+      userName: 'billy.bob',
+      fullName: 'Billy Bob',
+      firstName: 'Billy',
+      lastName: 'Bob',
+      extra: { nested: true },
+    }
+    const { identity, warnings } = toIdentity(attributes, split)
+    expect(identity).toEqual({
+      email: 'billy@example.com',
+      userName: 'billy.bob',
+      fullName: 'Billy Bob',
+      firstName: 'Billy',
+      lastName: 'Bob',
+      attributes,
+    })
+    expect(warnings).toEqual([])
+  })
+
+  it('treats missing fields and null as absent, without warnings', () => {
+    const { identity, warnings } = toIdentity({ email: null }, split)
+    expect(identity).toMatchObject({
+      email: null,
+      userName: null,
+      fullName: null,
+      firstName: null,
+      lastName: null,
+    })
+    expect(warnings).toEqual([])
+  })
+
+  describe('payload values of the wrong type', () => {
+    const wrong: [string, unknown, string][] = [
+      ['a number', 42, 'a number'],
+      ['a boolean', true, 'a boolean'],
+      ['an object', { first: 'Billy' }, 'an object'],
+      ['an array', ['Billy'], 'an array'],
+    ]
+    for (const field of ['email', 'fullName', 'firstName', 'lastName'] as const) {
+      for (const [label, value, described] of wrong) {
+        it(`ignores ${field} given as ${label}, with a warning`, () => {
+          const { identity, warnings } = toIdentity({ [field]: value }, split)
+          expect(identity[field]).toBeNull()
+          expect(messages(warnings)).toEqual([
+            `${field} must be a string, got ${described}; not used`,
+          ])
+          expect(identity.attributes[field]).toEqual(value)
+        })
+      }
+    }
+
+    it('turns a numeric userName into a string', () => {
+      expect(toIdentity({ userName: 12345 }, split).identity.userName).toBe('12345')
+      expect(toIdentity({ userName: 0 }, split).identity.userName).toBe('0')
+    })
+
+    for (const [label, value, described] of wrong.filter(([label]) => label !== 'a number')) {
+      it(`ignores userName given as ${label}, with a warning`, () => {
+        const { identity, warnings } = toIdentity({ userName: value }, split)
+        expect(identity.userName).toBeNull()
+        expect(messages(warnings)).toEqual([
+          `userName must be a string or a number, got ${described}; not used`,
+        ])
+      })
+    }
+  })
+
+  describe('cleaning', () => {
+    it('removes NUL (which PostgreSQL refuses) and other control characters, with a warning', () => {
+      const { identity, warnings } = toIdentity({ fullName: 'Billy\u0000 Bob\u0007' }, split)
+      expect(identity.fullName).toBe('Billy Bob')
+      expect(messages(warnings)).toEqual([
+        'fullName: removed 2 control, invisible or bidirectional formatting characters',
+      ])
+    })
+
+    it('removes bidirectional override, embedding and isolate characters', () => {
+      // "evil\u202Egnp.exe" displays as "evilexe.png".
+      const { identity, warnings } = toIdentity(
+        { userName: 'evil\u202Egnp.exe', firstName: '\u2066Bob\u2069', lastName: 'x\u200F\u061C' },
+        split,
+      )
+      expect(identity.userName).toBe('evilgnp.exe')
+      expect(identity.firstName).toBe('Bob')
+      expect(identity.lastName).toBe('x')
+      expect(warnings).toHaveLength(3)
+    })
+
+    it('removes zero-width spaces and BOMs but keeps joiners that scripts and emoji need', () => {
+      expect(cleanText('a\u200Bb\uFEFFc\u2060d')).toEqual({ text: 'abcd', removed: 3 })
+      expect(cleanText('می\u200Cخواهم').text).toBe('می\u200Cخواهم')
+      expect(cleanText('👩\u200D💻').text).toBe('👩\u200D💻')
+    })
+
+    it('turns line breaks and tabs into spaces, collapses whitespace and trims', () => {
+      expect(cleanText('  Billy\n\t Bob\u2028 Jr  ')).toEqual({ text: 'Billy Bob Jr', removed: 0 })
+    })
+
+    it('normalises to NFC', () => {
+      const decomposed = 'Jose\u0301'
+      expect(cleanText(decomposed).text).toBe('Jos\u00E9')
+      expect(cleanText('e\u202E\u0301').text).toBe('\u00E9')
+    })
+
+    it('replaces lone surrogates, which PostgreSQL refuses, and keeps pairs', () => {
+      expect(cleanText('a\uD800b\uDC00c😀').text).toBe('a\uFFFDb\uFFFDc😀')
+    })
+
+    it('treats a value that is empty after cleaning as absent', () => {
+      const { identity } = toIdentity({ fullName: ' \u0000\u202E ' }, split)
+      expect(identity.fullName).toBeNull()
+      expect(identity.firstName).toBeNull()
+    })
+  })
+
+  describe('lengths', () => {
+    it('refuses an over-long value instead of cutting it', () => {
+      const max = IDENTITY_FIELD_MAX_LENGTH.userName
+      const { identity, warnings } = toIdentity({ userName: 'u'.repeat(max + 1) }, split)
+      expect(identity.userName).toBeNull()
+      expect(messages(warnings)).toEqual([`userName is longer than ${max} characters; not used`])
+      expect(toIdentity({ userName: 'u'.repeat(max) }, split).identity.userName).toHaveLength(max)
+    })
+
+    it('counts code points, so emoji are not penalised', () => {
+      const max = IDENTITY_FIELD_MAX_LENGTH.fullName
+      expect(toIdentity({ fullName: '😀'.repeat(max) }, split).identity.fullName).not.toBeNull()
+    })
+  })
+
+  describe('email', () => {
+    it('keeps addresses, of any script, and lower-cases the domain', () => {
+      const email = (value: string): string | null =>
+        toIdentity({ email: value }, split).identity.email
+      expect(email('Billy.Bob+tag@Example.COM')).toBe('Billy.Bob+tag@example.com')
+      expect(email('josé@correo.españa.es')).toBe('josé@correo.españa.es')
+      expect(email('用户@例子.广告')).toBe('用户@例子.广告')
+      expect(email('a@xn--p1ai.xn--p1ai')).toBe('a@xn--p1ai.xn--p1ai')
+    })
+
+    it('does not use something that is not an address as one, and says so', () => {
+      for (const value of [
+        'billy',
+        'billy@',
+        '@example.com',
+        'billy@localhost',
+        'billy@@example.com',
+        'billy bob@example.com',
+        'billy@example..com',
+        'billy@-example.com',
+        'billy@1.2.3.4',
+        `${'a'.repeat(65)}@example.com`,
+        '"quoted"@example.com',
+      ]) {
+        const { identity, warnings } = toIdentity({ email: value }, split)
+        expect(identity.email, value).toBeNull()
+        expect(messages(warnings)).toEqual([
+          'email is not an email address, so it is not used as one (it stays in attributes)',
+        ])
+        expect(identity.attributes.email).toBe(value)
+      }
+    })
+
+    it('never quotes the value in a warning', () => {
+      const { warnings } = toIdentity({ email: 'secret-person' }, split)
+      expect(JSON.stringify(warnings)).not.toContain('secret')
+    })
+  })
+
+  describe('full name splitting', () => {
+    it('splits fullName when it is the only name', () => {
+      expect(toIdentity({ fullName: 'Billy Bob' }, split).identity).toMatchObject({
+        fullName: 'Billy Bob',
+        firstName: 'Billy',
+        lastName: 'Bob',
+      })
+    })
+
+    it('lets explicit firstName and lastName win over the split', () => {
+      const both = toIdentity(
+        { fullName: 'Billy Bob', firstName: 'William', lastName: 'Roberts' },
+        split,
+      )
+      expect(both.identity).toMatchObject({ firstName: 'William', lastName: 'Roberts' })
+      // One explicit name is enough to stop the split: a guess for the other could contradict it
+      // (山田 太郎 with firstName 太郎 would get lastName 太郎).
+      const first = toIdentity({ fullName: '山田 太郎', firstName: '太郎' }, split)
+      expect(first.identity).toMatchObject({ firstName: '太郎', lastName: null })
+      const last = toIdentity({ fullName: 'Billy Bob', lastName: 'Bob' }, split)
+      expect(last.identity).toMatchObject({ firstName: null, lastName: 'Bob' })
+    })
+
+    it('splits when the explicit names are unusable', () => {
+      const { identity } = toIdentity({ fullName: 'Billy Bob', firstName: '', lastName: 7 }, split)
+      expect(identity).toMatchObject({ firstName: 'Billy', lastName: 'Bob' })
+    })
+
+    it('can be switched off per integration', () => {
+      const { identity } = toIdentity({ fullName: 'Billy Bob' }, { splitFullName: false })
+      expect(identity).toMatchObject({ fullName: 'Billy Bob', firstName: null, lastName: null })
+    })
+
+    it('splits the cleaned name', () => {
+      const { identity } = toIdentity({ fullName: ' Billy\u202E \n Bob ' }, split)
+      expect(identity).toMatchObject({ fullName: 'Billy Bob', firstName: 'Billy', lastName: 'Bob' })
+    })
+  })
+
+  it('reads only own properties, so inherited names are not fields', () => {
+    const attributes = Object.create({ email: 'inherited@example.com' }) as Record<string, unknown>
+    expect(toIdentity(attributes, split).identity.email).toBeNull()
+  })
+})
