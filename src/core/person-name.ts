@@ -39,6 +39,15 @@
  * split can be turned off per integration.
  */
 
+/** For the schema's `splitFullName` field: the rules above in a few sentences. */
+export const SPLIT_FULL_NAME_DESCRIPTION =
+  'When the WhoAmI answer has fullName but neither firstName nor lastName, split fullName: the ' +
+  'last word (with lower-case particles such as "van der" and a suffix such as "Jr.") is the last ' +
+  'name, the words before it the first name; one word is a first name; "Last, First" is read ' +
+  'as such. Nothing is dropped or reordered. Family-name-first names written with a space ' +
+  '("山田 太郎") are split the wrong way round; send firstName and lastName, or turn this off. ' +
+  'Default true.'
+
 export interface SplitName {
   readonly firstName: string | null
   readonly lastName: string | null
