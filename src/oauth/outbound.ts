@@ -36,6 +36,13 @@ import {
   normaliseAllowHosts,
   type AllowedHost,
 } from '../core/ip-address.ts'
+import {
+  findExcessiveNesting,
+  isJsonObject,
+  parseJsonBounded,
+  WHOAMI_MAX_DEPTH,
+  type JsonObject,
+} from '../core/json-limits.ts'
 import { err, ok, type Result } from '../core/result.ts'
 
 export type OutboundErrorKind =
@@ -477,49 +484,25 @@ export function decodeUtf8Strict(bytes: Uint8Array): string | null {
   }
 }
 
-export const DEFAULT_MAX_JSON_DEPTH = 32
-
-export type JsonObject = { readonly [key: string]: unknown }
+/** The depth bound the mapping layer assumes for WhoAmI payloads (core/json-limits.ts). */
+export const DEFAULT_MAX_JSON_DEPTH = WHOAMI_MAX_DEPTH
 
 export type JsonProblem = 'not_json' | 'not_object' | 'too_deep'
 
 /**
- * Parses a provider's JSON strictly: the top level must be an object, and nesting deeper than
- * `maxDepth` is refused before parsing, so nothing downstream (mapping, logging) recurses into a
- * hostile document. `__proto__` keys stay plain own properties (JSON.parse never assigns
- * prototypes).
+ * Parses a provider's JSON strictly, through core/json-limits.ts: nesting deeper than `maxDepth`
+ * is refused before parsing (nothing downstream recurses into a hostile document), objects come
+ * back with null prototypes (`__proto__` is plain data), and the top level must be an object.
+ * Size is not checked again here: the body was capped while it streamed.
  */
 export function parseJsonObject(
   text: string,
   maxDepth: number = DEFAULT_MAX_JSON_DEPTH,
 ): Result<JsonObject, JsonProblem> {
-  if (exceedsDepth(text, maxDepth)) return err('too_deep')
-  let value: unknown
-  try {
-    value = JSON.parse(text)
-  } catch {
-    return err('not_json')
+  const parsed = parseJsonBounded(text, { maxBytes: Number.POSITIVE_INFINITY, maxDepth })
+  if (!parsed.ok) {
+    return err(findExcessiveNesting(text, maxDepth) !== null ? 'too_deep' : 'not_json')
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return err('not_object')
-  return ok(value as JsonObject)
-}
-
-/** Bracket depth outside strings; linear, no recursion. Malformed text is left to JSON.parse. */
-function exceedsDepth(text: string, maxDepth: number): boolean {
-  let depth = 0
-  let inString = false
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    if (inString) {
-      if (c === 0x5c) i++
-      else if (c === 0x22) inString = false
-    } else if (c === 0x22) {
-      inString = true
-    } else if (c === 0x7b || c === 0x5b) {
-      if (++depth > maxDepth) return true
-    } else if (c === 0x7d || c === 0x5d) {
-      depth--
-    }
-  }
-  return false
+  if (!isJsonObject(parsed.value)) return err('not_object')
+  return ok(parsed.value)
 }

@@ -27,13 +27,13 @@ import {
   type AuthFailureReport,
 } from '../core/auth-failure.ts'
 import type { TokenEndpointAuthMethod } from '../core/integration.ts'
+import type { JsonObject } from '../core/json-limits.ts'
 import { err, ok, type Result } from '../core/result.ts'
 import {
   decodeUtf8Strict,
   DEFAULT_MAX_JSON_DEPTH,
   OutboundError,
   parseJsonObject,
-  type JsonObject,
   type JsonProblem,
   type OutboundClient,
   type OutboundResponse,
@@ -72,7 +72,7 @@ export interface ProviderClientOptions {
   readonly tokenMaxBytes?: number
   /** Cap on a WhoAmI answer. Default 1 MiB. */
   readonly whoAmIMaxBytes?: number
-  /** Deepest JSON nesting accepted from a provider. Default 32. */
+  /** Deepest JSON nesting accepted from a provider. Default 64 (core/json-limits.ts). */
   readonly maxJsonDepth?: number
   /** One budget for a WhoAmI call and its retry. Default: the outbound client's deadline. */
   readonly whoAmIDeadlineMs?: number
@@ -292,7 +292,7 @@ async function toOutboundResponse(response: Response): Promise<OutboundResponse>
 }
 
 type ParsedBody =
-  | { readonly kind: 'object'; readonly text: string; readonly value: Record<string, unknown> }
+  | { readonly kind: 'object'; readonly text: string; readonly value: JsonObject }
   | { readonly kind: 'unreadable'; readonly problem: string }
 
 /** Media types a JSON answer may come with: real providers use all of these for JSON. */
@@ -321,7 +321,7 @@ function parseBody(res: OutboundResponse, maxDepth: number, allowForm: boolean):
   const mediaType = mediaTypeOf(res.headers)
   if (allowForm && mediaType === 'application/x-www-form-urlencoded') {
     const form = new URLSearchParams(text)
-    const value: Record<string, unknown> = Object.create(null)
+    const value: Record<string, string> = Object.create(null)
     for (const [key, v] of form) {
       if (key in value)
         return { kind: 'unreadable', problem: `the form answer repeats "${safeKey(key)}"` }
@@ -337,7 +337,7 @@ function parseBody(res: OutboundResponse, maxDepth: number, allowForm: boolean):
   if (text.trim() === '') return { kind: 'unreadable', problem: 'the answer is empty' }
   const parsed = parseJsonObject(text, maxDepth)
   if (!parsed.ok) return { kind: 'unreadable', problem: JSON_PROBLEMS[parsed.error] }
-  return { kind: 'object', text, value: { ...parsed.value } }
+  return { kind: 'object', text, value: parsed.value }
 }
 
 const JSON_PROBLEMS: { readonly [P in JsonProblem]: string } = {
@@ -409,7 +409,7 @@ function normaliseTokenAnswer(
       authFailure('invalid_provider_response', `${step}: ${parsed.problem}`, bodySnippet(res)),
     )
   }
-  const body = parsed.value
+  const body: Record<string, unknown> = { ...parsed.value }
   if (body.token_type === undefined && body.access_token !== undefined) body.token_type = 'bearer'
   if (typeof body.expires_in === 'string') {
     if (!/^\s*\d{1,10}\s*$/.test(body.expires_in)) {

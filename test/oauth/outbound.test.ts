@@ -523,13 +523,22 @@ describe('strict decoding', () => {
     const deep = `{"a":${'['.repeat(100_000)}${']'.repeat(100_000)}}`
     expect(parseJsonObject(deep)).toEqual({ ok: false, error: 'too_deep' })
     expect(parseJsonObject(`{"a":"${'['.repeat(1000)}"}`).ok).toBe(true)
-    expect(parseJsonObject(`{"a":${'['.repeat(31)}${']'.repeat(31)}}`).ok).toBe(true)
-    expect(parseJsonObject(`{"a":${'['.repeat(32)}${']'.repeat(32)}}`).ok).toBe(false)
+    // The bound is core/json-limits.ts's WhoAmI depth: `{}` is depth 1.
+    expect(parseJsonObject(`{"a":${'['.repeat(63)}${']'.repeat(63)}}`).ok).toBe(true)
+    expect(parseJsonObject(`{"a":${'['.repeat(64)}${']'.repeat(64)}}`)).toEqual({
+      ok: false,
+      error: 'too_deep',
+    })
+    expect(parseJsonObject('{"a":[[1]]}', 2)).toEqual({ ok: false, error: 'too_deep' })
   })
 
-  it('keeps __proto__ an ordinary key (T71)', () => {
-    const r = parseJsonObject('{"__proto__":{"isAdmin":true},"sub":"1"}')
-    expect(r.ok && Object.keys(r.value)).toEqual(['__proto__', 'sub'])
+  it('keeps __proto__ an ordinary key and builds objects without prototypes (T71)', () => {
+    const r = parseJsonObject(
+      '{"__proto__":{"isAdmin":true},"constructor":{"prototype":{"x":1}},"sub":"1"}',
+    )
+    expect(r.ok && Object.keys(r.value)).toEqual(['__proto__', 'constructor', 'sub'])
+    expect(r.ok && Object.getPrototypeOf(r.value)).toBeNull()
     expect(({} as { isAdmin?: boolean }).isAdmin).toBeUndefined()
+    expect(({} as { x?: number }).x).toBeUndefined()
   })
 })
