@@ -17,6 +17,7 @@ export default defineConfig({
     pool: 'forks',
     maxWorkers: 2,
     testTimeout: 30_000,
-    hookTimeout: 60_000,
+    // Generous: a served test app on embedded PGlite can take long to build on a busy 2-core machine.
+    hookTimeout: 120_000,
   },
 })

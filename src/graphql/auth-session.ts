@@ -93,6 +93,15 @@ export const AuthSessionRef = builder.objectRef<AuthSession>('AuthSession').impl
   }),
 })
 
+const externalId = (field: string) =>
+  z
+    .string()
+    .trim()
+    .min(1, `${field} must not be empty`)
+    .max(256, `${field} must be at most 256 characters`)
+    // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
+    .refine((v) => !/[\u0000-\u001f\u007f]/.test(v), `${field} must not contain control characters`)
+
 const AuthenticationMessageRef = builder
   .objectRef<StartedSignIn['message']>('AuthenticationMessage')
   .implement({
@@ -119,15 +128,6 @@ const AuthSessionPayload = builder.objectRef<{ session: AuthSession }>('AuthSess
   description: 'A session after a change.',
   fields: (t) => ({ session: t.field({ type: AuthSessionRef, description: 'The session.', resolve: (p) => p.session }) }),
 })
-
-const externalId = (field: string) =>
-  z
-    .string()
-    .trim()
-    .min(1, `${field} must not be empty`)
-    .max(256, `${field} must be at most 256 characters`)
-    // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
-    .refine((v) => !/[\u0000-\u001f\u007f]/.test(v), `${field} must not contain control characters`)
 
 const StartEndUserAuthInput = builder.inputType('StartEndUserAuthInput', {
   description: 'What to start a sign-in for.',
@@ -192,7 +192,9 @@ builder.queryField('authSessions', (t) =>
     type: [AuthSessionRef],
     description: 'The sessions of one conversation, newest first (at most 100).',
     authScopes: { agent: true },
-    args: { conversationId: t.arg.string({ required: true, description: 'The conversation.' }) },
+    args: {
+      conversationId: t.arg.string({ required: true, description: 'The conversation.', validate: externalId('conversationId') }),
+    },
     resolve: (_root, { conversationId }, ctx) => listSessions(ctx.deps, principalOf(ctx).tenantId, conversationId.trim()),
   }),
 )
@@ -218,7 +220,7 @@ builder.queryField('contact', (t) =>
     nullable: true,
     description: 'A contact of this tenant; null when none has this id.',
     authScopes: { agent: true },
-    args: { contactId: t.arg.string({ required: true, description: 'The contact id.' }) },
+    args: { contactId: t.arg.string({ required: true, description: 'The contact id.', validate: externalId('contactId') }) },
     resolve: async (_root, { contactId }, ctx) =>
       (await findContact(ctx.deps.db, principalOf(ctx).tenantId, contactId.trim())) ?? null,
   }),

@@ -87,6 +87,7 @@ export function failureReason(code: string): string {
 const STYLE = `body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;background:#f5f6f8;color:#1d2330}
 main{max-width:28rem;margin:12vh auto 0;padding:1.5rem;background:#fff;border-radius:12px;box-shadow:0 1px 4px #0002}
 h1{font-size:1.35rem;margin:0 0 .75rem}p{line-height:1.45}.warn{font-size:.9rem;color:#5b6170}
+@media (max-width:30rem){main{margin:1rem}}
 button{font-size:1.05rem;padding:.8rem 1.4rem;border:0;border-radius:8px;background:#2457d6;color:#fff;width:100%;cursor:pointer}`
 
 export function securityHeaders(nonce?: string): Record<string, string> {
