@@ -158,22 +158,23 @@ export async function softDeleteIntegration(
 
 /**
  * Ends the sign-ins of an integration that have not completed (PENDING, OPENED) as CANCELLED;
- * completed ones stay as they are (index auth_sessions_integration_status_idx). Returns how many.
+ * completed ones stay as they are (index auth_sessions_integration_status_idx). Returns their ids.
  */
 export async function cancelOpenSessionsOf(
   db: Db,
   tenantId: string,
   integrationId: string,
   at: Date,
-): Promise<number> {
-  const result = await db
+): Promise<string[]> {
+  const rows = await db
     .updateTable('auth_sessions')
     .set({ status: 'CANCELLED', completed_at: at, updated_at: at })
     .where('tenant_id', '=', tenantId)
     .where('integration_id', '=', integrationId)
     .where('status', 'in', ['PENDING', 'OPENED'])
-    .executeTakeFirst()
-  return Number(result.numUpdatedRows)
+    .returning('id')
+    .execute()
+  return rows.map((r) => r.id)
 }
 
 /** The sealed client secret of a live integration; null when none is stored. */

@@ -256,15 +256,17 @@ export async function deleteIntegration(deps: Deps, actor: Actor, id: string): P
     })
     if (!current) throw notFound(id)
     await integrations.softDeleteIntegration(trx, actor.tenantId, checked, now)
-    const count = await integrations.cancelOpenSessionsOf(trx, actor.tenantId, checked, now)
+    const sessionIds = await integrations.cancelOpenSessionsOf(trx, actor.tenantId, checked, now)
     await audit(trx, actor, 'deleted', checked, now, {
       name: current.name,
-      cancelledSessions: count,
+      cancelledSessions: sessionIds.length,
     })
-    return count
+    return sessionIds
   })
+  // After the commit, so that subscribers who read the session again see it CANCELLED.
+  for (const sessionId of cancelled) deps.events.publish(sessionId)
   deps.logger.info(
-    { tenantId: actor.tenantId, integrationId: checked, cancelledSessions: cancelled },
+    { tenantId: actor.tenantId, integrationId: checked, cancelledSessions: cancelled.length },
     'integration deleted',
   )
 }

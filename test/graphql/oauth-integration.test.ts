@@ -311,6 +311,9 @@ describe('OAuth integrations', () => {
       const done = await insertSession(t, acme.id, integration.id, 'AUTHENTICATED')
       const failed = await insertSession(t, acme.id, integration.id, 'FAILED')
       const unrelated = await insertSession(t, acme.id, other.id, 'PENDING')
+      // Bots waiting on authSessionUpdated learn of the cancellation.
+      const updates = t.deps.events.subscribe(pending)
+      const updated = updates.next()
       const at = tick()
 
       const result = await t.gql(acme.adminKey, DELETE, { id: integration.id })
@@ -327,6 +330,8 @@ describe('OAuth integrations', () => {
       expect(byId.get(done)).toMatchObject({ status: 'AUTHENTICATED' })
       expect(byId.get(failed)).toMatchObject({ status: 'FAILED' })
       expect(byId.get(unrelated)).toMatchObject({ status: 'PENDING', completed_at: null })
+      expect(await updated).toEqual({ done: false, value: pending })
+      await updates.return?.()
 
       const list = await t.gql<{ oauthIntegrations: IntegrationView[] }>(acme.adminKey, LIST)
       expect(list.data!.oauthIntegrations.map((i) => i.id)).not.toContain(integration.id)
