@@ -1,0 +1,146 @@
+import path from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { ConfigError, loadConfig } from '../src/config.ts'
+import { killLeftovers, startExpectingFailure, tempDataDir } from './helpers/spawn.ts'
+
+const KEY = 'k'.repeat(32)
+
+function problem(env: Record<string, string>): string {
+  try {
+    loadConfig(env)
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError)
+    return (error as Error).message
+  }
+  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`)
+}
+
+describe('loadConfig', () => {
+  it('has the contract defaults when nothing is set', () => {
+    const config = loadConfig({})
+    expect(config).toEqual({
+      port: 4000,
+      host: '127.0.0.1',
+      database: { kind: 'pglite', dataDir: path.resolve('.data') },
+      dataDir: path.resolve('./.data'),
+      publicBaseUrl: 'http://localhost:4000',
+      encryptionKey: null,
+      previousEncryptionKeys: [],
+      outboundAllowHosts: [],
+      production: false,
+      logLevel: 'info',
+    })
+    expect(Object.isFrozen(config)).toBe(true)
+  })
+
+  it('derives PUBLIC_BASE_URL from PORT, and resolves a relative DATA_DIR', () => {
+    const config = loadConfig({ PORT: '8080', DATA_DIR: 'var/db' })
+    expect(config.publicBaseUrl).toBe('http://localhost:8080')
+    expect(config.dataDir).toBe(path.resolve('var/db'))
+    expect(config.database).toEqual({ kind: 'pglite', dataDir: path.resolve('var/db') })
+    expect(loadConfig({ PORT: '0' }).port).toBe(0)
+  })
+
+  it('reads every variable of the contract', () => {
+    const config = loadConfig({
+      PORT: '5000',
+      HOST: '0.0.0.0',
+      DATABASE_URL: 'postgres://app@db.internal:5432/euo',
+      DATA_DIR: '/tmp/euo-data',
+      PUBLIC_BASE_URL: 'https://{tenant}.auth.example.com/',
+      ENCRYPTION_KEY: KEY,
+      ENCRYPTION_KEY_PREVIOUS: ` ${'p'.repeat(32)} , ${'q'.repeat(40)} `,
+      OUTBOUND_ALLOW_HOSTS: 'IdP.Local:8443, 127.0.0.1 ,',
+      NODE_ENV: 'production',
+      LOG_LEVEL: 'warn',
+    })
+    expect(config).toEqual({
+      port: 5000,
+      host: '0.0.0.0',
+      database: { kind: 'postgres', url: 'postgres://app@db.internal:5432/euo' },
+      dataDir: '/tmp/euo-data',
+      publicBaseUrl: 'https://{tenant}.auth.example.com',
+      encryptionKey: KEY,
+      previousEncryptionKeys: ['p'.repeat(32), 'q'.repeat(40)],
+      outboundAllowHosts: ['idp.local:8443', '127.0.0.1'],
+      production: true,
+      logLevel: 'warn',
+    })
+  })
+
+  it('accepts postgresql:// and a socket host given as a parameter', () => {
+    expect(loadConfig({ DATABASE_URL: 'postgresql://u@h/db' }).database.kind).toBe('postgres')
+    expect(
+      loadConfig({ DATABASE_URL: 'postgres:///db?host=/var/run/postgresql' }).database.kind,
+    ).toBe('postgres')
+  })
+
+  it.each([
+    [{ PORT: 'abc' }, /^PORT: .*0 to 65535.*"abc"/],
+    [{ PORT: '70000' }, /^PORT: .*"70000"/],
+    [{ PORT: '-1' }, /^PORT: /],
+    [{ PORT: '80.5' }, /^PORT: /],
+    [{ PORT: '' }, /^PORT: /],
+    [{ HOST: ' ' }, /^HOST: is set but empty/],
+    [{ DATA_DIR: '' }, /^DATA_DIR: is set but empty/],
+    [{ DATABASE_URL: 'not a url' }, /^DATABASE_URL: is not a URL/],
+    [{ DATABASE_URL: 'mysql://x' }, /^DATABASE_URL: must start with postgres:\/\//],
+    [{ DATABASE_URL: '' }, /^DATABASE_URL: is set but empty/],
+    [{ PUBLIC_BASE_URL: 'example.com' }, /^PUBLIC_BASE_URL: is not an absolute URL/],
+    [{ PUBLIC_BASE_URL: 'ftp://example.com' }, /^PUBLIC_BASE_URL: must be an http or https URL/],
+    [{ PUBLIC_BASE_URL: 'https://example.com/?a=1' }, /^PUBLIC_BASE_URL: must be an origin/],
+    [{ NODE_ENV: 'production' }, /^ENCRYPTION_KEY: is required when NODE_ENV=production/],
+    [{ ENCRYPTION_KEY: 'short' }, /^ENCRYPTION_KEY: must be at least 32 characters/],
+    [
+      { ENCRYPTION_KEY: KEY, ENCRYPTION_KEY_PREVIOUS: 'short' },
+      /^ENCRYPTION_KEY_PREVIOUS: must be at least 32/,
+    ],
+    [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL: must be one of/],
+    [
+      { OUTBOUND_ALLOW_HOSTS: 'https://idp.example.com/' },
+      /^OUTBOUND_ALLOW_HOSTS: .* is not a host name/,
+    ],
+  ])('refuses %j with one line naming the variable', (env, message) => {
+    const text = problem(env)
+    expect(text).toMatch(message)
+    expect(text).not.toContain('\n')
+  })
+})
+
+describe('npm start with a bad configuration', () => {
+  afterAll(killLeftovers)
+
+  it('exits non-zero with one stderr line naming the variable, before touching DATA_DIR', async () => {
+    const data = tempDataDir()
+    const missing = path.join(data.dir, 'never-created')
+    const cases: Array<[Record<string, string>, RegExp]> = [
+      [{ PORT: 'abc' }, /PORT: must be a whole number/],
+      [{ PORT: '70000' }, /PORT: must be a whole number .*"70000"/],
+      [{ DATABASE_URL: 'mysql://x' }, /DATABASE_URL: must start with postgres:\/\//],
+      [{ DATABASE_URL: 'not a url' }, /DATABASE_URL: is not a URL/],
+      [{ NODE_ENV: 'production' }, /ENCRYPTION_KEY: is required when NODE_ENV=production/],
+      [{ ENCRYPTION_KEY: 'too-short' }, /ENCRYPTION_KEY: must be at least 32 characters/],
+      [{ DATA_DIR: '' }, /DATA_DIR: is set but empty/],
+    ]
+    try {
+      const results = await Promise.all(
+        cases.map(([env]) => startExpectingFailure({ DATA_DIR: missing, ...env })),
+      )
+      results.forEach((result, i) => {
+        const [env, message] = cases[i]!
+        const context = `${JSON.stringify(env)} → ${JSON.stringify(result)}`
+        expect(result.code, context).not.toBe(0)
+        expect(result.code, context).not.toBeNull()
+        const lines = result.stderr.split('\n').filter(Boolean)
+        expect(lines, context).toHaveLength(1)
+        expect(lines[0], context).toMatch(message)
+        expect(result.stdout, context).toBe('')
+      })
+      // Nothing was created: the configuration is checked before the database is opened.
+      const { existsSync } = await import('node:fs')
+      expect(existsSync(missing)).toBe(false)
+    } finally {
+      data.remove()
+    }
+  })
+})

@@ -1,0 +1,214 @@
+/**
+ * `npm start` as operators run it: a real process on a temporary DATA_DIR (embedded PGlite) or a
+ * fresh PostgreSQL database, health routes, restarts that keep the data, graceful SIGTERM, the
+ * single-owner rule of DATA_DIR, and readiness while the database is unreachable.
+ */
+import { existsSync, readFileSync } from 'node:fs'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createApp } from '../src/app.ts'
+import { readOwner } from '../src/db/owner-lock.ts'
+import { createTestApp, type TestApp } from './helpers/test-app.ts'
+import {
+  cli,
+  createPgDatabase,
+  graphql,
+  killLeftovers,
+  startExpectingFailure,
+  startServiceProcess,
+  tempDataDir,
+  type ServiceProcess,
+} from './helpers/spawn.ts'
+import { TEST_DATABASE_URL } from './helpers/test-db.ts'
+
+const VIEWER = '{ viewer { role tenant { slug } } }'
+
+afterAll(killLeftovers)
+
+async function expectHealthy(service: ServiceProcess): Promise<void> {
+  const healthz = await fetch(`${service.url}/healthz`)
+  expect(healthz.status).toBe(200)
+  expect(await healthz.json()).toEqual({ status: 'ok' })
+  const readyz = await fetch(`${service.url}/readyz`)
+  expect(readyz.status).toBe(200)
+  expect(await readyz.json()).toMatchObject({ status: 'ready' })
+}
+
+function parseOne<T>(stdout: string): T {
+  const lines = stdout.split('\n').filter(Boolean)
+  expect(lines).toHaveLength(1)
+  return JSON.parse(lines[0]!) as T
+}
+
+describe('npm start on the embedded database (DATA_DIR)', () => {
+  const data = tempDataDir()
+  const env = { DATA_DIR: data.dir }
+  afterAll(() => data.remove())
+
+  let service: ServiceProcess
+  let adminKey: string
+  let agentKey: string
+
+  it('serves /healthz and /readyz once it logs "listening"', async () => {
+    service = await startServiceProcess(env)
+    expect(service.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
+    expect(service.url).not.toBe('http://127.0.0.1:0')
+    await expectHealthy(service)
+    expect(service.logs().find((l) => l.msg === 'listening')).toMatchObject({ database: 'pglite' })
+    // Outside production without ENCRYPTION_KEY, a development key is generated, with a warning.
+    expect(
+      service.logs().some((l) => l.level === 40 && /ENCRYPTION_KEY is not set/.test(l.msg)),
+    ).toBe(true)
+    expect(existsSync(path.join(data.dir, 'encryption.key'))).toBe(true)
+  })
+
+  it('owns DATA_DIR: a second service on it refuses to start and names DATA_DIR', async () => {
+    const second = await startExpectingFailure(env)
+    expect(second.code).not.toBe(0)
+    expect(second.code).not.toBeNull()
+    expect(second.stderr).toContain('DATA_DIR')
+    expect(second.stderr).toContain(data.dir)
+    expect(second.stderr).toContain(String(service.pid))
+    expect(readOwner(data.dir)?.pid).toBe(service.pid)
+    await expectHealthy(service)
+  })
+
+  it('lets the CLI hand its command to the running service, whose API then accepts the key', async () => {
+    const result = await cli(['tenant', 'create', 'acme'], env)
+    expect(result.code, result.stderr).toBe(0)
+    const created = parseOne<{ tenant: { slug: string }; apiKey: string }>(result.stdout)
+    expect(created.tenant.slug).toBe('acme')
+    adminKey = created.apiKey
+    // The CLI never opened the database: the lock still names the service, with its socket.
+    const owner = readOwner(data.dir)
+    expect(owner?.pid).toBe(service.pid)
+    expect(owner?.socket).toBeTruthy()
+    const viewer = await graphql(service.url, adminKey, VIEWER)
+    expect(viewer).toEqual({ data: { viewer: { role: 'ADMIN', tenant: { slug: 'acme' } } } })
+  })
+
+  it('stops gracefully on SIGTERM: exit 0, "stopped" logged, lock and socket removed', async () => {
+    const socket = readOwner(data.dir)!.socket!
+    const exit = await service.stop('SIGTERM')
+    expect(exit).toEqual({ code: 0, signal: null })
+    // (pino writes asynchronously: the two lines may come out in either order)
+    const messages = service.logs().map((l) => l.msg)
+    expect(messages).toContain('shutting down')
+    expect(messages).toContain('stopped')
+    expect(existsSync(path.join(data.dir, 'owner.lock'))).toBe(false)
+    expect(existsSync(socket)).toBe(false)
+    expect(service.stderr()).toBe('')
+  })
+
+  it('lets the CLI open the database itself while no service runs', async () => {
+    const result = await cli(['apikey', 'create', 'acme', '--role', 'AGENT'], env)
+    expect(result.code, result.stderr).toBe(0)
+    const created = parseOne<{ apiKey: string; role: string }>(result.stdout)
+    expect(created.role).toBe('AGENT')
+    agentKey = created.apiKey
+    expect(existsSync(path.join(data.dir, 'owner.lock'))).toBe(false)
+  })
+
+  it('keeps every tenant and key across a restart (`npm start` this time)', async () => {
+    const key = readFileSync(path.join(data.dir, 'encryption.key'), 'utf8')
+    service = await startServiceProcess(env, { via: 'npm' })
+    try {
+      await expectHealthy(service)
+      expect(await graphql(service.url, adminKey, VIEWER)).toEqual({
+        data: { viewer: { role: 'ADMIN', tenant: { slug: 'acme' } } },
+      })
+      expect(await graphql(service.url, agentKey, VIEWER)).toEqual({
+        data: { viewer: { role: 'AGENT', tenant: { slug: 'acme' } } },
+      })
+      // The development key is reused, not regenerated (sealed secrets stay readable).
+      expect(readFileSync(path.join(data.dir, 'encryption.key'), 'utf8')).toBe(key)
+    } finally {
+      // npm passes the signal on (the script `exec`s node), and exits with the service's code.
+      expect(await service.stop('SIGTERM')).toEqual({ code: 0, signal: null })
+      expect(existsSync(path.join(data.dir, 'owner.lock'))).toBe(false)
+    }
+  })
+})
+
+describe.skipIf(!TEST_DATABASE_URL)('npm start on PostgreSQL (DATABASE_URL)', () => {
+  let database: { url: string; drop(): Promise<void> }
+  const data = tempDataDir()
+  afterAll(async () => {
+    killLeftovers()
+    await database?.drop()
+    data.remove()
+  })
+
+  it('migrates a fresh database, serves, and keeps the data across a restart', async () => {
+    database = await createPgDatabase(TEST_DATABASE_URL!)
+    // DATA_DIR is set but unused for the database; ENCRYPTION_KEY as in production.
+    const env = { DATABASE_URL: database.url, DATA_DIR: data.dir, ENCRYPTION_KEY: 'e'.repeat(44) }
+    let service = await startServiceProcess(env)
+    let adminKey: string
+    try {
+      await expectHealthy(service)
+      expect(service.logs().find((l) => l.msg === 'listening')).toMatchObject({
+        database: 'postgres',
+      })
+      // With PostgreSQL the CLI works on the database directly, beside the running service.
+      const result = await cli(['tenant', 'create', 'acme-pg'], env)
+      expect(result.code, result.stderr).toBe(0)
+      adminKey = parseOne<{ apiKey: string }>(result.stdout).apiKey
+      expect(await graphql(service.url, adminKey, VIEWER)).toEqual({
+        data: { viewer: { role: 'ADMIN', tenant: { slug: 'acme-pg' } } },
+      })
+    } finally {
+      const exit = await service.stop('SIGTERM')
+      expect(exit).toEqual({ code: 0, signal: null })
+    }
+    expect(service.logs().map((l) => l.msg)).toContain('stopped')
+    expect(existsSync(path.join(data.dir, 'owner.lock'))).toBe(false)
+
+    service = await startServiceProcess(env)
+    try {
+      await expectHealthy(service)
+      expect(await graphql(service.url, adminKey, VIEWER)).toEqual({
+        data: { viewer: { role: 'ADMIN', tenant: { slug: 'acme-pg' } } },
+      })
+    } finally {
+      // SIGINT (Ctrl-C) stops it as gracefully as SIGTERM.
+      expect(await service.stop('SIGINT')).toEqual({ code: 0, signal: null })
+    }
+  })
+})
+
+describe('/readyz', () => {
+  let t: TestApp
+  beforeAll(async () => {
+    t = await createTestApp()
+  })
+  afterAll(() => t.close())
+
+  it('answers 503 while the database is unreachable, and 200 again once it answers', async () => {
+    let reachable = false
+    const app = createApp(t.deps, {
+      ping: async () => {
+        if (!reachable) throw new Error('connect ECONNREFUSED 127.0.0.1:5432')
+      },
+    })
+    try {
+      const down = await app.fetch(new Request('http://localhost/readyz'))
+      expect(down.status).toBe(503)
+      expect(await down.json()).toEqual({ status: 'not ready', database: 'unreachable' })
+      // Liveness does not depend on the database.
+      expect((await app.fetch(new Request('http://localhost/healthz'))).status).toBe(200)
+      reachable = true
+      expect((await app.fetch(new Request('http://localhost/readyz'))).status).toBe(200)
+    } finally {
+      await app.close()
+    }
+  })
+
+  it('answers 503 once shutdown has begun', async () => {
+    expect((await t.fetch('/readyz')).status).toBe(200)
+    await t.app.close()
+    const response = await t.fetch('/readyz')
+    expect(response.status).toBe(503)
+    expect(await response.json()).toEqual({ status: 'shutting down' })
+  })
+})
