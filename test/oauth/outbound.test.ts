@@ -33,6 +33,10 @@ import {
 } from '../helpers/fake-provider.ts'
 import { TEST_TLS_CERT, TEST_TLS_KEY } from './tls-fixture.ts'
 
+/**
+ * Timing tests run with short limits so the suite stays fast; every other client keeps the
+ * production defaults, so a loaded CI machine cannot turn a good answer into a timeout.
+ */
 const DEADLINE_MS = 600
 const FAST: Omit<OutboundOptions, 'allowHosts'> = {
   connectTimeoutMs: 300,
@@ -46,7 +50,7 @@ let idp: FakeProvider
 const clients: OutboundClient[] = []
 
 function client(options: Partial<OutboundOptions> = {}): OutboundClient {
-  const c = createOutboundClient({ allowHosts: [], ...FAST, ...options })
+  const c = createOutboundClient({ allowHosts: [], ...options })
   clients.push(c)
   return c
 }
@@ -193,7 +197,7 @@ describe('addresses that are refused at connect time', () => {
   })
 
   it('gives up on a resolver that never answers at the connect timeout', async () => {
-    const c = client({ resolver: () => new Promise(() => {}) })
+    const c = client({ ...FAST, resolver: () => new Promise(() => {}) })
     const r = await failure(c.request('https://slow-dns.example/', { maxResponseBytes: 1 }))
     expect(r.kind).toBe('timeout')
     expect(r.ms).toBeLessThan(DEADLINE_MS + 1000)
@@ -362,6 +366,7 @@ describe('DNS rebinding and TLS on a pinned address', () => {
 
 describe('hostile answers', () => {
   const allowed = () => client({ allowHosts: ['127.0.0.1'] })
+  const allowedFast = () => client({ allowHosts: ['127.0.0.1'], ...FAST })
 
   it('returns a redirect as it is and does not follow it (T56)', async () => {
     idp.on('POST', '/token', redirect(`https://127.0.0.1:${canary.port}/steal`, 307))
@@ -378,7 +383,7 @@ describe('hostile answers', () => {
   it('times out on an endpoint that never answers (T59)', async () => {
     idp.on('POST', '/token', hang())
     const r = await failure(
-      allowed().request(idp.url('/token'), { method: 'POST', maxResponseBytes: 1024 }),
+      allowedFast().request(idp.url('/token'), { method: 'POST', maxResponseBytes: 1024 }),
     )
     expect(r.kind).toBe('timeout')
     expect(r.ms).toBeGreaterThanOrEqual(DEADLINE_MS - 50)
@@ -388,7 +393,7 @@ describe('hostile answers', () => {
   it('times out on a body that trickles in, whatever the pause timer says (T60)', async () => {
     idp.on('POST', '/token', trickle({ intervalMs: 100 }))
     const r = await failure(
-      allowed().request(idp.url('/token'), { method: 'POST', maxResponseBytes: 1024 }),
+      allowedFast().request(idp.url('/token'), { method: 'POST', maxResponseBytes: 1024 }),
     )
     expect(r.kind).toBe('timeout')
     expect(r.message).toBe(`no complete answer within ${DEADLINE_MS} ms`)
