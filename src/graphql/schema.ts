@@ -5,6 +5,7 @@ import './scalars.ts'
 import './viewer.ts'
 import './api-key.ts'
 import './oauth-integration.ts'
+import './whoami-mapping.ts'
 
 export const schema = builder.toSchema({ sortSchema: true })
 // Fail at start-up (and in every test), not on the first request, if a type file is wrong.

@@ -16,12 +16,12 @@ import { asSeenAt, type AuthSession } from '../core/auth-session.ts'
 import type { Identity } from '../core/identity.ts'
 import type { OAuthIntegration } from '../core/integration.ts'
 import { REDIRECT_ROUTES, redirectUrlFor } from '../core/redirect-urls.ts'
-import { applyMapping, compileMapping, type CompiledMapping } from '../core/whoami-mapping.ts'
 import { sha256 } from '../crypto/tokens.ts'
 import * as sessions from '../db/auth-sessions.ts'
 import { fillContact } from '../db/contacts.ts'
 import { findTenantById } from '../db/tenants.ts'
 import type { Deps } from './deps.ts'
+import { mapWithSavedMapping } from './identity-mapping.ts'
 import { getIntegrationIncludingDeleted, openClientSecret } from './integrations.ts'
 import { isBoundTo, type CookieLookup } from './sign-in.ts'
 
@@ -120,21 +120,11 @@ async function redeem(
   return mapIdentity(integration, payload)
 }
 
-const compiled = new Map<string, CompiledMapping>()
-
+/** The mapping step, shared with the mapping tester (identity-mapping.ts). */
 function mapIdentity(integration: OAuthIntegration, payload: unknown): AuthFailureReport | { identity: Identity } {
-  let mapping: CompiledMapping | null = null
-  if (integration.whoAmIMapping) {
-    mapping = compiled.get(integration.whoAmIMapping) ?? null
-    if (!mapping) {
-      const result = compileMapping(integration.whoAmIMapping)
-      if (!result.ok) return authFailure('mapping_failed', `the WhoAmI mapping does not compile: ${result.error.message}`)
-      if (compiled.size > 1000) compiled.clear()
-      compiled.set(integration.whoAmIMapping, result.value)
-      mapping = result.value
-    }
-  }
-  const outcome = applyMapping(mapping, payload, { splitFullName: integration.splitFullName })
+  const mapped = mapWithSavedMapping(integration.whoAmIMapping, payload, integration)
+  if (!mapped.ok) return authFailure('mapping_failed', `the WhoAmI mapping does not compile: ${mapped.error.message}`)
+  const outcome = mapped.outcome
   if (!outcome.identity) {
     return authFailure('mapping_failed', `the WhoAmI answer did not map to an identity: ${outcome.errors.map((e) => e.message).join('; ')}`)
   }
