@@ -5,6 +5,7 @@ import './scalars.ts'
 import './viewer.ts'
 import './api-key.ts'
 import './oauth-integration.ts'
+import './auth-session.ts'
 import './whoami-mapping.ts'
 
 export const schema = builder.toSchema({ sortSchema: true })

@@ -140,7 +140,7 @@ async function finish(
   if ('failure' in outcome) {
     const failed = await sessions.completeSession(deps.db, session.id, { failure: outcome.failure }, now)
     deps.logger.warn(
-      { sessionId: session.id, code: outcome.failure.code, message: outcome.failure.message, detail: outcome.detail },
+      { sessionId: session.id, failureCode: outcome.failure.code, message: outcome.failure.message, detail: outcome.detail },
       'sign-in failed',
     )
     return settled(deps, session, failed, 'failed')
@@ -188,11 +188,4 @@ function refuse(
 ): CallbackOutcome {
   deps.logger.warn({ reason, detail, sessionId }, 'callback refused')
   return sessionId ? { kind: 'refused', reason, sessionId } : { kind: 'refused', reason }
-}
-
-export function providerErrorFailure(error: string | null): AuthFailure {
-  const code = safeErrorCode(error)
-  return code === 'access_denied'
-    ? { code: 'access_denied', message: 'the provider answered error=access_denied at the authorization step' }
-    : { code: 'provider_error', message: `the provider answered ${code ? `error=${code}` : 'an error'} at the authorization step` }
 }
