@@ -11,7 +11,7 @@
  * Then exactly one request claims the exchange (compare-and-set) and makes the token request;
  * whatever happens after the claim ends the session AUTHENTICATED or FAILED, never stuck.
  */
-import { authFailure, safeErrorCode, type AuthFailure, type AuthFailureReport } from '../core/auth-failure.ts'
+import { authFailure, type AuthFailureReport } from '../core/auth-failure.ts'
 import { asSeenAt, type AuthSession } from '../core/auth-session.ts'
 import type { Identity } from '../core/identity.ts'
 import type { OAuthIntegration } from '../core/integration.ts'
