@@ -7,9 +7,7 @@ import { runCommand, USAGE, UsageError, validateArgs } from './cli-commands.ts'
 import { ConfigError, loadConfig } from './config.ts'
 import { sendControlCommand } from './control.ts'
 import { AppError } from './core/errors.ts'
-import { createLogger } from './logger.ts'
-import { openRuntime } from './runtime.ts'
-import pino from 'pino'
+import { liveOwner, type OwnerInfo } from './db/owner-lock.ts'
 
 function fail(message: string, exitCode: number): never {
   process.stderr.write(`error: ${message}\n`)
@@ -17,18 +15,29 @@ function fail(message: string, exitCode: number): never {
   process.exit(exitCode)
 }
 
+async function handOver(owner: OwnerInfo, argv: readonly string[]): Promise<unknown> {
+  if (!owner.socket) throw new Error(`the service (pid ${owner.pid}) is starting; try again`)
+  const response = await sendControlCommand(owner.socket, argv)
+  if (!response.ok) fail(response.error, response.exitCode)
+  return response.output
+}
+
 async function main(argv: readonly string[]): Promise<unknown> {
   validateArgs(argv)
   const config = loadConfig(process.env)
+  // When the service owns the embedded database, hand the command over without loading the
+  // database code: that import is most of the CLI's start-up time (openRuntime checks again).
+  const owner = config.database.kind === 'pglite' ? liveOwner(config.dataDir) : null
+  if (owner?.socket) return handOver(owner, argv)
+  const [{ createLogger }, { openRuntime }, { default: pino }] = await Promise.all([
+    import('./logger.ts'),
+    import('./runtime.ts'),
+    import('pino'),
+  ])
   // Logs go to stderr: stdout carries the one JSON object only.
   const logger = createLogger({ level: 'warn', name: 'cli' }, pino.destination(2))
   const runtime = await openRuntime(config, logger)
-  if ('owner' in runtime) {
-    if (!runtime.owner.socket) throw new Error(`the service (pid ${runtime.owner.pid}) is starting; try again`)
-    const response = await sendControlCommand(runtime.owner.socket, argv)
-    if (!response.ok) fail(response.error, response.exitCode)
-    return response.output
-  }
+  if ('owner' in runtime) return handOver(runtime.owner, argv)
   try {
     return await runCommand(runtime.deps, argv)
   } finally {

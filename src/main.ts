@@ -1,7 +1,5 @@
 // `npm start`: migrate the database, then serve on HOST:PORT until SIGTERM/SIGINT.
 import { ConfigError, loadConfig } from './config.ts'
-import { createLogger } from './logger.ts'
-import { DataDirInUseError, startService } from './server.ts'
 
 async function main(): Promise<void> {
   let config
@@ -14,6 +12,11 @@ async function main(): Promise<void> {
     }
     throw error
   }
+  // Loaded only once the configuration is good, so that a bad one is refused at once.
+  const [{ createLogger }, { DataDirInUseError, startService }] = await Promise.all([
+    import('./logger.ts'),
+    import('./server.ts'),
+  ])
   const logger = createLogger({ level: config.logLevel })
   let service
   try {

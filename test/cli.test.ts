@@ -141,14 +141,6 @@ describe('CLI on the embedded database', () => {
       expect(key.apiKey).toMatch(API_KEY)
       expect(key.apiKey).not.toBe(acme.apiKey)
     })
-
-    it('refuses a duplicate slug', async () => {
-      refusal(
-        await cli(['tenant', 'create', 'acme'], env),
-        1,
-        /slug: a tenant "acme" already exists/,
-      )
-    })
   })
 
   describe('while the service runs on the same DATA_DIR (it hands the command over)', () => {

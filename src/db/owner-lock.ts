@@ -41,6 +41,12 @@ export function readOwner(dataDir: string): OwnerInfo | null {
   }
 }
 
+/** The live process that holds the lock, if any (without trying to take it). */
+export function liveOwner(dataDir: string): OwnerInfo | null {
+  const owner = readOwner(dataDir)
+  return owner && owner.pid !== process.pid && isAlive(owner.pid) ? owner : null
+}
+
 /** Takes the lock, or returns the live owner that holds it. A dead owner's lock is taken over. */
 export function acquireOwnerLock(dataDir: string): { lock: OwnerLock } | { owner: OwnerInfo } {
   mkdirSync(dataDir, { recursive: true })
