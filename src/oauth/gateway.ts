@@ -12,7 +12,8 @@ export function createProviderGateway(options: OutboundOptions): ProviderGateway
   const outbound = createOutboundClient(options)
   const client = createProviderClient({ outbound })
   return {
-    async exchangeCode({ integration, clientSecret, callbackUrl, expectedState, redirectUri, codeVerifier }) {
+    deadlineMs: outbound.deadlineMs,
+    async exchangeCode({ integration, clientSecret, callbackUrl, expectedState, redirectUri, codeVerifier, deadlineMs }) {
       const callback = validateCallback({
         params: callbackUrl.searchParams,
         expectedState,
@@ -34,12 +35,13 @@ export function createProviderGateway(options: OutboundOptions): ProviderGateway
         callback: callback.value,
         redirectUri,
         codeVerifier,
+        ...(deadlineMs !== undefined && { deadlineMs }),
       })
       return tokens.ok ? ok({ accessToken: tokens.value.accessToken }) : tokens
     },
-    async fetchWhoAmI(integration, accessToken) {
+    async fetchWhoAmI(integration, accessToken, deadlineMs) {
       if (!integration.whoAmIUrl) return ok({})
-      const answer = await client.fetchWhoAmI(integration.whoAmIUrl, accessToken)
+      const answer = await client.fetchWhoAmI(integration.whoAmIUrl, accessToken, deadlineMs)
       return answer.ok ? ok(answer.value.payload) : answer
     },
     close: () => outbound.close(),

@@ -90,8 +90,14 @@ export interface ProviderClient {
     readonly redirectUri: string
     /** The PKCE verifier, or null for an integration with PKCE turned off. */
     readonly codeVerifier: string | null
+    /** What is left of the caller's budget, when shorter than the client's deadline. */
+    readonly deadlineMs?: number
   }): Promise<Result<TokenSet, AuthFailureReport>>
-  fetchWhoAmI(url: string, accessToken: string): Promise<Result<WhoAmIAnswer, AuthFailureReport>>
+  fetchWhoAmI(
+    url: string,
+    accessToken: string,
+    deadlineMs?: number,
+  ): Promise<Result<WhoAmIAnswer, AuthFailureReport>>
 }
 
 /**
@@ -180,10 +186,14 @@ export function createProviderClient(options: ProviderClientOptions): ProviderCl
   const tokenMaxBytes = options.tokenMaxBytes ?? PROVIDER_DEFAULTS.tokenMaxBytes
   const whoAmIMaxBytes = options.whoAmIMaxBytes ?? PROVIDER_DEFAULTS.whoAmIMaxBytes
   const maxDepth = options.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH
-  const tokenFetch = outbound.fetcher({ maxResponseBytes: tokenMaxBytes })
+  const defaultTokenFetch = outbound.fetcher({ maxResponseBytes: tokenMaxBytes })
 
   return {
-    async exchangeCode({ integration, callback, redirectUri, codeVerifier }) {
+    async exchangeCode({ integration, callback, redirectUri, codeVerifier, deadlineMs }) {
+      const tokenFetch =
+        deadlineMs === undefined
+          ? defaultTokenFetch
+          : outbound.fetcher({ maxResponseBytes: tokenMaxBytes, deadlineMs })
       const secrets = [integration.clientSecret, callback.get('code'), codeVerifier]
       let tokenUrl: URL
       try {
@@ -233,10 +243,10 @@ export function createProviderClient(options: ProviderClientOptions): ProviderCl
       }
     },
 
-    async fetchWhoAmI(url, accessToken) {
+    async fetchWhoAmI(url, accessToken, deadlineMs) {
       const secrets = [accessToken]
       const started = Date.now()
-      const budget = options.whoAmIDeadlineMs ?? outbound.deadlineMs
+      const budget = Math.min(options.whoAmIDeadlineMs ?? outbound.deadlineMs, deadlineMs ?? Infinity)
       const attempt = (deadlineMs: number) =>
         outbound.request(url, {
           method: 'GET',
@@ -422,6 +432,17 @@ function normaliseTokenAnswer(
       )
     }
     body.expires_in = Number(body.expires_in)
+  }
+  // RFC 6750 §2.1 b64token characters (printable ASCII at least): anything else could not be
+  // sent in an Authorization header, so it is the provider's answer that is wrong.
+  if (typeof body.access_token === 'string' && /[^\x21-\x7e]/.test(body.access_token)) {
+    return err(
+      authFailure(
+        'invalid_provider_response',
+        `${step}: access_token contains characters a Bearer token cannot have`,
+        '',
+      ),
+    )
   }
   if (Array.isArray(body.scope) && body.scope.every((s) => typeof s === 'string')) {
     body.scope = body.scope.join(' ')

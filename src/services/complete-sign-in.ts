@@ -100,6 +100,9 @@ async function redeem(
       })
     : null
 
+  // One deadline for the whole conversation with the provider, so the end user's page answers
+  // within it however the time splits between the token and WhoAmI calls (R48).
+  const deadlineAt = Date.now() + deps.provider.deadlineMs
   const tokens = await deps.provider.exchangeCode({
     integration,
     clientSecret,
@@ -107,12 +110,17 @@ async function redeem(
     expectedState: state,
     redirectUri,
     codeVerifier,
+    deadlineMs: deps.provider.deadlineMs,
   })
   if (!tokens.ok) return tokens.error
 
   let payload: unknown = {}
   if (integration.whoAmIUrl) {
-    const whoAmI = await deps.provider.fetchWhoAmI(integration, tokens.value.accessToken)
+    const left = deadlineAt - Date.now()
+    if (left < 50) {
+      return authFailure('provider_timeout', 'WhoAmI request: no time was left after the token request')
+    }
+    const whoAmI = await deps.provider.fetchWhoAmI(integration, tokens.value.accessToken, left)
     if (!whoAmI.ok) return whoAmI.error
     payload = whoAmI.value
   }

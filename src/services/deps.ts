@@ -20,9 +20,17 @@ export interface ProviderGateway {
     readonly expectedState: string
     readonly redirectUri: string
     readonly codeVerifier: string | null
+    /** The callback's remaining budget: token and WhoAmI calls share one deadline. */
+    readonly deadlineMs?: number
   }): Promise<Result<{ readonly accessToken: string }, AuthFailureReport>>
   /** GET the WhoAmI URL with the access token as a Bearer header; a JSON object, size-capped. */
-  fetchWhoAmI(integration: OAuthIntegration, accessToken: string): Promise<Result<unknown, AuthFailureReport>>
+  fetchWhoAmI(
+    integration: OAuthIntegration,
+    accessToken: string,
+    deadlineMs?: number,
+  ): Promise<Result<unknown, AuthFailureReport>>
+  /** The total time one callback may spend talking to the provider. */
+  readonly deadlineMs: number
 }
 
 /** What use cases need from the outside world, passed in so tests can pin the clock. */
