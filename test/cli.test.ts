@@ -19,6 +19,7 @@ import {
   startServiceProcess,
   tempDataDir,
   type Completed,
+  type TempDir,
   type ServiceProcess,
 } from './helpers/spawn.ts'
 import { TEST_DATABASE_URL } from './helpers/test-db.ts'
@@ -110,9 +111,13 @@ describe('CLI usage errors', () => {
 })
 
 describe('CLI on the embedded database', () => {
-  const data = tempDataDir()
-  const env = { DATA_DIR: data.dir }
+  let data: TempDir
+  let env: Record<string, string>
   let acme: CreatedTenant
+  beforeAll(() => {
+    data = tempDataDir()
+    env = { DATA_DIR: data.dir }
+  })
   afterAll(() => data.remove())
 
   describe('with no service running (it opens DATA_DIR itself)', () => {
@@ -195,14 +200,15 @@ describe('CLI on the embedded database', () => {
 describe.skipIf(!TEST_DATABASE_URL)('CLI on PostgreSQL (DATABASE_URL)', () => {
   let database: { url: string; drop(): Promise<void> }
   let env: Record<string, string>
-  const data = tempDataDir()
+  let data: TempDir
   beforeAll(async () => {
+    data = tempDataDir()
     database = await createPgDatabase(TEST_DATABASE_URL!)
     env = { DATABASE_URL: database.url, DATA_DIR: data.dir, ENCRYPTION_KEY: 'e'.repeat(44) }
   })
   afterAll(async () => {
     await database?.drop()
-    data.remove()
+    data?.remove()
   })
 
   it('creates tenants and keys directly in the database', async () => {

@@ -18,6 +18,7 @@ import {
   startServiceProcess,
   tempDataDir,
   type ServiceProcess,
+  type TempDir,
 } from './helpers/spawn.ts'
 import { TEST_DATABASE_URL } from './helpers/test-db.ts'
 
@@ -41,8 +42,12 @@ function parseOne<T>(stdout: string): T {
 }
 
 describe('npm start on the embedded database (DATA_DIR)', () => {
-  const data = tempDataDir()
-  const env = { DATA_DIR: data.dir }
+  let data: TempDir
+  let env: Record<string, string>
+  beforeAll(() => {
+    data = tempDataDir()
+    env = { DATA_DIR: data.dir }
+  })
   afterAll(() => data.remove())
 
   let service: ServiceProcess
@@ -132,14 +137,15 @@ describe('npm start on the embedded database (DATA_DIR)', () => {
 
 describe.skipIf(!TEST_DATABASE_URL)('npm start on PostgreSQL (DATABASE_URL)', () => {
   let database: { url: string; drop(): Promise<void> }
-  const data = tempDataDir()
+  let data: TempDir
   afterAll(async () => {
     killLeftovers()
     await database?.drop()
-    data.remove()
+    data?.remove()
   })
 
   it('migrates a fresh database, serves, and keeps the data across a restart', async () => {
+    data = tempDataDir()
     database = await createPgDatabase(TEST_DATABASE_URL!)
     // DATA_DIR is set but unused for the database; ENCRYPTION_KEY as in production.
     const env = { DATABASE_URL: database.url, DATA_DIR: data.dir, ENCRYPTION_KEY: 'e'.repeat(44) }

@@ -216,8 +216,13 @@ export function startServiceProcess(
   })
 }
 
+export interface TempDir {
+  readonly dir: string
+  remove(): void
+}
+
 /** A fresh, empty folder for DATA_DIR (short, so the control socket fits in it). */
-export function tempDataDir(): { dir: string; remove(): void } {
+export function tempDataDir(): TempDir {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'euo-t-'))
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) }
 }
