@@ -71,7 +71,7 @@ export interface AuthSessionsTable {
   code_verifier_sealed: string | null
   identity: Json<unknown> | null
   failure: Json<unknown> | null
-  expires_at: Timestamp
+  expires_at: ColumnType<Date, Date | string, Date | string>
   opened_at: Date | null
   exchange_claimed_at: Date | null
   completed_at: Date | null
