@@ -87,6 +87,14 @@ describe('parseJsonBounded', () => {
     if (result.ok) return
     expect(result.error.message).toMatch(/^is not valid JSON/)
     expect(result.error.message).not.toContain('secret')
+    expect(parseJsonBounded('{"a": 1 "b": 2}', limits)).toEqual({
+      ok: false,
+      error: { message: 'is not valid JSON (at position 8)' },
+    })
+    expect(parseJsonBounded('{"user": ', limits)).toEqual({
+      ok: false,
+      error: { message: 'is not valid JSON' },
+    })
   })
 
   it('ignores a byte order mark', () => {

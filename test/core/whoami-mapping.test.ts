@@ -6,7 +6,6 @@ import {
   compileMapping,
   MAPPING_LIMITS,
   normalizePastedMapping,
-  tryMapping,
   type CompiledMapping,
   type MappingOutcome,
 } from '../../src/core/whoami-mapping.ts'
@@ -530,45 +529,5 @@ describe('normalizePastedMapping', () => {
       expression: '{userName: \\"user.id',
       notes: [],
     })
-  })
-})
-
-describe('tryMapping (what testWhoAmIMapping returns)', () => {
-  it('returns the identity exactly as a sign-in produces it', () => {
-    const trial = tryMapping({ mapping: SEED_MAPPING, payload: SEED_PAYLOAD }, options)
-    expect({ identity: trial.identity, errors: trial.errors, warnings: trial.warnings }).toEqual(
-      run(SEED_MAPPING, SEED_PAYLOAD),
-    )
-    expect(trial.notes).toEqual([])
-  })
-
-  it('accepts the seed mapping as printed and a payload pasted as a string, with notes', () => {
-    const trial = tryMapping(
-      { mapping: SEED_AS_PRINTED, payload: JSON.stringify(SEED_PAYLOAD) },
-      options,
-    )
-    expect(trial.errors).toEqual([])
-    expect(trial.identity?.userName).toBe('billy.bob')
-    expect(trial.notes).toEqual([
-      'parsed the payload string as JSON',
-      'replaced escaped quotes \\" with "',
-      'removed an unmatched " at the end',
-    ])
-  })
-
-  it('returns errors as a list, never throwing, for a bad mapping or payload', () => {
-    expect(tryMapping({ mapping: 'foo[?a==]', payload: {} }, options).errors).toEqual([
-      { message: 'mapping: syntax error at position 8: unexpected "]"' },
-    ])
-    expect(tryMapping({ mapping: SEED_MAPPING, payload: '{"user": ' }, options).errors).toEqual([
-      { message: 'payload: is not valid JSON' },
-    ])
-    expect(
-      tryMapping({ mapping: SEED_MAPPING, payload: '{"a": 1 "b": 2}' }, options).errors,
-    ).toEqual([{ message: 'payload: is not valid JSON (at position 8)' }])
-    expect(tryMapping({ mapping: null, payload: [1] }, options).errors).toHaveLength(1)
-    expect(
-      tryMapping({ mapping: '  ', payload: { email: 'a@example.com' } }, options).identity?.email,
-    ).toBe('a@example.com')
   })
 })
