@@ -152,12 +152,15 @@ export function typeName(value: Argument): string {
 
 /** JMESPath equality: deep, on JSON values. Pays one step per node compared. */
 export function deepEqual(a: JsonValue, b: JsonValue, meter: Meter): boolean {
+  if (typeof a === 'string' && typeof b === 'string') {
+    // Paid before `===`: two equal strings that are not the same object compare char by char.
+    meter.step(1)
+    meter.chars(Math.min(a.length, b.length))
+    return a === b
+  }
   if (a === b) return true
   meter.step(1)
-  if (typeof a === 'string' || typeof b === 'string') {
-    if (typeof a === 'string' && typeof b === 'string') meter.chars(Math.min(a.length, b.length))
-    return false
-  }
+  if (typeof a === 'string' || typeof b === 'string') return false
   if (Array.isArray(a)) {
     if (!Array.isArray(b) || a.length !== b.length) return false
     for (let i = 0; i < a.length; i++) {

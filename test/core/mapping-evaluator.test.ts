@@ -337,6 +337,18 @@ describe('the meter', () => {
     expect(evaluate(`let $x = ${shared} in $x == $x`, 1, limits).value).toBe(true)
   })
 
+  it('pays for the characters of equal strings, which are compared by content', () => {
+    const limits = { ...LIMITS, maxSteps: 10_000 }
+    const text = 'x'.repeat(100_000)
+    // Equal but distinct strings: `===` reads all 100,000 characters each time.
+    const data = { a: text, b: text.slice(0, -1) + 'x' }
+    expect(() => evaluate('[a == b, a == b, a == b, a == b, a == b]', data, limits)).toThrow(
+      /needs more than 10000 steps/,
+    )
+    expect(evaluate('a == b', data).value).toBe(true)
+    expect(evaluate('a == `"x"`', data).value).toBe(false)
+  })
+
   it('pays for sorting by the number of items and their text', () => {
     const words = Array.from({ length: 1_000 }, (_, i) => `word-${(i * 7919) % 1000}`)
     const { steps } = evaluate('sort(@)', words)
