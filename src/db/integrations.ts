@@ -4,6 +4,7 @@
  * `db` may be the root handle or a transaction: callers decide.
  */
 import { sql } from 'kysely'
+import { allowedFrom } from '../core/auth-session.ts'
 import type { OAuthIntegration } from '../core/integration.ts'
 import type { Db } from './database.ts'
 import type { IntegrationRow, IntegrationUpdate, NewIntegrationRow } from './schema.ts'
@@ -157,8 +158,10 @@ export async function softDeleteIntegration(
 }
 
 /**
- * Ends the sign-ins of an integration that have not completed (PENDING, OPENED) as CANCELLED;
- * completed ones stay as they are (index auth_sessions_integration_status_idx). Returns their ids.
+ * Ends the sign-ins of an integration that have not completed (PENDING, OPENED) as CANCELLED,
+ * with the same guard as `cancelSession` (auth-sessions.ts): completed ones, and open ones past
+ * their expiry (they read EXPIRED already), stay as they are (index
+ * auth_sessions_integration_status_idx). The sealed PKCE verifier goes with them. Returns their ids.
  */
 export async function cancelOpenSessionsOf(
   db: Db,
@@ -168,10 +171,11 @@ export async function cancelOpenSessionsOf(
 ): Promise<string[]> {
   const rows = await db
     .updateTable('auth_sessions')
-    .set({ status: 'CANCELLED', completed_at: at, updated_at: at })
+    .set({ status: 'CANCELLED', completed_at: at, updated_at: at, code_verifier_sealed: null })
     .where('tenant_id', '=', tenantId)
     .where('integration_id', '=', integrationId)
-    .where('status', 'in', ['PENDING', 'OPENED'])
+    .where('status', 'in', allowedFrom('cancel'))
+    .where('expires_at', '>', at)
     .returning('id')
     .execute()
   return rows.map((r) => r.id)

@@ -140,12 +140,16 @@ export async function dumpDatabase(t: TestApp): Promise<string> {
   return parts.join('\n')
 }
 
-/** Sessions rows for the delete tests (the sign-in flow is not needed to have some). */
+/**
+ * Sessions rows for the delete tests (the sign-in flow is not needed to have some). They expire
+ * 10 minutes after the app's clock unless `expiresAt` says otherwise.
+ */
 export async function insertSession(
   t: TestApp,
   tenantId: string,
   integrationId: string,
   status: 'PENDING' | 'OPENED' | 'AUTHENTICATED' | 'FAILED' | 'EXPIRED' | 'CANCELLED',
+  opts: { expiresAt?: Date; codeVerifierSealed?: string } = {},
 ): Promise<string> {
   const row = await t.deps.db
     .insertInto('auth_sessions')
@@ -157,7 +161,8 @@ export async function insertSession(
       redirect_route: 'IDP',
       status,
       link_hash: crypto.getRandomValues(new Uint8Array(32)),
-      expires_at: new Date(Date.now() + 600_000),
+      code_verifier_sealed: opts.codeVerifierSealed ?? null,
+      expires_at: opts.expiresAt ?? new Date(t.deps.now().getTime() + 600_000),
       completed_at:
         status === 'PENDING' || status === 'OPENED' ? null : new Date('2026-11-01T00:00:00Z'),
     })

@@ -307,9 +307,15 @@ describe('OAuth integrations', () => {
       const integration = await create(t, acme.adminKey, { name: 'to delete' })
       const other = await create(t, acme.adminKey)
       const pending = await insertSession(t, acme.id, integration.id, 'PENDING')
-      const opened = await insertSession(t, acme.id, integration.id, 'OPENED')
+      const opened = await insertSession(t, acme.id, integration.id, 'OPENED', {
+        codeVerifierSealed: 'sealed-verifier',
+      })
       const done = await insertSession(t, acme.id, integration.id, 'AUTHENTICATED')
       const failed = await insertSession(t, acme.id, integration.id, 'FAILED')
+      // Past its expiry but not yet swept: it reads EXPIRED, and stays so.
+      const lapsed = await insertSession(t, acme.id, integration.id, 'PENDING', {
+        expiresAt: clock,
+      })
       const unrelated = await insertSession(t, acme.id, other.id, 'PENDING')
       // Bots waiting on authSessionUpdated learn of the cancellation.
       const updates = t.deps.events.subscribe(pending)
@@ -322,13 +328,18 @@ describe('OAuth integrations', () => {
 
       const sessions = await t.deps.db
         .selectFrom('auth_sessions')
-        .select(['id', 'status', 'completed_at'])
+        .select(['id', 'status', 'completed_at', 'code_verifier_sealed'])
         .execute()
       const byId = new Map(sessions.map((s) => [s.id, s]))
       expect(byId.get(pending)).toMatchObject({ status: 'CANCELLED', completed_at: at })
-      expect(byId.get(opened)).toMatchObject({ status: 'CANCELLED', completed_at: at })
+      expect(byId.get(opened)).toMatchObject({
+        status: 'CANCELLED',
+        completed_at: at,
+        code_verifier_sealed: null,
+      })
       expect(byId.get(done)).toMatchObject({ status: 'AUTHENTICATED' })
       expect(byId.get(failed)).toMatchObject({ status: 'FAILED' })
+      expect(byId.get(lapsed)).toMatchObject({ status: 'PENDING', completed_at: null })
       expect(byId.get(unrelated)).toMatchObject({ status: 'PENDING', completed_at: null })
       expect(await updated).toEqual({ done: false, value: pending })
       await updates.return?.()
