@@ -26,8 +26,9 @@
  *
  * Warnings never quote the values: they are personal data and may end up in logs.
  */
-import type { MappingError } from './whoami-mapping.ts'
+import { jsonTypeName } from './json-limits.ts'
 import { splitFullName } from './person-name.ts'
+import type { MappingError } from './whoami-mapping.ts'
 
 export interface Identity {
   readonly email: string | null
@@ -89,7 +90,7 @@ function pickText(
     text = String(raw)
   } else {
     const expected = field === 'userName' ? 'a string or a number' : 'a string'
-    warnings.push({ message: `${field} must be ${expected}, got ${describe(raw)}; not used` })
+    warnings.push({ message: `${field} must be ${expected}, got ${jsonTypeName(raw)}; not used` })
     return null
   }
   const { text: cleaned, removed } = cleanText(text)
@@ -164,13 +165,4 @@ export function codePointLength(text: string): number {
     }
   }
   return count
-}
-
-function describe(value: unknown): string {
-  if (value === null) return 'null'
-  if (Array.isArray(value)) return 'an array'
-  if (typeof value === 'object') return 'an object'
-  if (typeof value === 'number') return 'a number'
-  if (typeof value === 'boolean') return 'a boolean'
-  return typeof value
 }
