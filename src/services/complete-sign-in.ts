@@ -9,7 +9,9 @@
  * - a session that is no longer OPENED (finished, cancelled, expired) or whose code exchange
  *   was already claimed (replay, or a concurrent duplicate).
  * Then exactly one request claims the exchange (compare-and-set) and makes the token request;
- * whatever happens after the claim ends the session AUTHENTICATED or FAILED, never stuck.
+ * whatever happens after the claim (a provider failure, a bug, a failed contact write) ends the
+ * session AUTHENTICATED or FAILED, never claimed and OPENED. Only when the database cannot take
+ * even the FAILED write does it stay OPENED, and it reads EXPIRED from its expiry on.
  */
 import { authFailure, type AuthFailureReport } from '../core/auth-failure.ts'
 import { asSeenAt, type AuthSession } from '../core/auth-session.ts'
@@ -23,7 +25,7 @@ import { findTenantById } from '../db/tenants.ts'
 import type { Deps } from './deps.ts'
 import { mapWithSavedMapping } from './identity-mapping.ts'
 import { getIntegrationIncludingDeleted, openClientSecret } from './integrations.ts'
-import { isBoundTo, type CookieLookup } from './sign-in.ts'
+import { isBoundTo, verifierSealContext, type CookieLookup } from './sign-in.ts'
 
 export type CallbackOutcome =
   | { readonly kind: 'authenticated'; readonly session: AuthSession }
@@ -31,7 +33,14 @@ export type CallbackOutcome =
   /** Refused before the claim: nothing changed. `reason` is for the log and the page. */
   | {
       readonly kind: 'refused'
-      readonly reason: 'bad_request' | 'unknown_state' | 'wrong_route' | 'wrong_browser' | 'already_used' | 'expired' | 'cancelled'
+      readonly reason:
+        | 'bad_request'
+        | 'unknown_state'
+        | 'wrong_route'
+        | 'wrong_browser'
+        | 'already_used'
+        | 'expired'
+        | 'cancelled'
       readonly sessionId?: string
     }
 
@@ -39,10 +48,16 @@ const SINGLE = ['code', 'state', 'iss', 'error', 'error_description', 'error_uri
 const MAX_STATE = 512
 const MAX_CODE = 4096
 
-export async function completeSignIn(deps: Deps, url: URL, cookieFor: CookieLookup): Promise<CallbackOutcome> {
+export async function completeSignIn(
+  deps: Deps,
+  url: URL,
+  cookieFor: CookieLookup,
+): Promise<CallbackOutcome> {
   const params = url.searchParams
   for (const name of SINGLE) {
-    if (params.getAll(name).length > 1) return refuse(deps, 'bad_request', `repeated parameter ${name}`)
+    if (params.getAll(name).length > 1) {
+      return refuse(deps, 'bad_request', `repeated parameter ${name}`)
+    }
   }
   const state = params.get('state')
   if (!state || state.length > MAX_STATE || (params.get('code')?.length ?? 0) > MAX_CODE) {
@@ -52,7 +67,12 @@ export async function completeSignIn(deps: Deps, url: URL, cookieFor: CookieLook
   if (!record) return refuse(deps, 'unknown_state', 'state matches no session')
   const sessionId = record.session.id
   if (REDIRECT_ROUTES[record.session.redirectRoute] !== url.pathname) {
-    return refuse(deps, 'wrong_route', `session started for ${record.session.redirectRoute}`, sessionId)
+    return refuse(
+      deps,
+      'wrong_route',
+      `session started for ${record.session.redirectRoute}`,
+      sessionId,
+    )
   }
   if (!isBoundTo(record, cookieFor(sessionId))) {
     return refuse(deps, 'wrong_browser', 'binding cookie missing or foreign', sessionId)
@@ -69,35 +89,47 @@ export async function completeSignIn(deps: Deps, url: URL, cookieFor: CookieLook
   }
   deps.events.publish(sessionId)
 
-  let report: AuthFailureReport | { identity: Identity }
+  let redeemed: Redeemed
   try {
-    report = await redeem(deps, record, url, state)
+    redeemed = await redeem(deps, record, url, state)
   } catch (error) {
     // A bug must not leave the session claimed forever: it fails, and the detail goes to the log.
     deps.logger.error({ err: error, sessionId }, 'sign-in completion failed unexpectedly')
-    report = authFailure('internal_error', 'the service failed while completing the sign-in')
+    redeemed = INTERNAL_ERROR
   }
-  return finish(deps, record.session, report)
+  if ('failure' in redeemed) return fail(deps, record.session, redeemed)
+  return authenticate(deps, record.session, redeemed)
 }
+
+type Redeemed =
+  AuthFailureReport | { readonly identity: Identity; readonly integration: OAuthIntegration }
+
+const INTERNAL_ERROR = authFailure(
+  'internal_error',
+  'the service failed while completing the sign-in',
+)
 
 async function redeem(
   deps: Deps,
   record: sessions.SessionRecord,
   url: URL,
   state: string,
-): Promise<AuthFailureReport | { identity: Identity }> {
+): Promise<Redeemed> {
   const session = record.session
-  const integration = await getIntegrationIncludingDeleted(deps, session.tenantId, session.integrationId)
+  const integration = await getIntegrationIncludingDeleted(
+    deps,
+    session.tenantId,
+    session.integrationId,
+  )
   const tenant = await findTenantById(deps.db, session.tenantId)
-  const redirectUri = redirectUrlFor(deps.config.publicBaseUrl, tenant?.slug ?? '', session.redirectRoute)
+  const redirectUri = redirectUrlFor(
+    deps.config.publicBaseUrl,
+    tenant?.slug ?? '',
+    session.redirectRoute,
+  )
   const clientSecret = await openClientSecret(deps, integration)
   const codeVerifier = record.codeVerifierSealed
-    ? deps.sealer.open(record.codeVerifierSealed, {
-        tenantId: session.tenantId,
-        table: 'auth_sessions',
-        rowId: session.id,
-        column: 'code_verifier_sealed',
-      })
+    ? deps.sealer.open(record.codeVerifierSealed, verifierSealContext(session))
     : null
 
   // One deadline for the whole conversation with the provider, so the end user's page answers
@@ -118,58 +150,89 @@ async function redeem(
   if (integration.whoAmIUrl) {
     const left = deadlineAt - Date.now()
     if (left < 50) {
-      return authFailure('provider_timeout', 'WhoAmI request: no time was left after the token request')
+      return authFailure(
+        'provider_timeout',
+        'WhoAmI request: no time was left after the token request',
+      )
     }
     const whoAmI = await deps.provider.fetchWhoAmI(integration, tokens.value.accessToken, left)
     if (!whoAmI.ok) return whoAmI.error
     payload = whoAmI.value
   }
   // The access token goes out of scope here: tokens are never stored (design item 7).
-  return mapIdentity(integration, payload)
-}
-
-/** The mapping step, shared with the mapping tester (identity-mapping.ts). */
-function mapIdentity(integration: OAuthIntegration, payload: unknown): AuthFailureReport | { identity: Identity } {
   const mapped = mapWithSavedMapping(integration.whoAmIMapping, payload, integration)
-  if (!mapped.ok) return authFailure('mapping_failed', `the WhoAmI mapping does not compile: ${mapped.error.message}`)
-  const outcome = mapped.outcome
-  if (!outcome.identity) {
-    return authFailure('mapping_failed', `the WhoAmI answer did not map to an identity: ${outcome.errors.map((e) => e.message).join('; ')}`)
+  if (!mapped.ok) {
+    return authFailure(
+      'mapping_failed',
+      `the WhoAmI mapping does not compile: ${mapped.error.message}`,
+    )
   }
-  return { identity: outcome.identity }
+  const { identity, errors } = mapped.outcome
+  if (!identity) {
+    return authFailure(
+      'mapping_failed',
+      `the WhoAmI answer did not map to an identity: ${errors.map((e) => e.message).join('; ')}`,
+    )
+  }
+  return { identity, integration }
 }
 
-async function finish(
+async function fail(
   deps: Deps,
   session: AuthSession,
-  outcome: AuthFailureReport | { identity: Identity },
+  report: AuthFailureReport,
+): Promise<CallbackOutcome> {
+  const failed = await sessions.completeSession(
+    deps.db,
+    session.id,
+    { failure: report.failure },
+    deps.now(),
+  )
+  deps.logger.warn(
+    {
+      sessionId: session.id,
+      failureCode: report.failure.code,
+      message: report.failure.message,
+      detail: report.detail,
+    },
+    'sign-in failed',
+  )
+  return settled(deps, session, failed, 'failed')
+}
+
+/** AUTHENTICATED and the contact filled, in one transaction; FAILED if that cannot be written. */
+async function authenticate(
+  deps: Deps,
+  session: AuthSession,
+  { identity, integration }: Exclude<Redeemed, AuthFailureReport>,
 ): Promise<CallbackOutcome> {
   const now = deps.now()
-  if ('failure' in outcome) {
-    const failed = await sessions.completeSession(deps.db, session.id, { failure: outcome.failure }, now)
-    deps.logger.warn(
-      { sessionId: session.id, failureCode: outcome.failure.code, message: outcome.failure.message, detail: outcome.detail },
-      'sign-in failed',
-    )
-    return settled(deps, session, failed, 'failed')
-  }
-  const integration = await getIntegrationIncludingDeleted(deps, session.tenantId, session.integrationId)
-  const done = await deps.db.transaction().execute(async (trx) => {
-    const authenticated = await sessions.completeSession(trx, session.id, { identity: outcome.identity }, now)
-    if (!authenticated) return undefined
-    const { email, userName, fullName, firstName, lastName } = outcome.identity
-    await fillContact(trx, {
-      tenantId: session.tenantId,
-      contactId: session.contactId,
-      fields: { email, userName, fullName, firstName, lastName },
-      overwrite: integration.overwriteContact,
-      sessionId: session.id,
-      integrationId: session.integrationId,
-      now,
+  let done: AuthSession | undefined
+  try {
+    done = await deps.db.transaction().execute(async (trx) => {
+      const authenticated = await sessions.completeSession(trx, session.id, { identity }, now)
+      if (!authenticated) return undefined
+      const { email, userName, fullName, firstName, lastName } = identity
+      await fillContact(trx, {
+        tenantId: session.tenantId,
+        contactId: session.contactId,
+        fields: { email, userName, fullName, firstName, lastName },
+        overwrite: integration.overwriteContact,
+        sessionId: session.id,
+        integrationId: session.integrationId,
+        now,
+      })
+      return authenticated
     })
-    return authenticated
-  })
-  deps.logger.info({ sessionId: session.id }, done ? 'sign-in authenticated' : 'sign-in ended elsewhere before it authenticated')
+  } catch (error) {
+    // Rolled back: the session is still claimed and OPENED, so end it rather than leave it so.
+    deps.logger.error({ err: error, sessionId: session.id }, 'storing the identity failed')
+    return fail(deps, session, INTERNAL_ERROR)
+  }
+  deps.logger.info(
+    { sessionId: session.id },
+    done ? 'sign-in authenticated' : 'sign-in ended elsewhere before it authenticated',
+  )
   return settled(deps, session, done, 'authenticated')
 }
 
@@ -185,7 +248,11 @@ async function settled(
   }
   // Cancelled (or the integration deleted) while the provider was being called: it stays so.
   const now = await sessions.findSession(deps.db, session.tenantId, session.id)
-  return { kind: 'refused', reason: now?.status === 'EXPIRED' ? 'expired' : 'cancelled', sessionId: session.id }
+  return {
+    kind: 'refused',
+    reason: now?.status === 'EXPIRED' ? 'expired' : 'cancelled',
+    sessionId: session.id,
+  }
 }
 
 function refuse(

@@ -14,6 +14,7 @@ import { buildAuthorizationUrl, renderAuthenticationMessage } from '../core/auth
 import { NotFoundError } from '../core/errors.ts'
 import type { OAuthIntegration } from '../core/integration.ts'
 import { publicBaseFor, redirectUrlFor } from '../core/redirect-urls.ts'
+import type { SealContext } from '../crypto/sealer.ts'
 import { randomToken, sha256, hashesEqual } from '../crypto/tokens.ts'
 import * as sessions from '../db/auth-sessions.ts'
 import { findTenantById } from '../db/tenants.ts'
@@ -159,12 +160,13 @@ export async function openLink(deps: Deps, token: string, cookieFor: CookieLooku
   const cookie = record.bindingHash && bindingCookie && isBoundTo(record, bindingCookie) ? bindingCookie : randomToken(32)
   const state = randomToken(32)
   const verifier = integration.pkce ? oauth.generateRandomCodeVerifier() : null
-  const sealContext = { tenantId: record.session.tenantId, table: 'auth_sessions', rowId: record.session.id, column: 'code_verifier_sealed' }
   const bound = await sessions.bindSession(deps.db, {
     id: record.session.id,
     bindingHash: sha256(cookie),
     stateHash: sha256(state),
-    codeVerifierSealed: verifier ? deps.sealer.seal(verifier, sealContext) : null,
+    codeVerifierSealed: verifier
+      ? deps.sealer.seal(verifier, verifierSealContext(record.session))
+      : null,
     now: deps.now(),
   })
   if (!bound) {
@@ -186,6 +188,16 @@ async function findByLinkToken(deps: Deps, token: string): Promise<sessions.Sess
   // Only well-formed tokens reach the database; the lookup is by hash (unique index).
   if (!/^[A-Za-z0-9_-]{43}$/.test(token)) return undefined
   return sessions.findRecordByLinkHash(deps.db, sha256(token))
+}
+
+/** Where a session's sealed PKCE verifier belongs: it opens on this row only. */
+export function verifierSealContext(session: Pick<AuthSession, 'id' | 'tenantId'>): SealContext {
+  return {
+    tenantId: session.tenantId,
+    table: 'auth_sessions',
+    rowId: session.id,
+    column: 'code_verifier_sealed',
+  }
 }
 
 export function isBoundTo(record: sessions.SessionRecord, bindingCookie: string | null): boolean {

@@ -2,6 +2,7 @@
  * How sessions end when the provider side goes wrong after the callback, how the contact is
  * filled, and the expiry sweeper: against oidc-provider, with the real outbound client.
  */
+import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { REDIRECT_ROUTES } from '../../src/core/redirect-urls.ts'
 import { fillContact, findContact } from '../../src/db/contacts.ts'
@@ -149,6 +150,24 @@ describe('sign-in outcomes', () => {
     const none = await integration({ whoAmIMapping: '{userName: sub}', overwriteContact: true })
     await signIn(none, 'carol', 'conv-contact-3', 'shared-contact')
     expect((await findContact(t.database.db, tenant.id, 'shared-contact'))?.email).toBe('carol@example.com')
+  })
+
+  it('ends FAILED with internal_error, not claimed and OPENED, when storing the identity fails', async () => {
+    const id = await integration()
+    const db = t.database.db
+    await sql`create function euo_test_refuse_contact() returns trigger language plpgsql as $$ begin raise exception 'contacts refused by the test'; end $$`.execute(db)
+    await sql`create trigger euo_test_refuse_contact before insert or update on contacts for each row execute function euo_test_refuse_contact()`.execute(db)
+    try {
+      const { session, page, html } = await signIn(id, 'carol', 'conv-store-fails')
+      expect(page.status).toBe(200)
+      expect(html).toContain('Sign-in did not work')
+      expect(session.status).toBe('FAILED')
+      expect(session.failure?.code).toBe('internal_error')
+      expect(await findContact(db, tenant.id, 'conv-store-fails')).toBeUndefined()
+    } finally {
+      await sql`drop trigger euo_test_refuse_contact on contacts`.execute(db)
+      await sql`drop function euo_test_refuse_contact()`.execute(db)
+    }
   })
 
   it('sweeps expired sessions to EXPIRED in the table, and reads them EXPIRED before that', async () => {
