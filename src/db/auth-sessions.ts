@@ -71,7 +71,7 @@ export async function insertSessionSuperseding(
 ): Promise<{ session: AuthSession; superseded: AuthSession[] }> {
   const superseded = await trx
     .updateTable('auth_sessions')
-    .set({ status: 'CANCELLED', completed_at: s.now, updated_at: s.now })
+    .set({ status: 'CANCELLED', completed_at: s.now, updated_at: s.now, code_verifier_sealed: null })
     .where('tenant_id', '=', s.tenantId)
     .where('conversation_id', '=', s.conversationId)
     .where('integration_id', '=', s.integrationId)
