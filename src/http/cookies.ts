@@ -3,12 +3,26 @@
  * HttpOnly, SameSite=Lax (Strict would not be sent on the provider's cross-site redirect back),
  * Path=/, and on https origins Secure with the `__Host-` prefix. Only its hash is stored.
  */
-export function bindingCookieName(sessionId: string, secure: boolean): string {
+import type { Deps } from '../services/deps.ts'
+import type { CookieLookup } from '../services/sign-in.ts'
+
+/** Cookies get `Secure` and the `__Host-` prefix when end users reach us over https. */
+export function isSecureOrigin(deps: Deps): boolean {
+  return deps.config.publicBaseUrl.startsWith('https:')
+}
+
+/** The binding cookie this request carries for a session, if any. */
+export function bindingCookieLookup(request: Request, secure: boolean): CookieLookup {
+  const cookies = parseCookies(request.headers.get('cookie'))
+  return (sessionId) => cookies.get(bindingCookieName(sessionId, secure)) ?? null
+}
+
+function bindingCookieName(sessionId: string, secure: boolean): string {
   const name = `euo-b-${sessionId.replaceAll('-', '').slice(0, 16)}`
   return secure ? `__Host-${name}` : name
 }
 
-export function parseCookies(header: string | null): Map<string, string> {
+function parseCookies(header: string | null): Map<string, string> {
   const cookies = new Map<string, string>()
   for (const part of (header ?? '').split(';')) {
     const eq = part.indexOf('=')
@@ -20,13 +34,27 @@ export function parseCookies(header: string | null): Map<string, string> {
   return cookies
 }
 
-export function bindingCookieHeader(sessionId: string, value: string, secure: boolean, maxAgeSeconds: number): string {
+export function bindingCookieHeader(
+  sessionId: string,
+  value: string,
+  secure: boolean,
+  maxAgeSeconds: number,
+): string {
+  return cookieHeader(sessionId, value, secure, Math.max(1, Math.floor(maxAgeSeconds)))
+}
+
+/** Drops the binding cookie (same name and attributes, so the browser replaces it). */
+export function clearBindingCookieHeader(sessionId: string, secure: boolean): string {
+  return cookieHeader(sessionId, '', secure, 0)
+}
+
+function cookieHeader(sessionId: string, value: string, secure: boolean, maxAge: number): string {
   return [
     `${bindingCookieName(sessionId, secure)}=${value}`,
     'Path=/',
     'HttpOnly',
     'SameSite=Lax',
-    `Max-Age=${Math.max(1, Math.floor(maxAgeSeconds))}`,
+    `Max-Age=${maxAge}`,
     ...(secure ? ['Secure'] : []),
   ].join('; ')
 }

@@ -4,46 +4,33 @@
  * own text never reaches the end user.
  */
 import { REDIRECT_ROUTES } from '../core/redirect-urls.ts'
-import { completeSignIn } from '../services/complete-sign-in.ts'
+import { completeSignIn, type CallbackOutcome } from '../services/complete-sign-in.ts'
 import type { Deps } from '../services/deps.ts'
-import { bindingCookieName, parseCookies } from './cookies.ts'
-import { resultPage } from './pages.ts'
+import { bindingCookieLookup, clearBindingCookieHeader, isSecureOrigin } from './cookies.ts'
+import { resultPage, type ResultKind } from './pages.ts'
 import type { Route } from './routes.ts'
-import { isSecureOrigin } from './sign-in-link.ts'
+
+/** The page for each refusal: nothing changed, so nothing but the page goes back. */
+const REFUSAL_PAGES: {
+  readonly [R in Extract<CallbackOutcome, { kind: 'refused' }>['reason']]: ResultKind
+} = {
+  bad_request: 'bad_request',
+  wrong_route: 'bad_request',
+  unknown_state: 'unknown',
+  wrong_browser: 'wrong_browser',
+  already_used: 'already_used',
+  expired: 'expired',
+  cancelled: 'cancelled',
+}
 
 async function handle(request: Request, url: URL, deps: Deps): Promise<Response> {
   const secure = isSecureOrigin(deps)
-  const cookies = parseCookies(request.headers.get('cookie'))
-  const outcome = await completeSignIn(deps, url, (id) => cookies.get(bindingCookieName(id, secure)) ?? null)
+  const outcome = await completeSignIn(deps, url, bindingCookieLookup(request, secure))
+  if (outcome.kind === 'refused') return resultPage(REFUSAL_PAGES[outcome.reason])
   // The binding cookie has done its job once the session is final; drop it.
-  const clear =
-    outcome.kind === 'refused'
-      ? undefined
-      : {
-          'set-cookie': `${bindingCookieName(outcome.session.id, secure)}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax${secure ? '; Secure' : ''}`,
-        }
-  switch (outcome.kind) {
-    case 'authenticated':
-      return resultPage('authenticated', clear ? { headers: clear } : {})
-    case 'failed':
-      return resultPage('failed', { reasonCode: outcome.session.failure?.code ?? '', ...(clear ? { headers: clear } : {}) })
-    case 'refused':
-      switch (outcome.reason) {
-        case 'bad_request':
-        case 'wrong_route':
-          return resultPage('bad_request')
-        case 'unknown_state':
-          return resultPage('unknown')
-        case 'wrong_browser':
-          return resultPage('wrong_browser')
-        case 'already_used':
-          return resultPage('already_used')
-        case 'expired':
-          return resultPage('expired')
-        case 'cancelled':
-          return resultPage('cancelled')
-      }
-  }
+  const headers = { 'set-cookie': clearBindingCookieHeader(outcome.session.id, secure) }
+  if (outcome.kind === 'authenticated') return resultPage('authenticated', { headers })
+  return resultPage('failed', { reasonCode: outcome.session.failure?.code ?? '', headers })
 }
 
 export const callbackRoutes: Route[] = Object.values(REDIRECT_ROUTES).map((path) => ({

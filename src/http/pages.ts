@@ -1,7 +1,7 @@
 /**
  * The end user's pages: the link's Continue page and the result pages. Small, mobile-first,
  * self-contained (no third-party resources), every dynamic value HTML-escaped, and sent with
- * no-store, no-referrer, nosniff and a CSP that forbids framing.
+ * no-store, no-referrer, nosniff, HSTS and a CSP that forbids framing.
  *
  * Texts live in a catalog keyed by message id, so a language is a new catalog, not new code.
  */
@@ -28,32 +28,41 @@ export type PageMessageId =
   | 'wrong_browser.body'
   | 'bad_request.title'
   | 'bad_request.body'
+  | 'error.title'
+  | 'error.body'
 
 type Catalog = Record<PageMessageId, string>
 
 const en: Catalog = {
   'continue.title': 'Sign in to {business}',
-  'continue.body': 'You will continue to the sign-in page of {business}. When you are done, come back to your conversation.',
+  'continue.body':
+    'You will continue to the sign-in page of {business}. When you are done, come back to your conversation.',
   'continue.warning': 'Only continue if you asked for this in your conversation with {business}.',
   'continue.button': 'Continue',
   'unknown.title': 'This link is not valid',
   'unknown.body': 'Please ask for a new sign-in link in your conversation.',
   'in_use.title': 'This link is already in use',
-  'in_use.body': 'This sign-in link was opened in another browser. Please ask for a new link in your conversation.',
+  'in_use.body':
+    'This sign-in link was opened in another browser. Please ask for a new link in your conversation.',
   'authenticated.title': "You're signed in",
   'authenticated.body': 'You can return to the conversation.',
   'failed.title': 'Sign-in did not work',
   'failed.body': '{reason} Please return to the conversation and ask for a new link.',
   'expired.title': 'This link has expired',
-  'expired.body': 'Sign-in links only work for a few minutes. Please ask for a new link in your conversation.',
+  'expired.body':
+    'Sign-in links only work for a few minutes. Please ask for a new link in your conversation.',
   'cancelled.title': 'This link is no longer valid',
-  'cancelled.body': 'A newer sign-in link was sent, or this one was withdrawn. Please use the latest link in your conversation.',
+  'cancelled.body':
+    'A newer sign-in link was sent, or this one was withdrawn. Please use the latest link in your conversation.',
   'already_used.title': 'This sign-in is already finished',
   'already_used.body': 'You can return to the conversation.',
   'wrong_browser.title': 'Please use the same browser',
-  'wrong_browser.body': 'Sign-in has to finish in the browser where you opened the link. Please open the link from your conversation again.',
+  'wrong_browser.body':
+    'Sign-in has to finish in the browser where you opened the link. Please open the link from your conversation again.',
   'bad_request.title': 'Something was wrong with this request',
   'bad_request.body': 'Please return to the conversation and ask for a new link.',
+  'error.title': 'Something went wrong on our side',
+  'error.body': 'Please return to the conversation and ask for a new link.',
 }
 
 /** Reasons shown to end users, by failure code: plain words, never the provider's text. */
@@ -98,6 +107,8 @@ export function securityHeaders(nonce?: string): Record<string, string> {
     'referrer-policy': 'no-referrer',
     'x-content-type-options': 'nosniff',
     'x-frame-options': 'DENY',
+    // Browsers ignore it over plain http, so it is safe to send whatever PUBLIC_BASE_URL says.
+    'strict-transport-security': 'max-age=31536000',
     'content-security-policy': [
       "default-src 'none'",
       `style-src 'unsafe-inline'`,
@@ -109,7 +120,11 @@ export function securityHeaders(nonce?: string): Record<string, string> {
   }
 }
 
-function page(title: string, body: string, options: { status: number; nonce?: string; headers?: Record<string, string> }): Response {
+function page(
+  title: string,
+  body: string,
+  options: { status: number; nonce?: string; headers?: Record<string, string> },
+): Response {
   const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><meta name="referrer" content="no-referrer"><title>${escapeHtml(title)}</title><style>${STYLE}</style></head><body><main>${body}</main></body></html>`
   const headers = new Headers(securityHeaders(options.nonce))
   for (const [k, v] of Object.entries(options.headers ?? {})) headers.append(k, v)
@@ -137,6 +152,7 @@ export type ResultKind =
   | 'already_used'
   | 'wrong_browser'
   | 'bad_request'
+  | 'error'
 
 const STATUS: Record<ResultKind, number> = {
   unknown: 404,
@@ -148,11 +164,20 @@ const STATUS: Record<ResultKind, number> = {
   already_used: 409,
   wrong_browser: 403,
   bad_request: 400,
+  error: 500,
 }
 
-export function resultPage(kind: ResultKind, options: { reasonCode?: string; headers?: Record<string, string> } = {}): Response {
-  const vars = { reason: options.reasonCode ? failureReason(options.reasonCode) : DEFAULT_REASON_EN }
+export function resultPage(
+  kind: ResultKind,
+  options: { reasonCode?: string; headers?: Record<string, string> } = {},
+): Response {
+  const vars = {
+    reason: options.reasonCode ? failureReason(options.reasonCode) : DEFAULT_REASON_EN,
+  }
   const title = text(`${kind}.title` as PageMessageId, vars)
   const body = `<h1>${escapeHtml(title)}</h1><p>${escapeHtml(text(`${kind}.body` as PageMessageId, vars))}</p>`
-  return page(title, body, { status: STATUS[kind], ...(options.headers ? { headers: options.headers } : {}) })
+  return page(title, body, {
+    status: STATUS[kind],
+    ...(options.headers ? { headers: options.headers } : {}),
+  })
 }

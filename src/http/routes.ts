@@ -5,6 +5,7 @@
  */
 import type { Plugin } from 'graphql-yoga'
 import type { Deps } from '../services/deps.ts'
+import { resultPage } from './pages.ts'
 
 export type RouteHandler = (request: Request, url: URL, deps: Deps) => Promise<Response> | Response
 
@@ -26,20 +27,18 @@ export function useRoutes(routes: readonly Route[], deps: Deps): Plugin {
     async onRequest({ request, url, endResponse }) {
       const handler =
         exact.get(`${request.method} ${url.pathname}`) ??
-        prefixes.find((r) => r.methods.includes(request.method) && url.pathname.startsWith(r.path))?.handler
+        prefixes.find((r) => r.methods.includes(request.method) && url.pathname.startsWith(r.path))
+          ?.handler
       if (!handler) return
       try {
         endResponse(await handler(request, url, deps))
       } catch (error) {
         deps.logger.error({ err: error, path: url.pathname }, 'route failed')
-        endResponse(new Response('Something went wrong on our side.', { status: 500, headers: plainHeaders() }))
+        // The routes serve end users' browsers: the error page carries the same headers as the others.
+        endResponse(resultPage('error'))
       }
     },
   }
-}
-
-function plainHeaders(): HeadersInit {
-  return { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' }
 }
 
 export function json(body: unknown, status = 200): Response {

@@ -6,25 +6,18 @@
 import { randomToken } from '../crypto/tokens.ts'
 import type { Deps } from '../services/deps.ts'
 import { LINK_PATH, openLink, viewLink, type LinkView } from '../services/sign-in.ts'
-import { bindingCookieHeader, bindingCookieName, parseCookies } from './cookies.ts'
+import { bindingCookieHeader, bindingCookieLookup, isSecureOrigin } from './cookies.ts'
 import { continuePage, resultPage, securityHeaders } from './pages.ts'
 import type { Route } from './routes.ts'
-
-export function isSecureOrigin(deps: Deps): boolean {
-  return deps.config.publicBaseUrl.startsWith('https:')
-}
-
-function cookieLookup(request: Request, secure: boolean) {
-  const cookies = parseCookies(request.headers.get('cookie'))
-  return (sessionId: string) => cookies.get(bindingCookieName(sessionId, secure)) ?? null
-}
 
 function notReady(view: Exclude<LinkView, { kind: 'ready' }>): Response {
   if (view.kind === 'unknown') return resultPage('unknown')
   if (view.kind === 'in_use') return resultPage('in_use')
   const status = view.session.status
   if (status === 'AUTHENTICATED') return resultPage('already_used')
-  if (status === 'FAILED') return resultPage('failed', { reasonCode: view.session.failure?.code ?? '' })
+  if (status === 'FAILED') {
+    return resultPage('failed', { reasonCode: view.session.failure?.code ?? '' })
+  }
   if (status === 'EXPIRED') return resultPage('expired')
   return resultPage('cancelled')
 }
@@ -32,7 +25,7 @@ function notReady(view: Exclude<LinkView, { kind: 'ready' }>): Response {
 async function handle(request: Request, url: URL, deps: Deps): Promise<Response> {
   const token = url.pathname.slice(LINK_PATH.length)
   const secure = isSecureOrigin(deps)
-  const cookieFor = cookieLookup(request, secure)
+  const cookieFor = bindingCookieLookup(request, secure)
   if (request.method === 'GET' || request.method === 'HEAD') {
     const view = await viewLink(deps, token, cookieFor)
     if (view.kind !== 'ready') return notReady(view)
@@ -40,7 +33,12 @@ async function handle(request: Request, url: URL, deps: Deps): Promise<Response>
   }
   // POST. A cross-site form post is refused (login CSRF into someone else's session).
   const origin = request.headers.get('origin')
-  if (origin && origin !== 'null' && origin !== new URL(request.url).origin && !sameOriginAsPublic(deps, origin)) {
+  if (
+    origin &&
+    origin !== 'null' &&
+    origin !== new URL(request.url).origin &&
+    !sameOriginAsPublic(deps, origin)
+  ) {
     return resultPage('bad_request')
   }
   const outcome = await openLink(deps, token, cookieFor)
@@ -48,7 +46,10 @@ async function handle(request: Request, url: URL, deps: Deps): Promise<Response>
   const maxAge = (outcome.session.expiresAt.getTime() - deps.now().getTime()) / 1000
   const headers = new Headers(securityHeaders())
   headers.set('location', outcome.location)
-  headers.append('set-cookie', bindingCookieHeader(outcome.session.id, outcome.bindingCookie, secure, maxAge))
+  headers.append(
+    'set-cookie',
+    bindingCookieHeader(outcome.session.id, outcome.bindingCookie, secure, maxAge),
+  )
   return new Response(null, { status: 303, headers })
 }
 
@@ -57,7 +58,10 @@ function sameOriginAsPublic(deps: Deps, origin: string): boolean {
   if (!base.includes('{tenant}')) return new URL(base).origin === origin
   // `{tenant}` stands for one host label.
   const sample = new URL(base.replaceAll('{tenant}', 'euotenantplaceholder')).origin
-  const pattern = new RegExp(`^${escapeRegExp(sample).replace('euotenantplaceholder', '[a-z0-9-]+')}$`, 'i')
+  const pattern = new RegExp(
+    `^${escapeRegExp(sample).replace('euotenantplaceholder', '[a-z0-9-]+')}$`,
+    'i',
+  )
   return pattern.test(origin)
 }
 
@@ -65,4 +69,6 @@ function escapeRegExp(value: string): string {
   return value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 }
 
-export const signInLinkRoutes: Route[] = [{ methods: ['GET', 'HEAD', 'POST'], path: LINK_PATH, handler: handle }]
+export const signInLinkRoutes: Route[] = [
+  { methods: ['GET', 'HEAD', 'POST'], path: LINK_PATH, handler: handle },
+]
