@@ -32,15 +32,7 @@ async function handle(request: Request, url: URL, deps: Deps): Promise<Response>
     return continuePage(view.business, randomToken(16))
   }
   // POST. A cross-site form post is refused (login CSRF into someone else's session).
-  const origin = request.headers.get('origin')
-  if (
-    origin &&
-    origin !== 'null' &&
-    origin !== new URL(request.url).origin &&
-    !sameOriginAsPublic(deps, origin)
-  ) {
-    return resultPage('bad_request')
-  }
+  if (isCrossSitePost(request, deps)) return resultPage('bad_request')
   const outcome = await openLink(deps, token, cookieFor)
   if (outcome.kind !== 'redirect') return notReady(outcome)
   const maxAge = (outcome.session.expiresAt.getTime() - deps.now().getTime()) / 1000
@@ -51,6 +43,23 @@ async function handle(request: Request, url: URL, deps: Deps): Promise<Response>
     bindingCookieHeader(outcome.session.id, outcome.bindingCookie, secure, maxAge),
   )
   return new Response(null, { status: 303, headers })
+}
+
+/**
+ * Our page sends `Origin: null` (its Referrer-Policy is no-referrer), and so does any cross-site
+ * page with the same policy, so `null` proves nothing: Fetch Metadata (`Sec-Fetch-Site`, sent by
+ * current browsers) tells them apart. A foreign `Origin` is refused too, for browsers without it.
+ */
+function isCrossSitePost(request: Request, deps: Deps): boolean {
+  const site = request.headers.get('sec-fetch-site')
+  if (site !== null && site !== 'same-origin' && site !== 'none') return true
+  const origin = request.headers.get('origin')
+  return (
+    origin !== null &&
+    origin !== 'null' &&
+    origin !== new URL(request.url).origin &&
+    !sameOriginAsPublic(deps, origin)
+  )
 }
 
 function sameOriginAsPublic(deps: Deps, origin: string): boolean {
