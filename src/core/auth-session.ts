@@ -9,12 +9,18 @@
  * - AUTHENTICATED, FAILED, EXPIRED and CANCELLED are terminal: nothing leaves them.
  * - Only an OPENED session (a browser is bound to it) can authenticate or fail at the callback.
  * - Past `expiresAt` a session reads as EXPIRED, whether or not a sweeper has written it.
+ *
+ * `transition` is the reference for the UPDATEs in db/auth-sessions.ts, which apply the same
+ * rules in SQL (test/core/auth-session.test.ts walks every status and event). One difference:
+ * the database checks the expiry of authenticate and fail when the callback claims the code
+ * exchange, before the provider is called, so a sign-in in time then may end after `expiresAt`.
  */
 import type { AuthFailure } from './auth-failure.ts'
 import type { Identity } from './identity.ts'
 import { err, ok, type Result } from './result.ts'
 
-export type AuthSessionStatus = 'PENDING' | 'OPENED' | 'AUTHENTICATED' | 'FAILED' | 'EXPIRED' | 'CANCELLED'
+export type AuthSessionStatus =
+  'PENDING' | 'OPENED' | 'AUTHENTICATED' | 'FAILED' | 'EXPIRED' | 'CANCELLED'
 
 /** The callback route the provider returns to; each maps to one of the seed's three paths. */
 export type RedirectRoute = 'IDP' | 'ABC' | 'ABC_AUTH2'
@@ -63,23 +69,45 @@ export function allowedFrom(event: AuthSessionEvent['type']): readonly AuthSessi
 
 export type TransitionRefusal =
   | { readonly reason: 'not_allowed'; readonly from: AuthSessionStatus }
+  /** Past `expiresAt`: the session already reads EXPIRED. */
   | { readonly reason: 'expired' }
+  /** `expire` before `expiresAt`. */
+  | { readonly reason: 'not_expired' }
 
 /** The status as readers must see it: an open session past its expiry is EXPIRED. */
-export function effectiveStatus(session: Pick<AuthSession, 'status' | 'expiresAt'>, now: Date): AuthSessionStatus {
-  return OPEN_STATUSES.includes(session.status) && now >= session.expiresAt ? 'EXPIRED' : session.status
+export function effectiveStatus(
+  session: Pick<AuthSession, 'status' | 'expiresAt'>,
+  now: Date,
+): AuthSessionStatus {
+  return OPEN_STATUSES.includes(session.status) && now >= session.expiresAt
+    ? 'EXPIRED'
+    : session.status
 }
 
 /** `session` as readers see it at `now` (expiry applied; completedAt = expiry for a lazily expired one). */
 export function asSeenAt(session: AuthSession, now: Date): AuthSession {
   const status = effectiveStatus(session, now)
-  return status === session.status ? session : { ...session, status, completedAt: session.expiresAt }
+  return status === session.status
+    ? session
+    : { ...session, status, completedAt: session.expiresAt }
 }
 
-/** Applies one event at `now` (the caller's clock, so tests can pin it). */
-export function transition(session: AuthSession, event: AuthSessionEvent, now: Date): Result<AuthSession, TransitionRefusal> {
-  if (!FROM[event.type].includes(session.status)) return err({ reason: 'not_allowed', from: session.status })
-  if (event.type !== 'expire' && event.type !== 'cancel' && now >= session.expiresAt) return err({ reason: 'expired' })
+/**
+ * Applies one event at `now` (the caller's clock, so tests can pin it): `expire` only from
+ * `expiresAt` on (the sweeper's `expires_at <= now`), every other event only before it (the
+ * `expires_at > now` of binding, claiming and cancelling).
+ */
+export function transition(
+  session: AuthSession,
+  event: AuthSessionEvent,
+  now: Date,
+): Result<AuthSession, TransitionRefusal> {
+  if (!FROM[event.type].includes(session.status)) {
+    return err({ reason: 'not_allowed', from: session.status })
+  }
+  const expired = now >= session.expiresAt
+  if (event.type === 'expire' && !expired) return err({ reason: 'not_expired' })
+  if (event.type !== 'expire' && expired) return err({ reason: 'expired' })
   switch (event.type) {
     case 'open':
       return ok({ ...session, status: 'OPENED', openedAt: now })
@@ -90,6 +118,7 @@ export function transition(session: AuthSession, event: AuthSessionEvent, now: D
     case 'cancel':
       return ok({ ...session, status: 'CANCELLED', completedAt: now })
     case 'expire':
-      return ok({ ...session, status: 'EXPIRED', completedAt: now })
+      // As the sweeper writes it and readers see it before that: completed at the expiry.
+      return ok({ ...session, status: 'EXPIRED', completedAt: session.expiresAt })
   }
 }
