@@ -138,6 +138,11 @@ export function validateCallback(input: {
   } catch (e) {
     return err(callbackFailure(e, input.params))
   }
+  // Tokens never travel through the browser (RFC 9700 §2.1.2, R1). oauth4webapi refuses
+  // `id_token` and `token`, not `access_token`.
+  if (checked.has('access_token')) {
+    return err(callbackFailure(IMPLICIT_FLOW, input.params))
+  }
   const code = checked.get('code')
   if (code === null || code === '') {
     return err(
@@ -146,6 +151,8 @@ export function validateCallback(input: {
   }
   return ok(checked as ValidatedCallback)
 }
+
+const IMPLICIT_FLOW = new Error('implicit and hybrid flows are not supported')
 
 function callbackFailure(e: unknown, params: URLSearchParams): AuthFailureReport {
   const detail = redact(params.toString(), { secrets: [params.get('code'), params.get('state')] })
@@ -246,7 +253,10 @@ export function createProviderClient(options: ProviderClientOptions): ProviderCl
     async fetchWhoAmI(url, accessToken, deadlineMs) {
       const secrets = [accessToken]
       const started = Date.now()
-      const budget = Math.min(options.whoAmIDeadlineMs ?? outbound.deadlineMs, deadlineMs ?? Infinity)
+      const budget = Math.min(
+        options.whoAmIDeadlineMs ?? outbound.deadlineMs,
+        deadlineMs ?? Infinity,
+      )
       const attempt = (deadlineMs: number) =>
         outbound.request(url, {
           method: 'GET',

@@ -619,9 +619,13 @@ describe('validateCallback', () => {
       code: 'invalid_request',
       message: 'authorization: the callback repeats the parameter "code"',
     })
-    expect(failure(check({ code: CODE, state: STATE, access_token: 'x', token: 'x' }))?.code).toBe(
-      'invalid_request',
-    )
+    for (const token of ['access_token', 'token', 'id_token']) {
+      expect(failure(check({ code: CODE, state: STATE, [token]: 'x' }))).toEqual({
+        code: 'invalid_request',
+        message:
+          'authorization: the callback is malformed (implicit and hybrid flows are not supported)',
+      })
+    }
   })
 
   it('keeps code and state out of the log detail', () => {
