@@ -7,6 +7,7 @@ import type { DatabaseHandle } from './db/database.ts'
 import { createContext, type GraphQLContext } from './graphql/context.ts'
 import { createMaskError } from './graphql/errors.ts'
 import { schema } from './graphql/schema.ts'
+import { useRequestBodyLimit } from './http/body-limit.ts'
 import { healthRoutes } from './http/health.ts'
 import { useRoutes, type Route } from './http/routes.ts'
 import type { Deps } from './services/deps.ts'
@@ -35,7 +36,9 @@ export function createApp(deps: Deps, database: Pick<DatabaseHandle, 'ping'>, ex
       // Unexpected errors are already logged, with their GraphQL path, by maskError.
       error: (...args) => deps.logger.debug(yogaLog(args), 'yoga'),
     },
-    plugins: [useRoutes(routes, deps)],
+    // The same limit is enforced by useRequestBodyLimit, without re-streaming every body.
+    maxRequestBodySize: false,
+    plugins: [useRoutes(routes, deps), useRequestBodyLimit()],
   })
   return {
     yoga,
