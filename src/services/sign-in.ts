@@ -125,17 +125,43 @@ export type LinkView =
 export type CookieLookup = (sessionId: string) => string | null
 
 /** What the link shows on GET. Changes nothing: link previews and scanners are harmless. */
-export async function viewLink(deps: Deps, token: string, cookieFor: CookieLookup): Promise<LinkView> {
+export async function viewLink(
+  deps: Deps,
+  token: string,
+  cookieFor: CookieLookup,
+): Promise<LinkView> {
+  const link = await lookUpLink(deps, token, cookieFor)
+  if (link.kind !== 'ready') return link
+  return { kind: 'ready', business: link.business, session: link.session }
+}
+
+/** A link that may continue, with what opening it needs beyond the view. */
+interface ReadyLink {
+  readonly kind: 'ready'
+  readonly business: string
+  readonly session: AuthSession
+  readonly record: sessions.SessionRecord
+  readonly bindingCookie: string | null
+  readonly tenantSlug: string
+}
+
+async function lookUpLink(
+  deps: Deps,
+  token: string,
+  cookieFor: CookieLookup,
+): Promise<ReadyLink | Exclude<LinkView, { kind: 'ready' }>> {
   const record = await findByLinkToken(deps, token)
   if (!record) return { kind: 'unknown' }
   const bindingCookie = cookieFor(record.session.id)
   const tenant = await findTenantById(deps.db, record.session.tenantId)
   const business = tenant?.name ?? ''
   const session = asSeenAt(record.session, deps.now())
-  if (session.status === 'PENDING') return { kind: 'ready', business, session }
+  const tenantSlug = tenant?.slug ?? ''
+  const ready = { kind: 'ready', business, session, record, bindingCookie, tenantSlug } as const
+  if (session.status === 'PENDING') return ready
   if (session.status === 'OPENED') {
     return isBoundTo(record, bindingCookie) && record.exchangeClaimedAt === null
-      ? { kind: 'ready', business, session }
+      ? ready
       : { kind: 'in_use', business }
   }
   return { kind: 'finished', business, session }
@@ -149,15 +175,22 @@ export type OpenOutcome =
  * The POST behind the link's Continue button: binds the session to this browser (or refreshes
  * the binding of the browser that already holds it), then sends it to the provider.
  */
-export async function openLink(deps: Deps, token: string, cookieFor: CookieLookup): Promise<OpenOutcome> {
-  const view = await viewLink(deps, token, cookieFor)
-  if (view.kind !== 'ready') return view
-  const record = (await findByLinkToken(deps, token))!
-  const bindingCookie = cookieFor(record.session.id)
-  const integration = await getIntegrationIncludingDeleted(deps, record.session.tenantId, record.session.integrationId)
-  const tenant = await findTenantById(deps.db, record.session.tenantId)
+export async function openLink(
+  deps: Deps,
+  token: string,
+  cookieFor: CookieLookup,
+): Promise<OpenOutcome> {
+  const link = await lookUpLink(deps, token, cookieFor)
+  if (link.kind !== 'ready') return link
+  const { record, bindingCookie } = link
+  const integration = await getIntegrationIncludingDeleted(
+    deps,
+    record.session.tenantId,
+    record.session.integrationId,
+  )
   // Reuse the cookie of the browser already bound; a new browser gets a new random one.
-  const cookie = record.bindingHash && bindingCookie && isBoundTo(record, bindingCookie) ? bindingCookie : randomToken(32)
+  const cookie =
+    bindingCookie !== null && isBoundTo(record, bindingCookie) ? bindingCookie : randomToken(32)
   const state = randomToken(32)
   const verifier = integration.pkce ? oauth.generateRandomCodeVerifier() : null
   const bound = await sessions.bindSession(deps.db, {
@@ -176,7 +209,7 @@ export async function openLink(deps: Deps, token: string, cookieFor: CookieLooku
   }
   if (record.session.status === 'PENDING') deps.events.publish(bound.id)
   const location = buildAuthorizationUrl(integration, {
-    redirectUri: redirectUrlFor(deps.config.publicBaseUrl, tenant?.slug ?? '', bound.redirectRoute),
+    redirectUri: redirectUrlFor(deps.config.publicBaseUrl, link.tenantSlug, bound.redirectRoute),
     state,
     codeChallenge: verifier ? await oauth.calculatePKCECodeChallenge(verifier) : null,
   })
