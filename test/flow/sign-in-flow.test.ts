@@ -2,8 +2,9 @@
  * The whole sign-in against a real authorization server (oidc-provider, PKCE required), with the
  * end user driven through our link page and the provider's login and consent pages.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { REDIRECT_ROUTES } from '../../src/core/redirect-urls.ts'
+import { verifierSealContext } from '../../src/services/sign-in.ts'
 import { loginAtTestProvider, ScriptedBrowser } from '../helpers/browser.ts'
 import { startTestProvider, type TestProvider } from '../helpers/oidc-provider.ts'
 import { createTestApp, type SeededTenant, type TestApp } from '../helpers/test-app.ts'
@@ -150,15 +151,44 @@ describe('end-user sign-in against oidc-provider', () => {
     })
   })
 
-  it('never stores the tokens, the code, the state or the verifier in the clear', async () => {
+  it('never stores or logs the access token, code, state, verifier, link, cookie or secret in the clear', async () => {
     const started = await start('CLIENT_SECRET_POST', 'conv-secrets')
+    const linkToken = started.authorizationLink.slice(started.authorizationLink.lastIndexOf('/') + 1)
     const browser = new ScriptedBrowser()
-    const { callback } = await signIn(browser, started.authorizationLink, 'mary')
-    const params = new URL(callback).searchParams
-    const dump = JSON.stringify(await t.database.db.selectFrom('auth_sessions').selectAll().execute())
-    for (const secret of [params.get('code')!, params.get('state')!, 'post-secret-0123456789']) {
-      expect(dump).not.toContain(secret)
-      expect(t.logs.join('\n')).not.toContain(secret)
+    const posted = await browser.request(started.authorizationLink, { method: 'POST' })
+    const [bindingCookie] = [...browser.cookies(new URL(t.baseUrl).host).values()]
+    const { code_verifier_sealed: sealed } = await t.database.db
+      .selectFrom('auth_sessions')
+      .select('code_verifier_sealed')
+      .where('id', '=', started.session.id)
+      .executeTakeFirstOrThrow()
+    const verifier = t.deps.sealer.open(sealed!, verifierSealContext({ id: started.session.id, tenantId: tenant.id }))
+    const whoAmI = vi.spyOn(t.deps.provider, 'fetchWhoAmI')
+    try {
+      const callback = await loginAtTestProvider(browser, posted.headers.get('location')!, 'mary')
+      expect((await browser.request(callback)).status).toBe(200)
+      const accessToken = whoAmI.mock.calls[0]![1]
+      const params = new URL(callback).searchParams
+      const secrets = {
+        accessToken,
+        code: params.get('code')!,
+        state: params.get('state')!,
+        verifier,
+        linkToken,
+        bindingCookie: bindingCookie!,
+        clientSecret: 'post-secret-0123456789',
+      }
+      const db = t.database.db
+      const tables = ['tenants', 'api_keys', 'oauth_integrations', 'auth_sessions', 'contacts', 'audit_events'] as const
+      const dump = JSON.stringify(await Promise.all(tables.map((table) => db.selectFrom(table).selectAll().execute())))
+      expect(dump).toContain(started.session.id)
+      for (const [name, secret] of Object.entries(secrets)) {
+        expect(secret.length, name).toBeGreaterThanOrEqual(20)
+        expect(dump.includes(secret), `${name} in the database`).toBe(false)
+        expect(t.logs.join('\n').includes(secret), `${name} in the logs`).toBe(false)
+      }
+    } finally {
+      whoAmI.mockRestore()
     }
   })
 })
