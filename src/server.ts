@@ -11,7 +11,7 @@ import { controlSocketPath, startControlServer } from './control.ts'
 import { AppError } from './core/errors.ts'
 import type { Logger } from './logger.ts'
 import { openRuntime } from './runtime.ts'
-import { extraRoutes } from './http/index.ts'
+import { endUserRoutes } from './http/index.ts'
 import { sweepExpiredSessions } from './services/sign-in.ts'
 
 export interface RunningService {
@@ -34,7 +34,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     )
   }
   const { deps, database } = runtime
-  const app = createApp(deps, database, extraRoutes(deps))
+  const app = createApp(deps, database, endUserRoutes)
   const server = createServer(app.yoga)
   // Slow-loris guard: a client must send its headers promptly.
   server.headersTimeout = 10_000

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net'
 import { createApp, type App } from '../../src/app.ts'
 import { loadConfig, type Config } from '../../src/config.ts'
 import { createSealer } from '../../src/crypto/sealer.ts'
-import { extraRoutes } from '../../src/http/index.ts'
+import { endUserRoutes } from '../../src/http/index.ts'
 import { createSessionEvents } from '../../src/events.ts'
 import { createLogger } from '../../src/logger.ts'
 import { createProviderGateway } from '../../src/oauth/gateway.ts'
@@ -93,7 +93,7 @@ export async function createTestApp(
     events: createSessionEvents(),
     provider,
   }
-  const app = createApp(deps, database, extraRoutes(deps))
+  const app = createApp(deps, database, endUserRoutes)
   handler = app.yoga
   const base = served ?? 'http://localhost:4000'
 
