@@ -180,7 +180,7 @@ export function providerUrlProblem(
   return (
     urlSyntaxProblem(raw) ??
     (authorization ? reservedParamProblem(raw) : null) ??
-    checkOutboundUrl(raw, allowHosts, { kind: authorization ? 'authorization' : 'server' })
+    checkOutboundUrl(raw, allowHosts)
   )
 }
 

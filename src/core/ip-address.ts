@@ -288,15 +288,11 @@ const ALLOW_HINT = 'add it to OUTBOUND_ALLOW_HOSTS to allow it'
  * Host names are not resolved here (this module does no I/O): the outbound client resolves and
  * checks every address again at connect time. What this catches is everything visible in the
  * URL itself: scheme, credentials, fragment, IP literals in any spelling, and local-only names.
- * `kind` says which URL this is; both kinds follow the same rules today (the rule on query
- * parameters an authorization URL must not carry lives with the other integration rules, in
+ * Authorization, token and WhoAmI URLs follow the same rules here (the rule on query parameters
+ * an authorization URL must not carry lives with the other integration rules, in
  * core/integration-rules.ts).
  */
-export function checkOutboundUrl(
-  raw: string,
-  allowHosts: readonly string[],
-  _opts: { readonly kind: 'authorization' | 'server' } = { kind: 'server' },
-): string | null {
+export function checkOutboundUrl(raw: string, allowHosts: readonly string[]): string | null {
   let url: URL
   try {
     url = new URL(raw)
