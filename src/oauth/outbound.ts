@@ -30,7 +30,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import {
   addressKind,
   describeAddressKind,
-  effectivePort,
+  isAllowListed as isAllowListedUrl,
   isAllowListedHost,
   isPublicUnicast,
   normaliseAllowHosts,
@@ -149,8 +149,7 @@ export function createOutboundClient(options: OutboundOptions): OutboundClient {
   })
   const live = new Set<Client>()
 
-  const isAllowListed = (url: URL): boolean =>
-    isAllowListedHost(url.hostname, effectivePort(url), allowHosts)
+  const isAllowListed = (url: URL): boolean => isAllowListedUrl(url, allowHosts)
 
   async function request(input: string | URL, init: OutboundRequest): Promise<OutboundResponse> {
     const url = checkUrl(input, isAllowListed)
