@@ -245,7 +245,8 @@ async function* watchSession(
   tenantId: string,
   id: string,
 ): AsyncGenerator<AuthSession> {
-  if (!isUuid(id)) throw (await getSession(deps, tenantId, id).catch((e: unknown) => e)) as Error
+  // Not an id at all: NOT_FOUND without subscribing (getSession says the same for a valid one).
+  if (!isUuid(id)) throw NotFoundError.of('auth session', id)
   // Subscribe before reading, so a change between the read and the subscription is not lost.
   const updates = deps.events.subscribe(id)
   try {
