@@ -87,7 +87,7 @@ export async function completeSignIn(
   if (!(await sessions.claimExchange(deps.db, sessionId, now))) {
     return refuse(deps, 'already_used', 'another callback claimed the exchange', sessionId)
   }
-  deps.events.publish(sessionId)
+  // The claim changes no status, so subscribers are told only when the session ends (settled).
 
   let redeemed: Redeemed
   try {
