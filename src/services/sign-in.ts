@@ -39,20 +39,18 @@ export async function startSignIn(
   const integration = await getIntegration(deps, principal.tenantId, input.integrationId)
   const now = deps.now()
   const token = randomToken(32)
-  const { session, superseded } = await deps.db.transaction().execute((trx) =>
-    sessions.insertSessionSuperseding(trx, {
-      id: randomUUID(),
-      tenantId: principal.tenantId,
-      integrationId: integration.id,
-      conversationId: input.conversationId,
-      // One contact per conversation unless the caller names one.
-      contactId: input.contactId ?? input.conversationId,
-      redirectRoute: input.redirectRoute ?? 'IDP',
-      linkHash: sha256(token),
-      expiresAt: new Date(now.getTime() + integration.sessionTtlSeconds * 1000),
-      now,
-    }),
-  )
+  const { session, superseded } = await sessions.insertSessionSuperseding(deps.db, {
+    id: randomUUID(),
+    tenantId: principal.tenantId,
+    integrationId: integration.id,
+    conversationId: input.conversationId,
+    // One contact per conversation unless the caller names one.
+    contactId: input.contactId ?? input.conversationId,
+    redirectRoute: input.redirectRoute ?? 'IDP',
+    linkHash: sha256(token),
+    expiresAt: new Date(now.getTime() + integration.sessionTtlSeconds * 1000),
+    now,
+  })
   for (const old of superseded) deps.events.publish(old.id)
   deps.events.publish(session.id)
   deps.logger.info(
