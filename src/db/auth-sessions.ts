@@ -8,6 +8,7 @@ import type { AuthFailure } from '../core/auth-failure.ts'
 import { allowedFrom, type AuthSession } from '../core/auth-session.ts'
 import type { Identity } from '../core/identity.ts'
 import type { Db } from './database.ts'
+import { prepared } from './prepared.ts'
 import type { AuthSessionRow } from './schema.ts'
 
 /** A session with the hashes and sealed values only the flow itself may look at. */
@@ -64,13 +65,23 @@ export interface NewSession {
 /**
  * Inserts a PENDING session and cancels the open ones of the same conversation and integration
  * (a new link supersedes older ones). One statement (data-modifying CTEs): both changes or
- * neither, in one round trip instead of a transaction's four.
+ * neither, in one round trip instead of a transaction's four; compiled once (prepared.ts).
  */
 export async function insertSessionSuperseding(
   db: Db,
   s: NewSession,
 ): Promise<{ session: AuthSession; superseded: AuthSession[] }> {
-  const rows = await db
+  const rows = await insertSuperseding(db, { ...s })
+  const inserted = rows.find((row) => row.is_new)
+  if (!inserted) throw new Error('inserting a session returned no row')
+  return {
+    session: rowToAuthSession(inserted),
+    superseded: rows.filter((row) => !row.is_new).map(rowToAuthSession),
+  }
+}
+
+const insertSuperseding = prepared((db, s: NewSession & Record<string, unknown>) =>
+  db
     .with('superseded', (qb) =>
       qb
         .updateTable('auth_sessions')
@@ -104,16 +115,12 @@ export async function insertSessionSuperseding(
     .selectAll()
     .select(sql<boolean>`true`.as('is_new'))
     .unionAll((qb) =>
-      qb.selectFrom('superseded').selectAll().select(sql<boolean>`false`.as('is_new')),
-    )
-    .execute()
-  const inserted = rows.find((row) => row.is_new)
-  if (!inserted) throw new Error('inserting a session returned no row')
-  return {
-    session: rowToAuthSession(inserted),
-    superseded: rows.filter((row) => !row.is_new).map(rowToAuthSession),
-  }
-}
+      qb
+        .selectFrom('superseded')
+        .selectAll()
+        .select(sql<boolean>`false`.as('is_new')),
+    ),
+)
 
 /** By id within a tenant (primary key). */
 export async function findSession(
@@ -121,14 +128,17 @@ export async function findSession(
   tenantId: string,
   id: string,
 ): Promise<AuthSession | undefined> {
-  const row = await db
-    .selectFrom('auth_sessions')
-    .selectAll()
-    .where('id', '=', id)
-    .where('tenant_id', '=', tenantId)
-    .executeTakeFirst()
+  const [row] = await selectSession(db, { id, tenantId })
   return row && rowToAuthSession(row)
 }
+
+const selectSession = prepared((db, a: { id: string; tenantId: string }) =>
+  db
+    .selectFrom('auth_sessions')
+    .selectAll()
+    .where('id', '=', a.id)
+    .where('tenant_id', '=', a.tenantId),
+)
 
 /** Newest first; uses auth_sessions_tenant_conversation_idx. */
 export async function listSessionsOfConversation(

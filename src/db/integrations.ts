@@ -7,6 +7,7 @@ import { sql } from 'kysely'
 import { allowedFrom } from '../core/auth-session.ts'
 import type { OAuthIntegration } from '../core/integration.ts'
 import type { Db } from './database.ts'
+import { prepared } from './prepared.ts'
 import type { IntegrationRow, IntegrationUpdate, NewIntegrationRow } from './schema.ts'
 
 /** The unique index on (tenant_id, lower(name)) of live rows, named for error mapping. */
@@ -47,15 +48,38 @@ export async function findIntegrationRow(
   id: string,
   opts: { includeDeleted?: boolean; forUpdate?: boolean } = {},
 ): Promise<IntegrationRow | undefined> {
+  if (!opts.forUpdate) {
+    // Read on every sign-in start and callback: compiled once (prepared.ts).
+    const [row] = await (opts.includeDeleted ? selectAnyIntegration : selectLiveIntegration)(db, {
+      tenantId,
+      id,
+    })
+    return row
+  }
   let query = db
     .selectFrom('oauth_integrations')
     .selectAll()
     .where('tenant_id', '=', tenantId)
     .where('id', '=', id)
   if (!opts.includeDeleted) query = query.where('deleted_at', 'is', null)
-  if (opts.forUpdate) query = query.forUpdate()
-  return query.executeTakeFirst()
+  return query.forUpdate().executeTakeFirst()
 }
+
+const selectAnyIntegration = prepared((db, a: { tenantId: string; id: string }) =>
+  db
+    .selectFrom('oauth_integrations')
+    .selectAll()
+    .where('tenant_id', '=', a.tenantId)
+    .where('id', '=', a.id),
+)
+const selectLiveIntegration = prepared((db, a: { tenantId: string; id: string }) =>
+  db
+    .selectFrom('oauth_integrations')
+    .selectAll()
+    .where('tenant_id', '=', a.tenantId)
+    .where('id', '=', a.id)
+    .where('deleted_at', 'is', null),
+)
 
 /** A tenant's live integrations, by name ignoring case (index oauth_integrations_tenant_name_idx). */
 export async function listIntegrationRows(db: Db, tenantId: string): Promise<IntegrationRow[]> {
