@@ -30,10 +30,13 @@ export const POLL_QUERY = `query Poll($id: ID!) {
   }
 }`
 
+const TYPENAME_BODY = JSON.stringify({ query: '{ __typename }' })
+
 export interface CannonJob {
   readonly kind: 'cannon'
   readonly target: 'service' | 'floor'
-  readonly op: 'start' | 'status'
+  /** `typename`: `{ __typename }` with the key, the service's GraphQL over HTTP with no database work. */
+  readonly op: 'start' | 'status' | 'typename'
   readonly url: string
   readonly agentKey: string
   readonly integrationId: string
@@ -116,13 +119,19 @@ async function cannon(job: CannonJob): Promise<CannonResult> {
           })
         : JSON.stringify({ integrationId: job.integrationId, conversationId })
     }
+    if (job.op === 'typename') return TYPENAME_BODY
     const id = job.ids[n % job.ids.length]
     return graphql
       ? JSON.stringify({ query: POLL_QUERY, variables: { id } })
       : JSON.stringify({ id })
   }
   // What a good answer contains: the new session, or the session read.
-  const expected = job.op === 'start' ? '"status":"PENDING"' : '"status":"'
+  const expected =
+    job.op === 'start'
+      ? '"status":"PENDING"'
+      : job.op === 'typename'
+        ? '"__typename"'
+        : '"status":"'
   const path = graphql ? '/graphql' : job.op === 'start' ? '/start' : '/status'
 
   const latencies: number[] = []

@@ -2,7 +2,7 @@
  * `npm run bench`: starts everything it needs, runs the scenarios, prints a table.
  *
  *   npm run bench -- [--scenarios start,status,flow,mapping,soak,growth] [--duration 5]
- *                    [--warmup 2] [--rounds 3] [--connections 10] [--soak-duration 60]
+ *                    [--warmup 5] [--rounds 3] [--connections 10] [--soak-duration 60]
  *                    [--soak-concurrency 100] [--growth-rows 10000,1000000] [--out FILE]
  *                    [--profile] [--log-level info] [--node-options OPTS]
  *
@@ -60,7 +60,7 @@ interface Options {
 const USAGE = `usage: npm run bench -- [options]
   --scenarios LIST        comma-separated, from ${ALL_SCENARIOS.join(',')} (default: all)
   --duration S            seconds per measured round and side (default 5)
-  --warmup S              seconds of warm-up per side before the rounds (default 2)
+  --warmup S              seconds of warm-up per side before the rounds (default 5)
   --rounds N              measured rounds per side, alternating service/floor (default 3, at least 3)
   --connections N         concurrent connections (start, status, growth) and sign-ins (flow) (default 10)
   --soak-duration S       soak length (default 60)
@@ -77,7 +77,7 @@ function parseOptions(argv: readonly string[]): Options {
   const o: Options = {
     scenarios: [...ALL_SCENARIOS],
     durationSec: 5,
-    warmupSec: 2,
+    warmupSec: 5,
     rounds: 3,
     connections: 10,
     soakDurationSec: 60,
@@ -667,7 +667,7 @@ function cannonJob(
   ctx: Context,
   service: Service,
   target: 'service' | 'floor',
-  op: 'start' | 'status',
+  op: CannonJob['op'],
   durationSec: number,
   ids: readonly string[] = [],
   connections = ctx.o.connections,
@@ -748,10 +748,21 @@ async function versusFloor(ctx: Context, op: 'start' | 'status', target: number)
         `${op}: ${a.rps.toFixed(0)} vs ${b.rps.toFixed(0)} req/s (ratio ${(a.rps / b.rps).toFixed(2)}); CPU ${a.cpuUsPerRequest} vs ${b.cpuUsPerRequest} µs/req`,
       )
     }
+    // What the GraphQL HTTP path costs with no database work at all: the ceiling of `status`.
+    let ceiling: (CannonResult & { cpuUsPerRequest: number }) | null = null
+    if (op === 'status') {
+      progress('status: the same service answering { __typename } (no database)')
+      const before = cpuMs(service.pid)
+      const result = await ctx.loader.run({ ...job('service', o.durationSec), op: 'typename' })
+      ceiling = {
+        ...result,
+        cpuUsPerRequest: round2(((cpuMs(service.pid) - before) * 1000) / result.requests),
+      }
+    }
     const rss = await service.stop()
     const ratios = rounds.map((r) => r.ratio)
     const med = round2(median(ratios))
-    const serviceErrors = rounds.reduce((n, r) => n + r.service.errors, 0)
+    const serviceErrors = rounds.reduce((n, r) => n + r.service.errors, 0) + (ceiling?.errors ?? 0)
     const floorErrors = rounds.reduce((n, r) => n + r.floor.errors, 0)
     const firstError =
       rounds.map((r) => r.service.firstError ?? r.floor.firstError).find(Boolean) ?? null
@@ -789,6 +800,15 @@ async function versusFloor(ctx: Context, op: 'start' | 'status', target: number)
         measure: 'CPU µs per request, service / floor process',
         value: `${fmtInt(median(rounds.map((r) => r.service.cpuUsPerRequest)))} / ${fmtInt(median(rounds.map((r) => r.floor.cpuUsPerRequest)))}`,
       },
+      ...(ceiling
+        ? [
+            {
+              scenario: op,
+              measure: 'service { __typename } (no database) req/s; CPU µs; vs floor',
+              value: `${fmtInt(ceiling.rps)}; ${fmtInt(ceiling.cpuUsPerRequest)}; ${(ceiling.rps / median(rounds.map((r) => r.floor.rps))).toFixed(2)}`,
+            },
+          ]
+        : []),
       {
         scenario: op,
         measure: 'errors (service / floor)',
@@ -798,7 +818,7 @@ async function versusFloor(ctx: Context, op: 'start' | 'status', target: number)
       },
       rssRow(ctx, op, rss),
     )
-    ctx.report.scenarios[op] = { rounds, medianRatio: med, target, peakRssBytes: rss }
+    ctx.report.scenarios[op] = { rounds, medianRatio: med, target, peakRssBytes: rss, ceiling }
   } catch (error) {
     await service.stop()
     throw error
@@ -893,8 +913,9 @@ async function mappingScenario(ctx: Context): Promise<void> {
   }
 }
 
-const STATUS_OF = (ids: readonly string[]) =>
-  `query { ${ids.map((id, i) => `s${i}: authSession(id: ${JSON.stringify(id)}) { status }`).join(' ')} }`
+/** Up to `n` sessions' statuses in one request; one document per `n`, so it is parsed once. */
+const STATUS_OF = (n: number) =>
+  `query(${Array.from({ length: n }, (_, i) => `$i${i}: ID!`).join(', ')}) { ${Array.from({ length: n }, (_, i) => `s${i}: authSession(id: $i${i}) { status }`).join(' ')} }`
 
 async function soakScenario(ctx: Context): Promise<void> {
   const { o } = ctx
@@ -924,7 +945,8 @@ async function soakScenario(ctx: Context): Promise<void> {
         const data = await gql<Record<string, { status: string } | null>>(
           service.url,
           ctx.agentKey,
-          STATUS_OF(ids),
+          STATUS_OF(ids.length),
+          Object.fromEntries(ids.map((id, i) => [`i${i}`, id])),
         )
         for (let i = 0; i < ids.length; i++) {
           const session = data[`s${i}`]
