@@ -338,6 +338,7 @@ async function startService(env: Env, label: string): Promise<Service> {
   // Sampled as well, in case VmHWM cannot be read at the end.
   let sampled = 0
   const sampler = setInterval(() => (sampled = Math.max(sampled, currentRss(child.pid!))), 250)
+  sampler.unref()
   const deadline = Date.now() + 90_000
   for (;;) {
     if (gone) {
@@ -1299,7 +1300,10 @@ async function main(): Promise<void> {
       `\nend-user-oauth bench: ${db.label}\nmachine: ${m.nproc} x ${m.cpu}, ${m.memory}, Node ${m.node}, ${m.os}; ` +
         `1-min load average ${loadAverage}\n` +
         `load: ${o.connections} connections, ${o.rounds} rounds x ${o.durationSec} s per side after ${o.warmupSec} s warm-up; ` +
-        `service LOG_LEVEL=${o.logLevel}, NODE_ENV=production${o.nodeOptions ? `, NODE_OPTIONS=${o.nodeOptions}` : ''}; took ${seconds} s\n`,
+        `service LOG_LEVEL=${o.logLevel}, NODE_ENV=production${o.nodeOptions ? `, NODE_OPTIONS=${o.nodeOptions}` : ''}; took ${seconds} s\n` +
+        (db.kind === 'pglite'
+          ? "embedded database: PGlite runs inside the service (its memory is the service's); the targets are for PostgreSQL (BENCH_DATABASE_URL)\n"
+          : ''),
     )
     printTable(report.rows)
     if (report.failures.length > 0)
