@@ -11,7 +11,6 @@ export default defineConfig({
     alias: [{ find: /^graphql$/, replacement: require.resolve('graphql') }],
   },
   test: {
-    include: ['test/**/*.test.ts'],
     // Each file gets its own database (PGlite in memory, or a fresh schema on TEST_DATABASE_URL),
     // so files may run in parallel; the machine has two cores.
     pool: 'forks',
@@ -19,5 +18,14 @@ export default defineConfig({
     testTimeout: 30_000,
     // Generous: a served test app on embedded PGlite can take long to build on a busy 2-core machine.
     hookTimeout: 120_000,
+    projects: [
+      { extends: true, test: { name: 'app', include: ['test/**/*.test.ts'] } },
+      // The GraphQL tests again, each request over a socket to the listener `npm start` uses
+      // (src/http/graphql-direct.ts in front of yoga), so both paths answer every case.
+      {
+        extends: true,
+        test: { name: 'direct', include: ['test/graphql/**/*.test.ts'], env: { TEST_TRANSPORT: 'node' } },
+      },
+    ],
   },
 })

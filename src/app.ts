@@ -1,13 +1,16 @@
 /**
  * createApp(deps): the whole HTTP surface as one Fetch handler (yoga + routes), with no socket.
- * main.ts listens; tests call `app.fetch` directly or listen on port 0.
+ * main.ts listens with `handleNode`; tests call `app.fetch` directly or listen on port 0.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { specifiedRules } from 'graphql'
 import { createYoga, type YogaServerInstance } from 'graphql-yoga'
 import type { DatabaseHandle } from './db/database.ts'
 import { createContext, type GraphQLContext } from './graphql/context.ts'
 import { createMaskError } from './graphql/errors.ts'
 import { schema } from './graphql/schema.ts'
 import { useRequestBodyLimit } from './http/body-limit.ts'
+import { directGraphQLHandler, type DirectGraphQLCounts } from './http/graphql-direct.ts'
 import { healthRoutes } from './http/health.ts'
 import { useRoutes, type Route } from './http/routes.ts'
 import type { Deps } from './services/deps.ts'
@@ -15,6 +18,10 @@ import type { Deps } from './services/deps.ts'
 export interface App {
   readonly yoga: YogaServerInstance<Record<string, unknown>, GraphQLContext>
   readonly fetch: (request: Request) => Promise<Response>
+  /** The node:http listener: the direct GraphQL path for common requests, yoga for the rest. */
+  readonly handleNode: (req: IncomingMessage, res: ServerResponse) => void
+  /** Which way GraphQL requests to handleNode went. */
+  readonly directGraphQL: Readonly<DirectGraphQLCounts>
   /** Marks the app as shutting down (readyz answers 503) and releases what it holds. */
   close(): Promise<void>
 }
@@ -22,13 +29,14 @@ export interface App {
 export function createApp(deps: Deps, database: Pick<DatabaseHandle, 'ping'>, extraRoutes: readonly Route[] = []): App {
   let closing = false
   const routes = [...healthRoutes(database, () => closing), ...extraRoutes]
+  const maskError = createMaskError(deps.logger)
   const yoga = createYoga<Record<string, unknown>, GraphQLContext>({
     schema,
     graphqlEndpoint: '/graphql',
-    context: ({ request }) => createContext(deps, request),
+    context: ({ request }) => createContext(deps, request.headers.get('authorization')),
     graphiql: !deps.config.production,
     landingPage: false,
-    maskedErrors: { maskError: createMaskError(deps.logger) },
+    maskedErrors: { maskError },
     logging: {
       debug: (...args) => deps.logger.debug(yogaLog(args), 'yoga'),
       info: (...args) => deps.logger.info(yogaLog(args), 'yoga'),
@@ -40,9 +48,20 @@ export function createApp(deps: Deps, database: Pick<DatabaseHandle, 'ping'>, ex
     maxRequestBodySize: false,
     plugins: [useRoutes(routes, deps), useRequestBodyLimit()],
   })
+  const direct = directGraphQLHandler({
+    yoga,
+    schema,
+    // What yoga validates with (graphql's specified rules, nothing added).
+    validationRules: specifiedRules,
+    context: (authorization) => createContext(deps, authorization),
+    maskError,
+    onError: (error) => deps.logger.error({ err: error }, 'GraphQL answer could not be written'),
+  })
   return {
     yoga,
     fetch: (request) => Promise.resolve(yoga.fetch(request)),
+    handleNode: direct.handle,
+    directGraphQL: direct.counts,
     async close() {
       closing = true
       await yoga.dispose()

@@ -35,7 +35,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   }
   const { deps, database } = runtime
   const app = createApp(deps, database, endUserRoutes)
-  const server = createServer(app.yoga)
+  const server = createServer(app.handleNode)
   // Slow-loris guard: a client must send its headers promptly.
   server.headersTimeout = 10_000
   server.requestTimeout = 30_000

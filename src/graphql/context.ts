@@ -14,9 +14,8 @@ export function principalOf(ctx: GraphQLContext): Principal {
 }
 
 /** `Authorization: Bearer <key>`; keys are never accepted in the URL, where logs would keep them. */
-export async function createContext(deps: Deps, request: Request): Promise<GraphQLContext> {
-  const header = request.headers.get('authorization') ?? ''
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(header)
+export async function createContext(deps: Deps, authorization: string | null): Promise<GraphQLContext> {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '')
   const principal = match ? await authenticateApiKey(deps, match[1] as string) : null
   return { deps, principal }
 }

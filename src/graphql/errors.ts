@@ -9,7 +9,7 @@ import type { Logger } from '../logger.ts'
  * as "Unexpected error." with no stack, SQL or URL.
  */
 export function createMaskError(logger: Logger) {
-  return (error: unknown, message: string): Error => {
+  return (error: unknown, message: string): GraphQLError => {
     const original = error instanceof GraphQLError ? (error.originalError ?? undefined) : error
     const where =
       error instanceof GraphQLError ? { nodes: error.nodes ?? null, path: error.path ?? null } : {}

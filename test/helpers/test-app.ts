@@ -2,7 +2,7 @@
  * createTestApp: the whole app over a fresh test database, with captured logs and a fixed
  * encryption key, called through `fetch` without a socket (or `listen()` for a real one).
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createApp, type App } from '../../src/app.ts'
 import { loadConfig, type Config } from '../../src/config.ts'
@@ -94,11 +94,25 @@ export async function createTestApp(
     provider,
   }
   const app = createApp(deps, database, endUserRoutes)
-  handler = app.yoga
+  handler = app.handleNode
   const base = served ?? 'http://localhost:4000'
 
-  const fetchApp = (input: string | Request, init?: RequestInit) =>
+  const inProcess = (input: string | Request, init?: RequestInit) =>
     app.fetch(typeof input === 'string' ? new Request(new URL(input, base), init) : input)
+  // TEST_TRANSPORT=node (the `direct` vitest project): every request goes over a socket to
+  // app.handleNode, the listener `npm start` uses, instead of straight into yoga.
+  let socketBase: Promise<string> | undefined
+  const overSocket = async (input: string | Request, init?: RequestInit) => {
+    socketBase ??= listen()
+    return requestOverSocket(await socketBase, typeof input === 'string' ? new Request(new URL(input, base), init) : input)
+  }
+  const fetchApp = process.env.TEST_TRANSPORT === 'node' ? overSocket : inProcess
+  async function listen(): Promise<string> {
+    if (served) return served
+    server = createServer(app.handleNode)
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve))
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  }
 
   return {
     app,
@@ -125,11 +139,9 @@ export async function createTestApp(
       return { id: tenant.id, slug: tenant.slug, adminKey: apiKey.apiKey, agentKey: agent.apiKey }
     },
     baseUrl: base,
-    async listen() {
-      if (served) return served
-      server = createServer(app.yoga)
-      await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve))
-      return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    listen() {
+      socketBase ??= listen()
+      return socketBase
     },
     async close() {
       if (server) {
@@ -141,6 +153,43 @@ export async function createTestApp(
       if (!options.database) await database.close()
     },
   }
+}
+
+/**
+ * Sends a Fetch Request to `base` with node's HTTP client: exactly the request's headers, and a
+ * Content-Length for a body (no headers added the way fetch adds them, such as Origin or
+ * Sec-Fetch-Mode).
+ */
+export async function requestOverSocket(base: string, request: Request): Promise<Response> {
+  const url = new URL(request.url)
+  const body = request.body ? Buffer.from(await request.arrayBuffer()) : undefined
+  const headers: Record<string, string> = {}
+  request.headers.forEach((value, key) => {
+    headers[key] = value
+  })
+  if (body) headers['content-length'] = String(body.length)
+  return new Promise<Response>((resolve, reject) => {
+    const req = httpRequest(
+      new URL(url.pathname + url.search, base),
+      { method: request.method, headers },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (chunk: Buffer) => chunks.push(chunk))
+        res.once('error', reject)
+        res.once('end', () => {
+          const responseHeaders = new Headers()
+          for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) {
+            responseHeaders.append(res.rawHeaders[i] as string, res.rawHeaders[i + 1] as string)
+          }
+          const status = res.statusCode ?? 0
+          const nullBody = status === 204 || status === 304 || request.method === 'HEAD'
+          resolve(new Response(nullBody ? null : Buffer.concat(chunks), { status, headers: responseHeaders }))
+        })
+      },
+    )
+    req.once('error', reject)
+    req.end(body)
+  })
 }
 
 /** The error codes of a GraphQL result, for terse assertions. */
