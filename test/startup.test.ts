@@ -10,8 +10,12 @@ import { createApp } from '../src/app.ts'
 import { readOwner } from '../src/db/owner-lock.ts'
 import { createTestApp, type TestApp } from './helpers/test-app.ts'
 import {
+  BUILD_ARGS,
   cli,
   createPgDatabase,
+  ROOT,
+  run,
+  SERVICE_ARGS,
   graphql,
   killLeftovers,
   startExpectingFailure,
@@ -40,6 +44,19 @@ function parseOne<T>(stdout: string): T {
   expect(lines).toHaveLength(1)
   return JSON.parse(lines[0]!) as T
 }
+
+describe('npm start', () => {
+  it('builds the bundle and then runs it as node itself (what the tests and the bench start)', () => {
+    const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
+    expect(pkg.scripts.start).toBe(`node ${BUILD_ARGS.join(' ')} && exec node ${SERVICE_ARGS.join(' ')}`)
+  })
+
+  it('builds without a word on stdout or stderr (the service log stays one JSON object a line)', async () => {
+    const result = await run(process.execPath, [...BUILD_ARGS], { env: {} })
+    expect(result.code).toBe(0)
+    expect(result.stdout + result.stderr).toBe('')
+  })
+})
 
 describe('npm start on the embedded database (DATA_DIR)', () => {
   let data: TempDir

@@ -1,10 +1,11 @@
 /**
  * Child processes for the tests that exercise the real commands (`npm start`, the CLI): run a
  * command to completion, or start the service on port 0 and find its URL in the "listening" log
- * line. Scripts run as package.json runs them, `node --import tsx <script>`: one process that
- * gets signals itself (the `tsx` binary relays them to a child of its own and SIGKILLs it when
- * the child is slow to acknowledge). Each child gets its own process group so that a failed test
- * can still end it, and whatever it started, by its id.
+ * line. Commands run as package.json runs them: the service as the bundle `npm start` builds and
+ * runs, the CLI as `node --import tsx src/cli.ts`; each is one process that gets signals itself
+ * (the `tsx` binary relays them to a child of its own and SIGKILLs it when the child is slow to
+ * acknowledge). Each child gets its own process group so that a failed test can still end it, and
+ * whatever it started, by its id.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -15,8 +16,23 @@ import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
-/** `node --import tsx`: how package.json's start, migrate and cli scripts run TypeScript. */
+/** `node --import tsx`: how package.json's migrate and cli scripts run TypeScript. */
 export const NODE_TSX: readonly string[] = ['--import', 'tsx']
+/**
+ * `npm start` is `node <BUILD_ARGS> && exec node <SERVICE_ARGS>`: bundle, then run the bundle
+ * (test/startup.test.ts checks package.json says exactly that).
+ */
+export const BUILD_ARGS: readonly string[] = ['scripts/build.mjs']
+export const SERVICE_ARGS: readonly string[] = ['--enable-source-maps', '--heap-growing-percent=100', 'dist/main.js']
+
+let built: Promise<void> | undefined
+/** Runs `npm start`'s build step once per test process (later calls wait for the same build). */
+export function ensureBuilt(): Promise<void> {
+  built ??= run(process.execPath, BUILD_ARGS, {}).then((result) => {
+    if (result.code !== 0) throw new Error(`node ${BUILD_ARGS.join(' ')} failed: ${result.stderr}`)
+  })
+  return built
+}
 
 /** Variables of the contract (and test runners) that must not leak from the test's own env. */
 const SCRUBBED = [
@@ -119,9 +135,10 @@ export function cli(args: readonly string[], env: Env = {}): Promise<Completed> 
   return runScript('src/cli.ts', args, env)
 }
 
-/** `src/main.ts` run to its exit: for configurations that must be refused. */
-export function startExpectingFailure(env: Env): Promise<Completed> {
-  return runScript('src/main.ts', [], { PORT: '0', ...env })
+/** The service as `npm start` runs it, to its exit: for configurations that must be refused. */
+export async function startExpectingFailure(env: Env): Promise<Completed> {
+  await ensureBuilt()
+  return run(process.execPath, SERVICE_ARGS, { env: { PORT: '0', ...env } })
 }
 
 export interface LogLine {
@@ -143,19 +160,18 @@ export interface ServiceProcess {
 }
 
 /**
- * The service with PORT=0 on 127.0.0.1, started as `node --import tsx src/main.ts` or (`via:
- * 'npm'`) as `npm start`: resolves once it logs "listening" (with the URL it listens on), rejects
- * with its stderr if it exits first.
+ * The service with PORT=0 on 127.0.0.1, started as `npm start` starts it (the bundle built once,
+ * then `node <SERVICE_ARGS>`) or (`via: 'npm'`) by `npm start` itself: resolves once it logs
+ * "listening" (with the URL it listens on), rejects with its stderr if it exits first.
  */
-export function startServiceProcess(
+export async function startServiceProcess(
   env: Env,
   options: { via?: 'node' | 'npm'; timeoutMs?: number } = {},
 ): Promise<ServiceProcess> {
   const timeoutMs = options.timeoutMs ?? 45_000
+  if (options.via !== 'npm') await ensureBuilt()
   const [command, args] =
-    options.via === 'npm'
-      ? ['npm', ['start', '--silent']]
-      : [process.execPath, [...NODE_TSX, 'src/main.ts']]
+    options.via === 'npm' ? ['npm', ['start', '--silent']] : [process.execPath, SERVICE_ARGS]
   const child = track(
     spawn(command, args, {
       cwd: ROOT,
