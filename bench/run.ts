@@ -2,14 +2,14 @@
  * `npm run bench`: starts everything it needs, runs the scenarios, prints a table.
  *
  *   npm run bench -- [--scenarios start,status,flow,mapping,soak,growth] [--duration 5]
- *                    [--warmup 5] [--rounds 3] [--connections 10] [--soak-duration 60]
+ *                    [--warmup 5] [--rounds 5] [--connections 10] [--soak-duration 60]
  *                    [--soak-concurrency 100] [--growth-rows 10000,1000000] [--out FILE]
  *                    [--profile] [--log-level info] [--node-options OPTS]
  *
  * On PostgreSQL when BENCH_DATABASE_URL is set (a fresh `euo_bench_<random>` database is created
  * on that server and dropped at the end), else on the embedded database (temporary DATA_DIRs).
  *
- * Processes: the service (`npm start`'s command, `node --import tsx src/main.ts`, with env;
+ * Processes: the service (`npm start`'s command: the bundle it builds, run by node, with env;
  * restarted for each scenario so its peak RSS is that scenario's), the floor (bench/floor.ts), the fake provider
  * (bench/provider.ts) and the load generator (bench/load.ts) each run in their own child process.
  */
@@ -61,7 +61,7 @@ const USAGE = `usage: npm run bench -- [options]
   --scenarios LIST        comma-separated, from ${ALL_SCENARIOS.join(',')} (default: all)
   --duration S            seconds per measured round and side (default 5)
   --warmup S              seconds of warm-up per side before the rounds (default 5)
-  --rounds N              measured rounds per side, alternating service/floor (default 3, at least 3)
+  --rounds N              measured rounds per side, alternating service/floor (default 5, at least 3)
   --connections N         concurrent connections (start, status, growth) and sign-ins (flow) (default 10)
   --soak-duration S       soak length (default 60)
   --soak-concurrency N    concurrent sign-ins in the soak (default 100)
@@ -78,7 +78,7 @@ function parseOptions(argv: readonly string[]): Options {
     scenarios: [...ALL_SCENARIOS],
     durationSec: 5,
     warmupSec: 5,
-    rounds: 3,
+    rounds: 5,
     connections: 10,
     soakDurationSec: 60,
     soakConcurrency: 100,
@@ -295,19 +295,37 @@ interface Env {
 let serviceRuns = 0
 
 /**
- * The service's node arguments as `npm start` has them (`exec node --import tsx src/main.ts`,
- * flags included), so that what is measured is what runs; the service is node's own process.
+ * `npm start` read from package.json: the steps before the last (`node scripts/build.mjs`, the
+ * bundle) run once before any scenario; the last (`exec node <args>`) is how the service is
+ * started, flags included, so that what is measured is what runs. The service is node's own
+ * process.
  */
-function serviceArgs(): string[] {
+function startCommand(): { prepare: string[][]; service: string[] } {
   const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
     scripts?: Record<string, string>
   }
-  const words = (pkg.scripts?.start ?? '')
-    .trim()
-    .replace(/^exec\s+/, '')
-    .split(/\s+/)
-  if (words[0] === 'node' && words.length > 1) return words.slice(1)
-  return ['--import', 'tsx', 'src/main.ts']
+  const steps = (pkg.scripts?.start ?? '').split('&&').map((step) =>
+    step
+      .trim()
+      .replace(/^exec\s+/, '')
+      .split(/\s+/),
+  )
+  for (const step of steps) {
+    if (step[0] !== 'node' || step.length < 2) {
+      throw new Error(`bench: npm start runs "${step.join(' ')}"; only node commands are understood`)
+    }
+  }
+  const service = steps.pop()!
+  return { prepare: steps.map((step) => step.slice(1)), service: service.slice(1) }
+}
+
+/** Runs `npm start`'s steps before the service itself (the build), once. */
+async function prepareService(): Promise<void> {
+  for (const args of startCommand().prepare) {
+    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] })
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
+    if (code !== 0) throw new Error(`bench: node ${args.join(' ')} exited with ${code}`)
+  }
 }
 
 async function startService(env: Env, label: string): Promise<Service> {
@@ -315,9 +333,9 @@ async function startService(env: Env, label: string): Promise<Service> {
   const url = `http://127.0.0.1:${port}`
   const logFile = path.join(env.tmp, `service-${++serviceRuns}-${label}.log`)
   const log = openSync(logFile, 'a')
-  const args = serviceArgs()
+  const args = startCommand().service
   if (env.profile) {
-    // One folder per service run: node writes a profile per thread (tsx's loader has its own).
+    // One folder per service run (node writes a profile per thread).
     const dir = path.join(ROOT, 'bench', 'results', 'profiles', `${label}-${Date.now()}`)
     mkdirSync(dir, { recursive: true })
     args.unshift('--cpu-prof', `--cpu-prof-dir=${dir}`)
@@ -1182,6 +1200,7 @@ async function main(): Promise<void> {
     void cleanup().then(() => process.exit(130))
   })
   try {
+    await prepareService()
     db = await openBenchDatabase(tmp)
     const { out: _out, ...options } = o
     const report: Report = {
