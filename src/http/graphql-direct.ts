@@ -39,8 +39,14 @@ import type { GraphQLContext } from '../graphql/context.ts'
 
 /** Bodies larger than this go to yoga (its limit and its streaming parser apply there). */
 export const DIRECT_MAX_BODY_BYTES = 64 * 1024
-/** Distinct valid documents kept parsed and validated (clients send a handful of fixed ones). */
-const DOCUMENT_CACHE_SIZE = 1000
+/**
+ * Distinct valid documents kept parsed and validated: clients send a handful of fixed ones. Only
+ * documents up to DOCUMENT_CACHE_MAX_CHARS are kept, so that anyone sending many large distinct
+ * queries cannot fill memory with syntax trees (a tree is some 20 times its text): at most about
+ * 500 x 4 KiB x 20 = 40 MB. Larger documents are parsed and validated on every request.
+ */
+const DOCUMENT_CACHE_SIZE = 500
+const DOCUMENT_CACHE_MAX_CHARS = 4096
 /** yoga's message for an error it masks. */
 const MASKED_MESSAGE = 'Unexpected error.'
 
@@ -105,17 +111,12 @@ function paramsOf(body: unknown): Params | null {
   }
 }
 
-/** A parsed document that passed validation, by its text; least recently used dropped first. */
+/** A parsed document that passed validation, by its text; the oldest dropped first. */
 class DocumentCache {
   readonly #entries = new Map<string, DocumentNode>()
 
   get(query: string): DocumentNode | undefined {
-    const document = this.#entries.get(query)
-    if (document) {
-      this.#entries.delete(query)
-      this.#entries.set(query, document)
-    }
-    return document
+    return this.#entries.get(query)
   }
 
   set(query: string, document: DocumentNode): void {
@@ -148,7 +149,7 @@ export function directGraphQLHandler(options: DirectGraphQLOptions): {
       return null
     }
     if (validate(options.schema, document, options.validationRules).length > 0) return null
-    documents.set(query, document)
+    if (query.length <= DOCUMENT_CACHE_MAX_CHARS) documents.set(query, document)
     return document
   }
 

@@ -115,6 +115,12 @@ describe('the direct GraphQL path answers as yoga does', () => {
       headers: { ...json(f.agentKey), 'content-type': 'application/json; charset=utf-8' },
       body: { query: '{ viewer { role } }' },
     },
+    {
+      name: 'a document over 4 KiB (parsed every time, not kept)',
+      path: 'direct',
+      headers: json(f.agentKey),
+      body: { query: `# ${'x'.repeat(5000)}\n{ viewer { role } }` },
+    },
     // Handed to yoga, which words the error (or does what the direct path does not).
     { name: 'a syntax error', path: 'yoga', headers: json(f.agentKey), body: { query: '{ viewer { role }' } },
     { name: 'an unknown field', path: 'yoga', headers: json(f.agentKey), body: { query: '{ viewer { nosuch } }' } },
