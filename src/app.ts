@@ -10,7 +10,7 @@ import { createContext, type GraphQLContext } from './graphql/context.ts'
 import { createMaskError } from './graphql/errors.ts'
 import { schema } from './graphql/schema.ts'
 import { useRequestBodyLimit } from './http/body-limit.ts'
-import { directGraphQLHandler, type DirectGraphQLCounts } from './http/graphql-direct.ts'
+import { directGraphQLHandler, QueryCache, type DirectGraphQLCounts } from './http/graphql-direct.ts'
 import { healthRoutes } from './http/health.ts'
 import { useRoutes, type Route } from './http/routes.ts'
 import type { Deps } from './services/deps.ts'
@@ -46,6 +46,8 @@ export function createApp(deps: Deps, database: Pick<DatabaseHandle, 'ping'>, ex
     },
     // The same limit is enforced by useRequestBodyLimit, without re-streaming every body.
     maxRequestBodySize: false,
+    // Bounded in size too: yoga's default keeps 1,024 query texts of any length (up to the body limit).
+    parserAndValidationCache: { documentCache: new QueryCache(), errorCache: new QueryCache() },
     plugins: [useRoutes(routes, deps), useRequestBodyLimit()],
   })
   const direct = directGraphQLHandler({

@@ -40,13 +40,14 @@ import type { GraphQLContext } from '../graphql/context.ts'
 /** Bodies larger than this go to yoga (its limit and its streaming parser apply there). */
 export const DIRECT_MAX_BODY_BYTES = 64 * 1024
 /**
- * Distinct valid documents kept parsed and validated: clients send a handful of fixed ones. Only
- * documents up to DOCUMENT_CACHE_MAX_CHARS are kept, so that anyone sending many large distinct
- * queries cannot fill memory with syntax trees (a tree is some 20 times its text): at most about
- * 500 x 4 KiB x 20 = 40 MB. Larger documents are parsed and validated on every request.
+ * Parsed documents (and yoga's parse errors) are kept by query text, and clients send a handful
+ * of fixed queries. Only queries up to QUERY_CACHE_MAX_CHARS are kept, so that anyone sending many
+ * large distinct queries cannot fill memory with their texts and syntax trees (a tree is some 20
+ * times its text): at most about 500 x 4 KiB x 20 = 40 MB per cache. Larger queries are parsed
+ * and validated on every request.
  */
-const DOCUMENT_CACHE_SIZE = 500
-const DOCUMENT_CACHE_MAX_CHARS = 4096
+const QUERY_CACHE_SIZE = 500
+const QUERY_CACHE_MAX_CHARS = 4096
 /** yoga's message for an error it masks. */
 const MASKED_MESSAGE = 'Unexpected error.'
 
@@ -111,20 +112,28 @@ function paramsOf(body: unknown): Params | null {
   }
 }
 
-/** A parsed document that passed validation, by its text; the oldest dropped first. */
-class DocumentCache {
-  readonly #entries = new Map<string, DocumentNode>()
+/**
+ * What was made of a query text, for short texts only; the oldest entry is dropped first. Also
+ * given to yoga as its parser cache (yoga's own is bounded in entries, not in size).
+ */
+export class QueryCache<T> {
+  readonly #entries = new Map<string, T>()
 
-  get(query: string): DocumentNode | undefined {
+  get(query: string): T | undefined {
     return this.#entries.get(query)
   }
 
-  set(query: string, document: DocumentNode): void {
-    if (this.#entries.size >= DOCUMENT_CACHE_SIZE) {
+  set(query: string, value: T): void {
+    if (query.length > QUERY_CACHE_MAX_CHARS) return
+    if (this.#entries.size >= QUERY_CACHE_SIZE) {
       const oldest = this.#entries.keys().next()
       if (!oldest.done) this.#entries.delete(oldest.value)
     }
-    this.#entries.set(query, document)
+    this.#entries.set(query, value)
+  }
+
+  get size(): number {
+    return this.#entries.size
   }
 }
 
@@ -136,7 +145,7 @@ export function directGraphQLHandler(options: DirectGraphQLOptions): {
   const { yoga } = options
   const counts: DirectGraphQLCounts = { answered: 0, handedOver: 0, passed: 0 }
   const endpoint = yoga.graphqlEndpoint
-  const documents = new DocumentCache()
+  const documents = new QueryCache<DocumentNode>()
 
   /** The valid document for this text, or null when yoga must answer (and word the error). */
   const documentOf = (query: string): DocumentNode | null => {
@@ -149,7 +158,7 @@ export function directGraphQLHandler(options: DirectGraphQLOptions): {
       return null
     }
     if (validate(options.schema, document, options.validationRules).length > 0) return null
-    if (query.length <= DOCUMENT_CACHE_MAX_CHARS) documents.set(query, document)
+    documents.set(query, document)
     return document
   }
 

@@ -9,6 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTestApp, requestOverSocket, type SeededTenant, type TestApp } from '../helpers/test-app.ts'
 import { CREATE, validInput } from '../graphql/integration-fixtures.ts'
+import { QueryCache } from '../../src/http/graphql-direct.ts'
 
 const POLL = `query Poll($id: ID!) {
   authSession(id: $id) { id status conversationId contactId redirectRoute createdAt expiresAt openedAt completedAt
@@ -333,5 +334,21 @@ describe('the direct GraphQL path answers as yoga does', () => {
     }
     agent.destroy()
     expect(sockets.size).toBe(1)
+  })
+})
+
+describe('QueryCache (the parse caches of both paths)', () => {
+  it('keeps short query texts only, 500 at most, dropping the oldest first', () => {
+    const cache = new QueryCache<number>()
+    cache.set('x'.repeat(4097), 1)
+    expect(cache.get('x'.repeat(4097))).toBeUndefined()
+    cache.set('x'.repeat(4096), 2)
+    expect(cache.get('x'.repeat(4096))).toBe(2)
+    for (let i = 0; i < 600; i++) cache.set(`q${i}`, i)
+    expect(cache.size).toBe(500)
+    expect(cache.get('x'.repeat(4096))).toBeUndefined()
+    expect(cache.get('q99')).toBeUndefined()
+    expect(cache.get('q100')).toBe(100)
+    expect(cache.get('q599')).toBe(599)
   })
 })
