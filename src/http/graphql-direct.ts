@@ -79,12 +79,27 @@ export interface DirectGraphQLOptions {
 const JSON_CONTENT_TYPE = /^application\/json\s*(?:;\s*charset\s*=\s*"?utf-8"?\s*)?$/i
 
 /**
- * The media type yoga's result processor picks for a result that is not a stream, for the Accept
- * values clients actually send; any other Accept (lists, q-values, event streams) goes to yoga.
+ * The media type yoga's result processor picks for a result that is not a stream, or null when it
+ * would pick another processor (an event stream, multipart) or none (406): yoga's negotiation
+ * (graphql-yoga/esm/plugins/result-processor/accept.js and use-result-processor.js), which is not
+ * exported. It ignores q-values, skips entries whose charset is not utf-8, and of the entries that
+ * match `application/graphql-response+json` or `application/json` takes the first in the header;
+ * where one entry matches both (the wildcards), `application/json`.
  */
-function acceptedMediaType(accept: string | undefined): string | null {
-  if (accept === undefined || accept === '*/*' || accept === 'application/json') return 'application/json'
-  if (accept === 'application/graphql-response+json') return accept
+export function acceptedMediaType(accept: string | undefined): string | null {
+  const entries = (accept || '*/*').replace(/\s/g, '').toLowerCase().split(',')
+  for (const entry of entries) {
+    const [mediaType = '', ...params] = entry.split(';')
+    const charset = params.find((param) => param.includes('charset=')) ?? 'charset=utf-8'
+    if (charset !== 'charset=utf-8') continue
+    const [type, subtype] = mediaType.split('/')
+    const matches = (candidate: string) => {
+      const [candidateType, candidateSubtype] = candidate.split('/')
+      return (type === '*' || type === candidateType) && (subtype === '*' || subtype === candidateSubtype)
+    }
+    if (matches('application/json')) return 'application/json'
+    if (matches('application/graphql-response+json')) return 'application/graphql-response+json'
+  }
   return null
 }
 

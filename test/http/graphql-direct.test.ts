@@ -153,12 +153,23 @@ describe('the direct GraphQL path answers as yoga does', () => {
       headers: json(f.agentKey, { origin: 'https://desk.example' }),
       body: { query: '{ viewer { role } }' },
     },
-    {
-      name: 'an Accept list',
-      path: 'yoga',
-      headers: json(f.agentKey, { accept: 'application/graphql-response+json, application/json;q=0.9' }),
+    // Accept: yoga's negotiation (q-values ignored, the first entry that a JSON type matches).
+    ...(
+      [
+        ['application/graphql-response+json, application/json;q=0.9', 'direct'],
+        ['application/json, text/plain, */*', 'direct'],
+        ['text/event-stream, application/json', 'direct'],
+        ['application/*', 'direct'],
+        ['', 'direct'],
+        ['application/json; charset=iso-8859-1', 'yoga'],
+        ['text/event-stream', 'yoga'],
+      ] as const
+    ).map(([accept, path]) => ({
+      name: `Accept: "${accept}"`,
+      path,
+      headers: json(f.agentKey, { accept }),
       body: { query: '{ viewer { role } }' },
-    },
+    })),
     { name: 'Accept: text/html', path: 'yoga', headers: json(f.agentKey, { accept: 'text/html' }), body: { query: '{ viewer { role } }' } },
     {
       name: 'application/graphql',
