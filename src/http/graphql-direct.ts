@@ -290,7 +290,7 @@ export function directGraphQLHandler(options: DirectGraphQLOptions): {
           }
         },
         (error: unknown) => {
-          // Only reachable through a bug here: answered as yoga answers an unexpected error.
+          // Only reachable through a bug in this file: the client gets a masked error, the log the detail.
           counts.answered++
           respond(res, { errors: [options.maskError(error, MASKED_MESSAGE)] }, mediaType)
         },
