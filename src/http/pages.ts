@@ -14,6 +14,8 @@ export type PageMessageId =
   | 'unknown.body'
   | 'in_use.title'
   | 'in_use.body'
+  | 'in_progress.title'
+  | 'in_progress.body'
   | 'authenticated.title'
   | 'authenticated.body'
   | 'failed.title'
@@ -44,6 +46,8 @@ const en: Catalog = {
   'in_use.title': 'This link is already in use',
   'in_use.body':
     'This sign-in link was opened in another browser. Please ask for a new link in your conversation.',
+  'in_progress.title': 'Your sign-in is being completed',
+  'in_progress.body': 'This takes a moment. You can return to the conversation.',
   'authenticated.title': "You're signed in",
   'authenticated.body': 'You can return to the conversation.',
   'failed.title': 'Sign-in did not work',
@@ -145,6 +149,7 @@ export function continuePage(business: string, nonce: string): Response {
 export type ResultKind =
   | 'unknown'
   | 'in_use'
+  | 'in_progress'
   | 'authenticated'
   | 'failed'
   | 'expired'
@@ -157,6 +162,7 @@ export type ResultKind =
 const STATUS: Record<ResultKind, number> = {
   unknown: 404,
   in_use: 409,
+  in_progress: 409,
   authenticated: 200,
   failed: 200,
   expired: 410,

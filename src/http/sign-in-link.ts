@@ -13,6 +13,7 @@ import type { Route } from './routes.ts'
 function notReady(view: Exclude<LinkView, { kind: 'ready' }>): Response {
   if (view.kind === 'unknown') return resultPage('unknown')
   if (view.kind === 'in_use') return resultPage('in_use')
+  if (view.kind === 'in_progress') return resultPage('in_progress')
   const status = view.session.status
   if (status === 'AUTHENTICATED') return resultPage('already_used')
   if (status === 'FAILED') {

@@ -117,6 +117,8 @@ export type LinkView =
   | { readonly kind: 'unknown' }
   | { readonly kind: 'ready'; readonly business: string; readonly session: AuthSession }
   | { readonly kind: 'in_use'; readonly business: string }
+  /** This browser's own sign-in: its callback is exchanging the code right now. */
+  | { readonly kind: 'in_progress'; readonly business: string }
   | { readonly kind: 'finished'; readonly business: string; readonly session: AuthSession }
 
 /** Reads the browser's binding cookie for a session (the cookie name depends on the session). */
@@ -158,9 +160,8 @@ async function lookUpLink(
   const ready = { kind: 'ready', business, session, record, bindingCookie, tenantSlug } as const
   if (session.status === 'PENDING') return ready
   if (session.status === 'OPENED') {
-    return isBoundTo(record, bindingCookie) && record.exchangeClaimedAt === null
-      ? ready
-      : { kind: 'in_use', business }
+    if (!isBoundTo(record, bindingCookie)) return { kind: 'in_use', business }
+    return record.exchangeClaimedAt === null ? ready : { kind: 'in_progress', business }
   }
   return { kind: 'finished', business, session }
 }

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { REDIRECT_ROUTES } from '../../src/core/redirect-urls.ts'
+import { claimExchange } from '../../src/db/auth-sessions.ts'
 import { loginAtTestProvider, ScriptedBrowser } from '../helpers/browser.ts'
 import { startTestProvider, type TestProvider } from '../helpers/oidc-provider.ts'
 import { createTestApp, type SeededTenant, type TestApp } from '../helpers/test-app.ts'
@@ -275,6 +276,22 @@ describe('callback and link refusals', () => {
     const callback = await loginAtTestProvider(first, again.headers.get('location')!, 'alice')
     expect((await first.request(callback)).status).toBe(200)
     expect((await status(id)).status).toBe('AUTHENTICATED')
+  })
+
+  it('tells the bound browser that reopens its link during the code exchange that it is being completed', async () => {
+    const { link, id } = await start()
+    const browser = new ScriptedBrowser()
+    expect((await browser.request(link, { method: 'POST' })).status).toBe(303)
+    // The callback has claimed the exchange and waits for the provider (what claimExchange records).
+    expect(await claimExchange(t.deps.db, id, new Date(clock))).toBe(true)
+    for (const method of ['GET', 'POST']) {
+      const page = await browser.request(link, { method })
+      expect(page.status).toBe(409)
+      expect(await page.text()).toContain('Your sign-in is being completed')
+    }
+    const other = await new ScriptedBrowser().request(link)
+    expect(await other.text()).toContain('This link is already in use')
+    expect((await status(id)).status).toBe('OPENED')
   })
 
   it('refuses a cross-site POST of the link (login CSRF) without binding', async () => {
