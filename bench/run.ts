@@ -31,6 +31,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { PGlite } from '@electric-sql/pglite'
 import pg from 'pg'
+import { CONFIG_VARIABLES } from '../src/config.ts'
 import type { CannonJob, CannonResult, FlowJob, FlowResult, Job } from './load.ts'
 import type { MappingBenchResult } from './mapping.ts'
 import { median, percentile, round2, type Percentiles } from './stats.ts'
@@ -1343,19 +1344,7 @@ async function main(): Promise<void> {
 
 /** The parent's environment without the service's own variables (they are set explicitly). */
 function scrubbedEnv(): Record<string, string> {
-  const drop = new Set([
-    'PORT',
-    'HOST',
-    'DATABASE_URL',
-    'DATA_DIR',
-    'PUBLIC_BASE_URL',
-    'ENCRYPTION_KEY',
-    'ENCRYPTION_KEY_PREVIOUS',
-    'OUTBOUND_ALLOW_HOSTS',
-    'LOG_LEVEL',
-    'NODE_ENV',
-    'NODE_OPTIONS',
-  ])
+  const drop = new Set<string>([...CONFIG_VARIABLES, 'NODE_OPTIONS'])
   return Object.fromEntries(
     Object.entries(process.env).filter(([k, v]) => v !== undefined && !drop.has(k)),
   ) as Record<string, string>

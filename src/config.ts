@@ -35,6 +35,20 @@ export interface Config {
 
 type Env = Readonly<Record<string, string | undefined>>
 
+/** Every variable loadConfig reads (a test checks the list against what it reads). */
+export const CONFIG_VARIABLES = [
+  'PORT',
+  'HOST',
+  'DATABASE_URL',
+  'DATA_DIR',
+  'PUBLIC_BASE_URL',
+  'ENCRYPTION_KEY',
+  'ENCRYPTION_KEY_PREVIOUS',
+  'OUTBOUND_ALLOW_HOSTS',
+  'LOG_LEVEL',
+  'NODE_ENV',
+] as const
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 
 export function loadConfig(env: Env = process.env): Config {

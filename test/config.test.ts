@@ -1,6 +1,6 @@
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { ConfigError, loadConfig } from '../src/config.ts'
+import { CONFIG_VARIABLES, ConfigError, loadConfig } from '../src/config.ts'
 import { killLeftovers, startExpectingFailure, tempDataDir } from './helpers/spawn.ts'
 
 const KEY = 'k'.repeat(32)
@@ -16,6 +16,18 @@ function problem(env: Record<string, string>): string {
 }
 
 describe('loadConfig', () => {
+  it('reads exactly the variables CONFIG_VARIABLES lists (what tests and the bench scrub)', () => {
+    const read = new Set<string>()
+    const env = new Proxy({} as Record<string, string | undefined>, {
+      get(_target, name) {
+        if (typeof name === 'string') read.add(name)
+        return undefined
+      },
+    })
+    loadConfig(env)
+    expect([...read].sort()).toEqual([...CONFIG_VARIABLES].sort())
+  })
+
   it('has the contract defaults when nothing is set', () => {
     const config = loadConfig({})
     expect(config).toEqual({

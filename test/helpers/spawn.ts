@@ -14,6 +14,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
+import { CONFIG_VARIABLES } from '../../src/config.ts'
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 /** `node --import tsx`: how package.json's migrate and cli scripts run TypeScript. */
@@ -35,19 +36,7 @@ export function ensureBuilt(): Promise<void> {
 }
 
 /** Variables of the contract (and test runners) that must not leak from the test's own env. */
-const SCRUBBED = [
-  'PORT',
-  'HOST',
-  'DATABASE_URL',
-  'DATA_DIR',
-  'PUBLIC_BASE_URL',
-  'ENCRYPTION_KEY',
-  'ENCRYPTION_KEY_PREVIOUS',
-  'OUTBOUND_ALLOW_HOSTS',
-  'LOG_LEVEL',
-  'NODE_ENV',
-  'NODE_OPTIONS',
-]
+const SCRUBBED = [...CONFIG_VARIABLES, 'NODE_OPTIONS']
 
 export type Env = Record<string, string | undefined>
 
