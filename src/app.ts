@@ -3,7 +3,7 @@
  * main.ts listens with `handleNode`; tests call `app.fetch` directly or listen on port 0.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { specifiedRules } from 'graphql'
+import { specifiedRules, type DocumentNode } from 'graphql'
 import { createYoga, type YogaServerInstance } from 'graphql-yoga'
 import type { DatabaseHandle } from './db/database.ts'
 import { createContext, type GraphQLContext } from './graphql/context.ts'
@@ -30,6 +30,9 @@ export function createApp(deps: Deps, database: Pick<DatabaseHandle, 'ping'>, ex
   let closing = false
   const routes = [...healthRoutes(database, () => closing), ...extraRoutes]
   const maskError = createMaskError(deps.logger)
+  // Shared by yoga and the direct path; bounded in size too: yoga's default keeps 1,024 query
+  // texts of any length (up to the body limit).
+  const documentCache = new QueryCache<DocumentNode>()
   const yoga = createYoga<Record<string, unknown>, GraphQLContext>({
     schema,
     graphqlEndpoint: '/graphql',
@@ -46,8 +49,7 @@ export function createApp(deps: Deps, database: Pick<DatabaseHandle, 'ping'>, ex
     },
     // The same limit is enforced by useRequestBodyLimit, without re-streaming every body.
     maxRequestBodySize: false,
-    // Bounded in size too: yoga's default keeps 1,024 query texts of any length (up to the body limit).
-    parserAndValidationCache: { documentCache: new QueryCache(), errorCache: new QueryCache() },
+    parserAndValidationCache: { documentCache, errorCache: new QueryCache() },
     plugins: [useRoutes(routes, deps), useRequestBodyLimit()],
   })
   const direct = directGraphQLHandler({
@@ -55,6 +57,7 @@ export function createApp(deps: Deps, database: Pick<DatabaseHandle, 'ping'>, ex
     schema,
     // What yoga validates with (graphql's specified rules, nothing added).
     validationRules: specifiedRules,
+    documentCache,
     context: (authorization) => createContext(deps, authorization),
     maskError,
     onError: (error) => deps.logger.error({ err: error }, 'GraphQL answer could not be written'),

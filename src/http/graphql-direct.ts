@@ -68,6 +68,8 @@ export interface DirectGraphQLOptions {
   readonly schema: GraphQLSchema
   /** The rules yoga validates with. */
   readonly validationRules: readonly ValidationRule[]
+  /** Parsed documents by query text: yoga's parser cache, so a text is parsed once for both paths. */
+  readonly documentCache: QueryCache<DocumentNode>
   /** Builds the context from the Authorization header, as yoga's context option does. */
   readonly context: (authorization: string | null) => Promise<GraphQLContext>
   /** The maskError given to yoga. */
@@ -160,20 +162,24 @@ export function directGraphQLHandler(options: DirectGraphQLOptions): {
   const { yoga } = options
   const counts: DirectGraphQLCounts = { answered: 0, handedOver: 0, passed: 0 }
   const endpoint = yoga.graphqlEndpoint
-  const documents = new QueryCache<DocumentNode>()
+  const documents = options.documentCache
+  /** Documents that passed validation (yoga keeps its own verdicts where this path cannot see). */
+  const valid = new WeakSet<DocumentNode>()
 
   /** The valid document for this text, or null when yoga must answer (and word the error). */
   const documentOf = (query: string): DocumentNode | null => {
-    const cached = documents.get(query)
-    if (cached) return cached
-    let document: DocumentNode
-    try {
-      document = parse(query)
-    } catch {
-      return null
+    let document = documents.get(query)
+    if (!document) {
+      try {
+        document = parse(query)
+      } catch {
+        return null
+      }
+      documents.set(query, document)
     }
+    if (valid.has(document)) return document
     if (validate(options.schema, document, options.validationRules).length > 0) return null
-    documents.set(query, document)
+    valid.add(document)
     return document
   }
 
