@@ -9,6 +9,7 @@ import {
   Migrator,
   PostgresDialect,
   sql,
+  type DatabaseIntrospector,
   type Dialect,
   type Driver,
   type MigrationResultSet,
@@ -16,6 +17,7 @@ import {
 import { PGliteDialect } from 'kysely-pglite-dialect'
 import pg from 'pg'
 import { migrations } from '../../migrations/index.ts'
+import { CurrentSchemaIntrospector } from './introspector.ts'
 import type { Database } from './schema.ts'
 
 export type Db = Kysely<Database>
@@ -45,7 +47,7 @@ export function openDatabase(target: DatabaseTarget): DatabaseHandle {
     })
     // An idle client losing its connection must not crash the process; the pool replaces it.
     pool.on('error', () => {})
-    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+    db = new Kysely<Database>({ dialect: new CurrentSchemaPostgresDialect({ pool }) })
   } else {
     if (!target.dataDir.startsWith('memory://')) mkdirSync(target.dataDir, { recursive: true })
     db = new Kysely<Database>({ dialect: lazyPGliteDialect(target.dataDir) })
@@ -72,6 +74,13 @@ export function openDatabase(target: DatabaseTarget): DatabaseHandle {
   }
 }
 
+/** PostgresDialect whose introspection sees the current schema only (see introspector.ts). */
+class CurrentSchemaPostgresDialect extends PostgresDialect {
+  override createIntrospector(db: Kysely<unknown>): DatabaseIntrospector {
+    return new CurrentSchemaIntrospector(db)
+  }
+}
+
 /**
  * PGliteDialect over a PGlite that is imported and opened on first use. Loading PGlite costs the
  * process about 50 MB of resident memory (measured under tsx), which a service on PostgreSQL
@@ -84,7 +93,7 @@ function lazyPGliteDialect(dataDir: string): Dialect {
   return {
     createAdapter: () => shape.createAdapter(),
     createQueryCompiler: () => shape.createQueryCompiler(),
-    createIntrospector: (db) => shape.createIntrospector(db),
+    createIntrospector: (db) => new CurrentSchemaIntrospector(db),
     createDriver(): Driver {
       let inner: Driver | undefined
       const driver = (): Driver => {
