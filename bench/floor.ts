@@ -37,7 +37,7 @@ const SELECT_INTEGRATION =
 // src/db/auth-sessions.ts insertSessionSuperseding: the supersede UPDATE and the INSERT in one
 // statement, as Kysely compiles it.
 const START =
-  'with "superseded" as (update "auth_sessions" set "status" = $1, "completed_at" = $2, "updated_at" = $3 where "tenant_id" = $4 and "conversation_id" = $5 and "integration_id" = $6 and "status" in ($7, $8) and "expires_at" > $9 returning *), "inserted" as (insert into "auth_sessions" ("id", "tenant_id", "integration_id", "conversation_id", "contact_id", "redirect_route", "status", "link_hash", "expires_at", "created_at", "updated_at") values ($10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) returning *) select *, true as "is_new" from "inserted" union all select *, false as "is_new" from "superseded"'
+  'with "superseded" as (update "auth_sessions" set "status" = $1, "completed_at" = $2, "updated_at" = $3, "code_verifier_sealed" = $4 where "tenant_id" = $5 and "conversation_id" = $6 and "integration_id" = $7 and "status" in ($8, $9) and "expires_at" > $10 returning *), "inserted" as (insert into "auth_sessions" ("id", "tenant_id", "integration_id", "conversation_id", "contact_id", "redirect_route", "status", "link_hash", "expires_at", "created_at", "updated_at") values ($11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) returning *) select *, true as "is_new" from "inserted" union all select *, false as "is_new" from "superseded"'
 const SELECT_SESSION = 'select * from "auth_sessions" where "id" = $1 and "tenant_id" = $2'
 
 /**
@@ -200,6 +200,7 @@ async function start(body: Record<string, string>): Promise<Record<string, unkno
     'CANCELLED',
     now,
     now,
+    null,
     tenantId,
     conversationId,
     integration.id,

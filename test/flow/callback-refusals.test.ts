@@ -323,14 +323,26 @@ describe('callback and link refusals', () => {
     }
   })
 
-  it('cancels the older link when a new one is started for the same conversation', async () => {
+  it('cancels the older link when a new one is started for the same conversation, dropping its sealed verifier', async () => {
     const first = await t.gql<{ startEndUserAuth: { authorizationLink: string; session: { id: string } } }>(tenant.agentKey, START, {
       input: { integrationId, conversationId: 'supersede' },
     })
+    const firstId = first.data!.startEndUserAuth.session.id
+    // Opened in a browser: the session now holds a sealed PKCE verifier.
+    const opened = await fetch(first.data!.startEndUserAuth.authorizationLink, {
+      method: 'POST',
+      headers: { origin: 'null', 'sec-fetch-site': 'same-origin' },
+      redirect: 'manual',
+    })
+    expect(opened.status).toBe(303)
+    const verifier = () =>
+      t.database.db.selectFrom('auth_sessions').select('code_verifier_sealed').where('id', '=', firstId).executeTakeFirstOrThrow()
+    expect((await verifier()).code_verifier_sealed).toEqual(expect.any(String))
     const second = await t.gql<{ startEndUserAuth: { session: { id: string } } }>(tenant.agentKey, START, {
       input: { integrationId, conversationId: 'supersede' },
     })
-    expect((await status(first.data!.startEndUserAuth.session.id)).status).toBe('CANCELLED')
+    expect((await status(firstId)).status).toBe('CANCELLED')
+    expect((await verifier()).code_verifier_sealed).toBeNull()
     expect((await status(second.data!.startEndUserAuth.session.id)).status).toBe('PENDING')
     expect((await fetch(first.data!.startEndUserAuth.authorizationLink)).status).toBe(410)
   })
