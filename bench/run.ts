@@ -248,15 +248,19 @@ function freePort(): Promise<number> {
   })
 }
 
-/** Peak resident set size (VmHWM) of a process, in bytes; 0 when unreadable. */
-function peakRss(pid: number): number {
+/** A memory figure of a process from /proc/<pid>/status, in bytes; 0 when unreadable. */
+function procMemory(pid: number, field: 'VmHWM' | 'VmRSS'): number {
   try {
-    const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    const match = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
     return match ? Number(match[1]) * 1024 : 0
   } catch {
     return 0
   }
 }
+
+/** Peak resident set size (VmHWM) of a process, in bytes; 0 when unreadable. */
+const peakRss = (pid: number): number => procMemory(pid, 'VmHWM')
+const currentRss = (pid: number): number => procMemory(pid, 'VmRSS')
 
 /** CPU time (user + system) a process has used so far, in milliseconds. */
 function cpuMs(pid: number): number {
@@ -270,15 +274,6 @@ function cpuMs(pid: number): number {
   }
 }
 const CLOCK_TICKS = 100
-
-function currentRss(pid: number): number {
-  try {
-    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-    return match ? Number(match[1]) * 1024 : 0
-  } catch {
-    return 0
-  }
-}
 
 interface Service {
   readonly url: string
@@ -740,18 +735,18 @@ async function versusFloor(ctx: Context, op: 'start' | 'status', target: number)
         return ((await response.json()) as { session: { id: string } }).session.id
       })
     }
-    const job = (side: 'service' | 'floor', seconds: number) =>
-      cannonJob(ctx, service, side, op, seconds, side === 'service' ? serviceIds : floorIds)
+    const job = (side: 'service' | 'floor', seconds: number, what: CannonJob['op'] = op) =>
+      cannonJob(ctx, service, side, what, seconds, side === 'service' ? serviceIds : floorIds)
     if (o.warmupSec > 0) {
       progress(`${op}: warm-up ${o.warmupSec} s each`)
       await ctx.loader.run(job('service', o.warmupSec))
       await ctx.loader.run(job('floor', o.warmupSec))
     }
     // CPU time per request of the serving process: steadier than req/s on a busy machine.
-    const measured = async (side: 'service' | 'floor') => {
+    const measured = async (side: 'service' | 'floor', what: CannonJob['op'] = op) => {
       const pid = side === 'service' ? service.pid : ctx.floor.pid
       const before = cpuMs(pid)
-      const result = await ctx.loader.run(job(side, o.durationSec))
+      const result = await ctx.loader.run(job(side, o.durationSec, what))
       return {
         ...result,
         cpuUsPerRequest: round2(((cpuMs(pid) - before) * 1000) / result.requests),
@@ -769,15 +764,10 @@ async function versusFloor(ctx: Context, op: 'start' | 'status', target: number)
       )
     }
     // What the GraphQL HTTP path costs with no database work at all: the ceiling of `status`.
-    let ceiling: (CannonResult & { cpuUsPerRequest: number }) | null = null
+    let ceiling: Measured | null = null
     if (op === 'status') {
       progress('status: the same service answering { __typename } (no database)')
-      const before = cpuMs(service.pid)
-      const result = await ctx.loader.run({ ...job('service', o.durationSec), op: 'typename' })
-      ceiling = {
-        ...result,
-        cpuUsPerRequest: round2(((cpuMs(service.pid) - before) * 1000) / result.requests),
-      }
+      ceiling = await measured('service', 'typename')
     }
     const rss = await service.stop()
     const ratios = rounds.map((r) => r.ratio)
@@ -845,19 +835,24 @@ async function versusFloor(ctx: Context, op: 'start' | 'status', target: number)
   }
 }
 
-async function flowScenario(ctx: Context): Promise<void> {
-  const { o } = ctx
-  const service = await startService(ctx.env, 'flow')
-  const job = (seconds: number): FlowJob => ({
+/** Whole sign-ins against `service`, `concurrency` at a time; a fresh tag keeps runs apart. */
+function flowJob(ctx: Context, service: Service, label: string, concurrency: number, seconds: number): FlowJob {
+  return {
     kind: 'flow',
     serviceUrl: service.url,
     providerUrl: ctx.providerUrl,
     agentKey: ctx.agentKey,
     integrationId: ctx.integrationId,
-    concurrency: o.connections,
+    concurrency,
     durationMs: seconds * 1000,
-    tag: `flow-${randomBytes(3).toString('hex')}`,
-  })
+    tag: `${label}-${randomBytes(3).toString('hex')}`,
+  }
+}
+
+async function flowScenario(ctx: Context): Promise<void> {
+  const { o } = ctx
+  const service = await startService(ctx.env, 'flow')
+  const job = (seconds: number) => flowJob(ctx, service, 'flow', o.connections, seconds)
   try {
     if (o.warmupSec > 0) {
       progress(`flow: warm-up ${o.warmupSec} s`)
@@ -942,16 +937,7 @@ async function soakScenario(ctx: Context): Promise<void> {
   const service = await startService(ctx.env, 'soak')
   try {
     progress(`soak: ${o.soakConcurrency} concurrent sign-ins for ${o.soakDurationSec} s`)
-    const result = await ctx.loader.run({
-      kind: 'flow',
-      serviceUrl: service.url,
-      providerUrl: ctx.providerUrl,
-      agentKey: ctx.agentKey,
-      integrationId: ctx.integrationId,
-      concurrency: o.soakConcurrency,
-      durationMs: o.soakDurationSec * 1000,
-      tag: `soak-${randomBytes(3).toString('hex')}`,
-    })
+    const result = await ctx.loader.run(flowJob(ctx, service, 'soak', o.soakConcurrency, o.soakDurationSec))
     progress(`soak: checking ${result.sessionIds.length} sessions`)
     const counts: Record<string, number> = {}
     let lost = 0

@@ -97,14 +97,15 @@ export async function createTestApp(
   handler = app.handleNode
   const base = served ?? 'http://localhost:4000'
 
-  const inProcess = (input: string | Request, init?: RequestInit) =>
-    app.fetch(typeof input === 'string' ? new Request(new URL(input, base), init) : input)
+  const toRequest = (input: string | Request, init?: RequestInit) =>
+    typeof input === 'string' ? new Request(new URL(input, base), init) : input
+  const inProcess = (input: string | Request, init?: RequestInit) => app.fetch(toRequest(input, init))
   // TEST_TRANSPORT=node (the `direct` vitest project): every request goes over a socket to
   // app.handleNode, the listener `npm start` uses, instead of straight into yoga.
   let socketBase: Promise<string> | undefined
   const overSocket = async (input: string | Request, init?: RequestInit) => {
     socketBase ??= listen()
-    return requestOverSocket(await socketBase, typeof input === 'string' ? new Request(new URL(input, base), init) : input)
+    return requestOverSocket(await socketBase, toRequest(input, init))
   }
   const fetchApp = process.env.TEST_TRANSPORT === 'node' ? overSocket : inProcess
   async function listen(): Promise<string> {
