@@ -56,29 +56,20 @@ export async function findIntegrationRow(
     })
     return row
   }
-  let query = db
-    .selectFrom('oauth_integrations')
-    .selectAll()
-    .where('tenant_id', '=', tenantId)
-    .where('id', '=', id)
-  if (!opts.includeDeleted) query = query.where('deleted_at', 'is', null)
-  return query.forUpdate().executeTakeFirst()
+  return integrationQuery(db, tenantId, id, opts.includeDeleted ?? false).forUpdate().executeTakeFirst()
+}
+
+/** The one statement behind findIntegrationRow, with or without soft-deleted rows. */
+function integrationQuery(db: Db, tenantId: string, id: string, includeDeleted: boolean) {
+  const query = db.selectFrom('oauth_integrations').selectAll().where('tenant_id', '=', tenantId).where('id', '=', id)
+  return includeDeleted ? query : query.where('deleted_at', 'is', null)
 }
 
 const selectAnyIntegration = prepared((db, a: { tenantId: string; id: string }) =>
-  db
-    .selectFrom('oauth_integrations')
-    .selectAll()
-    .where('tenant_id', '=', a.tenantId)
-    .where('id', '=', a.id),
+  integrationQuery(db, a.tenantId, a.id, true),
 )
 const selectLiveIntegration = prepared((db, a: { tenantId: string; id: string }) =>
-  db
-    .selectFrom('oauth_integrations')
-    .selectAll()
-    .where('tenant_id', '=', a.tenantId)
-    .where('id', '=', a.id)
-    .where('deleted_at', 'is', null),
+  integrationQuery(db, a.tenantId, a.id, false),
 )
 
 /** A tenant's live integrations, by name ignoring case (index oauth_integrations_tenant_name_idx). */
