@@ -24,7 +24,11 @@ export default defineConfig({
       // (src/http/graphql-direct.ts in front of yoga), so both paths answer every case.
       {
         extends: true,
-        test: { name: 'direct', include: ['test/graphql/**/*.test.ts'], env: { TEST_TRANSPORT: 'node' } },
+        test: {
+          name: 'direct',
+          include: ['test/graphql/**/*.test.ts'],
+          env: { TEST_TRANSPORT: 'node' },
+        },
       },
     ],
   },

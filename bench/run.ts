@@ -251,7 +251,9 @@ function freePort(): Promise<number> {
 /** A memory figure of a process from /proc/<pid>/status, in bytes; 0 when unreadable. */
 function procMemory(pid: number, field: 'VmHWM' | 'VmRSS'): number {
   try {
-    const match = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    const match = new RegExp(`${field}:\\s+(\\d+) kB`).exec(
+      readFileSync(`/proc/${pid}/status`, 'utf8'),
+    )
     return match ? Number(match[1]) * 1024 : 0
   } catch {
     return 0
@@ -308,7 +310,9 @@ function startCommand(): { prepare: string[][]; service: string[] } {
   )
   for (const step of steps) {
     if (step[0] !== 'node' || step.length < 2) {
-      throw new Error(`bench: npm start runs "${step.join(' ')}"; only node commands are understood`)
+      throw new Error(
+        `bench: npm start runs "${step.join(' ')}"; only node commands are understood`,
+      )
     }
   }
   const service = steps.pop()!
@@ -318,7 +322,10 @@ function startCommand(): { prepare: string[][]; service: string[] } {
 /** Runs `npm start`'s steps before the service itself (the build), once. */
 async function prepareService(): Promise<void> {
   for (const args of startCommand().prepare) {
-    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] })
+    const child = spawn(process.execPath, args, {
+      cwd: ROOT,
+      stdio: ['ignore', 'inherit', 'inherit'],
+    })
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
     if (code !== 0) throw new Error(`bench: node ${args.join(' ')} exited with ${code}`)
   }
@@ -836,7 +843,13 @@ async function versusFloor(ctx: Context, op: 'start' | 'status', target: number)
 }
 
 /** Whole sign-ins against `service`, `concurrency` at a time; a fresh tag keeps runs apart. */
-function flowJob(ctx: Context, service: Service, label: string, concurrency: number, seconds: number): FlowJob {
+function flowJob(
+  ctx: Context,
+  service: Service,
+  label: string,
+  concurrency: number,
+  seconds: number,
+): FlowJob {
   return {
     kind: 'flow',
     serviceUrl: service.url,
@@ -937,7 +950,9 @@ async function soakScenario(ctx: Context): Promise<void> {
   const service = await startService(ctx.env, 'soak')
   try {
     progress(`soak: ${o.soakConcurrency} concurrent sign-ins for ${o.soakDurationSec} s`)
-    const result = await ctx.loader.run(flowJob(ctx, service, 'soak', o.soakConcurrency, o.soakDurationSec))
+    const result = await ctx.loader.run(
+      flowJob(ctx, service, 'soak', o.soakConcurrency, o.soakDurationSec),
+    )
     progress(`soak: checking ${result.sessionIds.length} sessions`)
     const counts: Record<string, number> = {}
     let lost = 0

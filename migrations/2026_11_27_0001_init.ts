@@ -57,7 +57,9 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('updated_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .execute()
   // Names are unique within a tenant, ignoring case.
-  await sql`create unique index oauth_integrations_tenant_name_idx on oauth_integrations (tenant_id, lower(name))`.execute(db)
+  await sql`create unique index oauth_integrations_tenant_name_idx on oauth_integrations (tenant_id, lower(name))`.execute(
+    db,
+  )
   await db.schema
     .createIndex('oauth_integrations_host_client_idx')
     .on('oauth_integrations')
@@ -78,7 +80,9 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('status', 'text', (c) =>
       c
         .notNull()
-        .check(sql`status in ('PENDING', 'OPENED', 'AUTHENTICATED', 'FAILED', 'EXPIRED', 'CANCELLED')`),
+        .check(
+          sql`status in ('PENDING', 'OPENED', 'AUTHENTICATED', 'FAILED', 'EXPIRED', 'CANCELLED')`,
+        ),
     )
     .addColumn('link_hash', 'bytea', (c) => c.notNull().unique())
     .addColumn('binding_hash', 'bytea')
@@ -142,7 +146,14 @@ export async function up(db: Kysely<any>): Promise<void> {
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Kysely's documented migration signature
 export async function down(db: Kysely<any>): Promise<void> {
-  for (const table of ['audit_events', 'contacts', 'auth_sessions', 'oauth_integrations', 'api_keys', 'tenants']) {
+  for (const table of [
+    'audit_events',
+    'contacts',
+    'auth_sessions',
+    'oauth_integrations',
+    'api_keys',
+    'tenants',
+  ]) {
     await db.schema.dropTable(table).execute()
   }
 }

@@ -5,7 +5,9 @@ import { type Kysely, sql } from 'kysely'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Kysely's documented migration signature
 export async function up(db: Kysely<any>): Promise<void> {
-  await sql`create index auth_sessions_open_expiry_idx on auth_sessions (expires_at) where status in ('PENDING', 'OPENED')`.execute(db)
+  await sql`create index auth_sessions_open_expiry_idx on auth_sessions (expires_at) where status in ('PENDING', 'OPENED')`.execute(
+    db,
+  )
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Kysely's documented migration signature

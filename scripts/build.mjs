@@ -31,14 +31,18 @@ try {
   })
   mkdirSync(outdir, { recursive: true })
   // The map first: a process loading the new main.js finds its map already in place.
-  const files = [...result.outputFiles].sort((a, b) => Number(b.path.endsWith('.map')) - Number(a.path.endsWith('.map')))
+  const files = [...result.outputFiles].sort(
+    (a, b) => Number(b.path.endsWith('.map')) - Number(a.path.endsWith('.map')),
+  )
   for (const file of files) {
     const temporary = `${file.path}.${randomBytes(6).toString('hex')}.tmp`
     writeFileSync(temporary, file.contents)
     renameSync(temporary, file.path)
   }
 } catch (error) {
-  const messages = error?.errors?.map((e) => `${e.location?.file ?? ''}:${e.location?.line ?? ''} ${e.text}`)
+  const messages = error?.errors?.map(
+    (e) => `${e.location?.file ?? ''}:${e.location?.line ?? ''} ${e.text}`,
+  )
   process.stderr.write(`build failed: ${messages?.join('\n') ?? String(error)}\n`)
   process.exit(1)
 }

@@ -10,7 +10,11 @@ import { createContext, type GraphQLContext } from './graphql/context.ts'
 import { createMaskError } from './graphql/errors.ts'
 import { schema } from './graphql/schema.ts'
 import { useRequestBodyLimit } from './http/body-limit.ts'
-import { directGraphQLHandler, QueryCache, type DirectGraphQLCounts } from './http/graphql-direct.ts'
+import {
+  directGraphQLHandler,
+  QueryCache,
+  type DirectGraphQLCounts,
+} from './http/graphql-direct.ts'
 import { healthRoutes } from './http/health.ts'
 import { useRoutes, type Route } from './http/routes.ts'
 import type { Deps } from './services/deps.ts'
@@ -26,7 +30,11 @@ export interface App {
   close(): Promise<void>
 }
 
-export function createApp(deps: Deps, database: Pick<DatabaseHandle, 'ping'>, extraRoutes: readonly Route[] = []): App {
+export function createApp(
+  deps: Deps,
+  database: Pick<DatabaseHandle, 'ping'>,
+  extraRoutes: readonly Route[] = [],
+): App {
   let closing = false
   const routes = [...healthRoutes(database, () => closing), ...extraRoutes]
   const maskError = createMaskError(deps.logger)
@@ -76,6 +84,8 @@ export function createApp(deps: Deps, database: Pick<DatabaseHandle, 'ping'>, ex
 
 function yogaLog(args: unknown[]): Record<string, unknown> {
   const err = args.find((a) => a instanceof Error)
-  const detail = args.filter((a) => !(a instanceof Error)).map((a) => (typeof a === 'string' ? a : JSON.stringify(a)))
+  const detail = args
+    .filter((a) => !(a instanceof Error))
+    .map((a) => (typeof a === 'string' ? a : JSON.stringify(a)))
   return err ? { err, detail } : { detail }
 }

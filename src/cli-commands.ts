@@ -50,12 +50,15 @@ export function validateArgs(argv: readonly string[]): void {
     if (positional.length !== 1) throw new UsageError('apikey create takes exactly one <slug>')
     const role = options.get('role')
     if (role === undefined) throw new UsageError('apikey create needs --role ADMIN or --role AGENT')
-    if (!isRole(role)) throw new UsageError(`--role must be one of ${ROLES.join(', ')} (got "${role}")`)
+    if (!isRole(role))
+      throw new UsageError(`--role must be one of ${ROLES.join(', ')} (got "${role}")`)
   } else if (key === 'apikey revoke') {
     const { positional } = parse(rest, [])
     if (positional.length !== 2) throw new UsageError('apikey revoke takes <slug> and <keyId>')
   } else {
-    throw new UsageError(argv.length === 0 ? 'no command given' : `unknown command "${argv.join(' ')}"`)
+    throw new UsageError(
+      argv.length === 0 ? 'no command given' : `unknown command "${argv.join(' ')}"`,
+    )
   }
 }
 
@@ -64,14 +67,26 @@ export async function runCommand(deps: Deps, argv: readonly string[]): Promise<u
   const [noun, verb, ...rest] = argv
   if (noun === 'tenant' && verb === 'create') {
     const { positional, options } = parse(rest, ['name'])
-    const { tenant, apiKey } = await createTenant(deps, { slug: positional[0] as string, name: options.get('name') })
-    return { tenant: { id: tenant.id, slug: tenant.slug, name: tenant.name }, apiKey: apiKey.apiKey, role: apiKey.role, keyId: apiKey.keyId }
+    const { tenant, apiKey } = await createTenant(deps, {
+      slug: positional[0] as string,
+      name: options.get('name'),
+    })
+    return {
+      tenant: { id: tenant.id, slug: tenant.slug, name: tenant.name },
+      apiKey: apiKey.apiKey,
+      role: apiKey.role,
+      keyId: apiKey.keyId,
+    }
   }
   if (noun === 'apikey' && verb === 'create') {
     const { positional, options } = parse(rest, ['role', 'label'])
     const role = options.get('role')
     if (role === undefined || !isRole(role)) throw new UsageError('--role must be ADMIN or AGENT')
-    const key = await createApiKey(deps, { slug: positional[0] as string, role, label: options.get('label') })
+    const key = await createApiKey(deps, {
+      slug: positional[0] as string,
+      role,
+      label: options.get('label'),
+    })
     return { apiKey: key.apiKey, role: key.role, keyId: key.keyId }
   }
   const { positional } = parse(rest, [])

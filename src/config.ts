@@ -68,12 +68,18 @@ export function loadConfig(env: Env = process.env): Config {
   for (const key of previousEncryptionKeys) checkKey(key, 'ENCRYPTION_KEY_PREVIOUS')
   const logLevel = env.LOG_LEVEL?.trim() || 'info'
   if (!LOG_LEVELS.includes(logLevel)) {
-    throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`)
+    throw new ConfigError(
+      'LOG_LEVEL',
+      `must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`,
+    )
   }
   const outboundAllowHosts = list(env.OUTBOUND_ALLOW_HOSTS).map((h) => h.toLowerCase())
   for (const entry of outboundAllowHosts) {
     if (/[\s/@?#]/.test(entry)) {
-      throw new ConfigError('OUTBOUND_ALLOW_HOSTS', `"${entry}" is not a host name (use host or host:port)`)
+      throw new ConfigError(
+        'OUTBOUND_ALLOW_HOSTS',
+        `"${entry}" is not a host name (use host or host:port)`,
+      )
     }
   }
 
@@ -117,13 +123,19 @@ function checkDatabaseUrl(raw: string): void {
   try {
     url = new URL(raw)
   } catch {
-    throw new ConfigError('DATABASE_URL', 'is not a URL (expected postgres://user@host:port/database)')
+    throw new ConfigError(
+      'DATABASE_URL',
+      'is not a URL (expected postgres://user@host:port/database)',
+    )
   }
   if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
     throw new ConfigError('DATABASE_URL', `must start with postgres:// (got "${url.protocol}//")`)
   }
   if (!url.hostname && !url.searchParams.get('host')) {
-    throw new ConfigError('DATABASE_URL', 'has no host (expected postgres://user@host:port/database)')
+    throw new ConfigError(
+      'DATABASE_URL',
+      'has no host (expected postgres://user@host:port/database)',
+    )
   }
 }
 
@@ -141,14 +153,20 @@ function parsePublicBaseUrl(raw: string | undefined, port: number): string {
     throw new ConfigError('PUBLIC_BASE_URL', 'must be an http or https URL')
   }
   if (url.search || url.hash || url.username || url.password) {
-    throw new ConfigError('PUBLIC_BASE_URL', 'must be an origin (and optional path) without query, fragment or credentials')
+    throw new ConfigError(
+      'PUBLIC_BASE_URL',
+      'must be an origin (and optional path) without query, fragment or credentials',
+    )
   }
   return value
 }
 
 function checkKey(key: string, variable: string): void {
   if (key.length < 32) {
-    throw new ConfigError(variable, 'must be at least 32 characters (e.g. `openssl rand -base64 32`)')
+    throw new ConfigError(
+      variable,
+      'must be at least 32 characters (e.g. `openssl rand -base64 32`)',
+    )
   }
 }
 

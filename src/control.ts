@@ -50,7 +50,11 @@ export async function startControlServer(
         return
       }
       handler(argv).then(respond, (error: unknown) =>
-        respond({ ok: false, error: error instanceof Error ? error.message : String(error), exitCode: 1 }),
+        respond({
+          ok: false,
+          error: error instanceof Error ? error.message : String(error),
+          exitCode: 1,
+        }),
       )
     })
     socket.on('error', () => socket.destroy())
@@ -73,7 +77,11 @@ export async function startControlServer(
   }
 }
 
-export function sendControlCommand(socketPath: string, argv: readonly string[], timeoutMs = 30_000): Promise<ControlResponse> {
+export function sendControlCommand(
+  socketPath: string,
+  argv: readonly string[],
+  timeoutMs = 30_000,
+): Promise<ControlResponse> {
   return new Promise((resolve, reject) => {
     const socket = net.createConnection(socketPath)
     let buffer = ''

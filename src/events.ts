@@ -14,6 +14,7 @@ export function createSessionEvents(): SessionEvents {
   const pubsub = createPubSub<{ 'auth-session': [sessionId: string, payload: string] }>()
   return {
     publish: (sessionId) => pubsub.publish('auth-session', sessionId, sessionId),
-    subscribe: (sessionId) => pubsub.subscribe('auth-session', sessionId) as AsyncIterable<string> & AsyncIterator<string>,
+    subscribe: (sessionId) =>
+      pubsub.subscribe('auth-session', sessionId) as AsyncIterable<string> & AsyncIterator<string>,
   }
 }

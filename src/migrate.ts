@@ -9,7 +9,9 @@ try {
   const runtime = await openRuntime(config, logger)
   if ('owner' in runtime) {
     // The running service migrated the database when it started: nothing is pending.
-    process.stdout.write(`the service (pid ${runtime.owner.pid}) owns DATA_DIR and has migrated it\n`)
+    process.stdout.write(
+      `the service (pid ${runtime.owner.pid}) owns DATA_DIR and has migrated it\n`,
+    )
   } else {
     await runtime.close()
     process.stdout.write('migrations applied\n')

@@ -32,7 +32,10 @@ export interface Runtime {
  * Opens and migrates the database. For the embedded database this takes DATA_DIR's owner lock
  * first; when another live process owns it, returns that owner instead of opening anything.
  */
-export async function openRuntime(config: Config, logger: Logger): Promise<Runtime | { owner: OwnerInfo }> {
+export async function openRuntime(
+  config: Config,
+  logger: Logger,
+): Promise<Runtime | { owner: OwnerInfo }> {
   let lock: OwnerLock | null = null
   if (config.database.kind === 'pglite') {
     const taken = acquireOwnerLock(config.dataDir)

@@ -64,7 +64,9 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     runtime.lock.setSocket(socket)
   }
   const sweeper = setInterval(() => {
-    sweepExpiredSessions(deps).catch((error: unknown) => logger.error({ err: error }, 'expiry sweep failed'))
+    sweepExpiredSessions(deps).catch((error: unknown) =>
+      logger.error({ err: error }, 'expiry sweep failed'),
+    )
   }, SWEEP_INTERVAL_MS)
   sweeper.unref()
   const { port } = server.address() as AddressInfo

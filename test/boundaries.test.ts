@@ -6,13 +6,19 @@ const root = new URL('../src/', import.meta.url).pathname
 
 function files(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? files(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : [],
+    e.isDirectory()
+      ? files(path.join(dir, e.name))
+      : e.name.endsWith('.ts')
+        ? [path.join(dir, e.name)]
+        : [],
   )
 }
 
 function imports(file: string): string[] {
   const source = readFileSync(file, 'utf8')
-  return [...source.matchAll(/^\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]/gm)].map((m) => m[1] as string)
+  return [...source.matchAll(/^\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]/gm)].map(
+    (m) => m[1] as string,
+  )
 }
 
 describe('layering', () => {
@@ -22,7 +28,9 @@ describe('layering', () => {
       for (const spec of imports(file)) {
         const bad = spec.startsWith('.')
           ? !path.resolve(path.dirname(file), spec).startsWith(path.join(root, 'core'))
-          : /^(node:)?(fs|http|https|net|dgram|dns|child_process|worker_threads)(\/|$)|^(pg|kysely|graphql|undici|pino)/.test(spec)
+          : /^(node:)?(fs|http|https|net|dgram|dns|child_process|worker_threads)(\/|$)|^(pg|kysely|graphql|undici|pino)/.test(
+              spec,
+            )
         if (bad) offenders.push(`${path.relative(root, file)} imports ${spec}`)
       }
     }
@@ -33,7 +41,8 @@ describe('layering', () => {
     const offenders: string[] = []
     for (const file of files(path.join(root, 'services'))) {
       for (const spec of imports(file)) {
-        if (/\/(graphql|http)\/|^graphql/.test(spec)) offenders.push(`${path.relative(root, file)} imports ${spec}`)
+        if (/\/(graphql|http)\/|^graphql/.test(spec))
+          offenders.push(`${path.relative(root, file)} imports ${spec}`)
       }
     }
     expect(offenders).toEqual([])

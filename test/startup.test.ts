@@ -47,8 +47,12 @@ function parseOne<T>(stdout: string): T {
 
 describe('npm start', () => {
   it('builds the bundle and then runs it as node itself (what the tests and the bench start)', () => {
-    const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
-    expect(pkg.scripts.start).toBe(`node ${BUILD_ARGS.join(' ')} && exec node ${SERVICE_ARGS.join(' ')}`)
+    const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>
+    }
+    expect(pkg.scripts.start).toBe(
+      `node ${BUILD_ARGS.join(' ')} && exec node ${SERVICE_ARGS.join(' ')}`,
+    )
   })
 
   it('builds without a word on stdout or stderr (the service log stays one JSON object a line)', async () => {

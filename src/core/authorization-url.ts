@@ -15,8 +15,16 @@ export const FLOW_PARAMETERS = [
 ] as const
 
 export function buildAuthorizationUrl(
-  integration: { readonly authorizationUrl: string; readonly clientId: string; readonly scope: string | null },
-  request: { readonly redirectUri: string; readonly state: string; readonly codeChallenge: string | null },
+  integration: {
+    readonly authorizationUrl: string
+    readonly clientId: string
+    readonly scope: string | null
+  },
+  request: {
+    readonly redirectUri: string
+    readonly state: string
+    readonly codeChallenge: string | null
+  },
 ): string {
   const url = new URL(integration.authorizationUrl)
   for (const name of FLOW_PARAMETERS) url.searchParams.delete(name)

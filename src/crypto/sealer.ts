@@ -37,14 +37,19 @@ interface Key {
 }
 
 function deriveKey(secret: string): Key {
-  const bytes = Buffer.from(hkdfSync('sha256', Buffer.from(secret, 'utf8'), 'end-user-oauth', 'seal v1', 32))
+  const bytes = Buffer.from(
+    hkdfSync('sha256', Buffer.from(secret, 'utf8'), 'end-user-oauth', 'seal v1', 32),
+  )
   // The id is a short hash of the derived key: it identifies the key without revealing it.
   const id = createHash('sha256').update(bytes).digest('hex').slice(0, 12)
   return { id, bytes }
 }
 
 function aad(context: SealContext): Buffer {
-  return Buffer.from(JSON.stringify([context.tenantId, context.table, context.rowId, context.column]), 'utf8')
+  return Buffer.from(
+    JSON.stringify([context.tenantId, context.table, context.rowId, context.column]),
+    'utf8',
+  )
 }
 
 export function createSealer(current: string, previous: readonly string[] = []): Sealer {
@@ -72,7 +77,10 @@ export function createSealer(current: string, previous: readonly string[] = []):
         const decipher = createDecipheriv('aes-256-gcm', key.bytes, Buffer.from(iv, 'base64url'))
         decipher.setAAD(aad(context))
         decipher.setAuthTag(Buffer.from(tag, 'base64url'))
-        return Buffer.concat([decipher.update(Buffer.from(ciphertext, 'base64url')), decipher.final()]).toString('utf8')
+        return Buffer.concat([
+          decipher.update(Buffer.from(ciphertext, 'base64url')),
+          decipher.final(),
+        ]).toString('utf8')
       } catch {
         throw new SealError('sealed value does not open here (wrong key, row or tampered)')
       }

@@ -85,7 +85,12 @@ const insertSuperseding = prepared((db, s: NewSession & Record<string, unknown>)
     .with('superseded', (qb) =>
       qb
         .updateTable('auth_sessions')
-        .set({ status: 'CANCELLED', completed_at: s.now, updated_at: s.now, code_verifier_sealed: null })
+        .set({
+          status: 'CANCELLED',
+          completed_at: s.now,
+          updated_at: s.now,
+          code_verifier_sealed: null,
+        })
         .where('tenant_id', '=', s.tenantId)
         .where('conversation_id', '=', s.conversationId)
         .where('integration_id', '=', s.integrationId)

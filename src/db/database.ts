@@ -23,7 +23,12 @@ import type { Database } from './schema.ts'
 export type Db = Kysely<Database>
 
 export type DatabaseTarget =
-  | { readonly kind: 'postgres'; readonly url: string; readonly schema?: string; readonly poolSize?: number }
+  | {
+      readonly kind: 'postgres'
+      readonly url: string
+      readonly schema?: string
+      readonly poolSize?: number
+    }
   /** `dataDir` is a folder, or `memory://` for a throw-away database (tests). */
   | { readonly kind: 'pglite'; readonly dataDir: string }
 

@@ -56,12 +56,18 @@ export async function findIntegrationRow(
     })
     return row
   }
-  return integrationQuery(db, tenantId, id, opts.includeDeleted ?? false).forUpdate().executeTakeFirst()
+  return integrationQuery(db, tenantId, id, opts.includeDeleted ?? false)
+    .forUpdate()
+    .executeTakeFirst()
 }
 
 /** The one statement behind findIntegrationRow, with or without soft-deleted rows. */
 function integrationQuery(db: Db, tenantId: string, id: string, includeDeleted: boolean) {
-  const query = db.selectFrom('oauth_integrations').selectAll().where('tenant_id', '=', tenantId).where('id', '=', id)
+  const query = db
+    .selectFrom('oauth_integrations')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', id)
   return includeDeleted ? query : query.where('deleted_at', 'is', null)
 }
 

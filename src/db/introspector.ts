@@ -43,11 +43,15 @@ export class CurrentSchemaIntrospector implements DatabaseIntrospector {
   }
 
   async getSchemas(): Promise<SchemaMetadata[]> {
-    const result = await sql<{ name: string }>`select nspname as name from pg_catalog.pg_namespace`.execute(this.#db)
+    const result = await sql<{
+      name: string
+    }>`select nspname as name from pg_catalog.pg_namespace`.execute(this.#db)
     return result.rows.map((row) => ({ name: row.name }))
   }
 
-  async getTables(options: DatabaseMetadataOptions = { withInternalKyselyTables: false }): Promise<TableMetadata[]> {
+  async getTables(
+    options: DatabaseMetadataOptions = { withInternalKyselyTables: false },
+  ): Promise<TableMetadata[]> {
     // The same columns Kysely's PostgresIntrospector reads, restricted to current_schema() in the
     // join so that no function is ever evaluated with another schema's name.
     const internal = options.withInternalKyselyTables

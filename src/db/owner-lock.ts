@@ -3,7 +3,15 @@
  * (created exclusively, holding its pid and control socket); another process finds the lock and
  * hands its work to the owner instead of opening the files.
  */
-import { closeSync, ftruncateSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs'
+import {
+  closeSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs'
 import path from 'node:path'
 
 export interface OwnerInfo {

@@ -10,7 +10,8 @@ type Json<T> = ColumnType<T, string, string>
 export type Role = 'ADMIN' | 'AGENT'
 export type TokenEndpointAuthMethod = 'CLIENT_SECRET_POST' | 'CLIENT_SECRET_BASIC'
 export type RedirectRoute = 'IDP' | 'ABC' | 'ABC_AUTH2'
-export type SessionStatus = 'PENDING' | 'OPENED' | 'AUTHENTICATED' | 'FAILED' | 'EXPIRED' | 'CANCELLED'
+export type SessionStatus =
+  'PENDING' | 'OPENED' | 'AUTHENTICATED' | 'FAILED' | 'EXPIRED' | 'CANCELLED'
 
 export interface TenantsTable {
   id: Generated<string>

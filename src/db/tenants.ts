@@ -1,7 +1,10 @@
 import type { Db } from './database.ts'
 import type { Role, TenantRow } from './schema.ts'
 
-export async function insertTenant(db: Db, tenant: { slug: string; name: string }): Promise<TenantRow | undefined> {
+export async function insertTenant(
+  db: Db,
+  tenant: { slug: string; name: string },
+): Promise<TenantRow | undefined> {
   // `on conflict do nothing` turns a duplicate slug into "no row" instead of an aborted transaction.
   return db
     .insertInto('tenants')
@@ -30,7 +33,10 @@ export interface ApiKeyWithTenant {
 }
 
 /** One round trip: the key row and its tenant, by the key's public id (unique index). */
-export async function findApiKeyByKeyId(db: Db, keyId: string): Promise<ApiKeyWithTenant | undefined> {
+export async function findApiKeyByKeyId(
+  db: Db,
+  keyId: string,
+): Promise<ApiKeyWithTenant | undefined> {
   const row = await db
     .selectFrom('api_keys')
     .innerJoin('tenants', 'tenants.id', 'api_keys.tenant_id')
@@ -60,7 +66,13 @@ export async function findApiKeyByKeyId(db: Db, keyId: string): Promise<ApiKeyWi
 
 export async function insertApiKey(
   db: Db,
-  key: { tenantId: string; keyId: string; secretHash: Uint8Array; role: Role; label: string | null },
+  key: {
+    tenantId: string
+    keyId: string
+    secretHash: Uint8Array
+    role: Role
+    label: string | null
+  },
 ): Promise<{ id: string; createdAt: Date }> {
   const row = await db
     .insertInto('api_keys')
@@ -76,7 +88,12 @@ export async function insertApiKey(
   return { id: row.id, createdAt: row.created_at }
 }
 
-export async function revokeApiKey(db: Db, tenantId: string, keyId: string, now: Date): Promise<boolean> {
+export async function revokeApiKey(
+  db: Db,
+  tenantId: string,
+  keyId: string,
+  now: Date,
+): Promise<boolean> {
   const result = await db
     .updateTable('api_keys')
     .set({ revoked_at: now })

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { ROLES } from '../core/api-key.ts'
+import type { ROLES } from '../core/api-key.ts'
 import { createApiKey, revokeApiKey } from '../services/tenants.ts'
 import { builder } from './builder.ts'
 import { ApiKeyRoleEnum } from './viewer.ts'
@@ -10,8 +10,12 @@ const CreatedApiKeyRef = builder
   .implement({
     description: 'A new API key. The key is shown only here, once: store it now.',
     fields: (t) => ({
-      apiKey: t.exposeString('apiKey', { description: 'The key, for `Authorization: Bearer <apiKey>`.' }),
-      keyId: t.exposeString('keyId', { description: 'The public id of the key, to revoke it later.' }),
+      apiKey: t.exposeString('apiKey', {
+        description: 'The key, for `Authorization: Bearer <apiKey>`.',
+      }),
+      keyId: t.exposeString('keyId', {
+        description: 'The public id of the key, to revoke it later.',
+      }),
       role: t.expose('role', { type: ApiKeyRoleEnum, description: 'What the key may do.' }),
     }),
   })
@@ -30,12 +34,21 @@ builder.mutationField('createApiKey', (t) =>
       role: t.arg({ type: ApiKeyRoleEnum, required: true, description: 'What the key may do.' }),
       label: t.arg.string({
         description: 'What the key is for, e.g. "support bot".',
-        validate: z.string().trim().max(200, 'must be at most 200 characters').optional().nullable(),
+        validate: z
+          .string()
+          .trim()
+          .max(200, 'must be at most 200 characters')
+          .optional()
+          .nullable(),
       }),
     },
     resolve: async (_root, args, ctx) => {
       const principal = principalOf(ctx)
-      return createApiKey(ctx.deps, { slug: principal.tenantSlug, role: args.role, label: args.label ?? undefined })
+      return createApiKey(ctx.deps, {
+        slug: principal.tenantSlug,
+        role: args.role,
+        label: args.label ?? undefined,
+      })
     },
   }),
 )
@@ -43,9 +56,12 @@ builder.mutationField('createApiKey', (t) =>
 builder.mutationField('revokeApiKey', (t) =>
   t.field({
     type: RevokedApiKeyRef,
-    description: "Revokes one of the tenant's keys by its keyId (ADMIN). Takes effect within seconds.",
+    description:
+      "Revokes one of the tenant's keys by its keyId (ADMIN). Takes effect within seconds.",
     authScopes: { admin: true },
-    args: { keyId: t.arg.string({ required: true, description: 'The keyId returned at creation.' }) },
+    args: {
+      keyId: t.arg.string({ required: true, description: 'The keyId returned at creation.' }),
+    },
     resolve: async (_root, { keyId }, ctx) => {
       await revokeApiKey(ctx.deps, { slug: principalOf(ctx).tenantSlug, keyId })
       return { keyId }

@@ -25,20 +25,29 @@ const AuthSessionStatusEnum = builder.enumType('AuthSessionStatus', {
   description: 'Where a sign-in stands. PENDING and OPENED are open; the other four are final.',
   values: {
     PENDING: { description: 'The link was created and has not been opened yet.' },
-    OPENED: { description: 'A browser opened the link and was sent to the provider; it is bound to this session.' },
+    OPENED: {
+      description:
+        'A browser opened the link and was sent to the provider; it is bound to this session.',
+    },
     AUTHENTICATED: { description: 'The end user signed in; `identity` holds who they are.' },
     FAILED: { description: 'The sign-in ended without an identity; `failure` says why.' },
     EXPIRED: { description: 'The link was not completed in time.' },
-    CANCELLED: { description: 'Cancelled by cancelEndUserAuth, by a newer link for the same conversation and integration, or by deleting the integration.' },
+    CANCELLED: {
+      description:
+        'Cancelled by cancelEndUserAuth, by a newer link for the same conversation and integration, or by deleting the integration.',
+    },
   } as const,
 })
 
 const RedirectRouteEnum = builder.enumType('RedirectRoute', {
-  description: 'Which of the three callback URLs the provider returns to. Each completes the flow the same way; a session completes only through the route it was started with.',
+  description:
+    'Which of the three callback URLs the provider returns to. Each completes the flow the same way; a session completes only through the route it was started with.',
   values: {
     IDP: { description: '/idp/eu/oauth/callback (web; the default).' },
     ABC: { description: '/web/inbound/abc/oauth/redirect (Apple Messages for Business).' },
-    ABC_AUTH2: { description: '/web/inbound/abc/oauth/abcAuth2Redirect (Apple Messages for Business).' },
+    ABC_AUTH2: {
+      description: '/web/inbound/abc/oauth/abcAuth2Redirect (Apple Messages for Business).',
+    },
   } as const,
 })
 
@@ -46,11 +55,23 @@ export const IdentityRef = builder.objectRef<Identity>('Identity').implement({
   description:
     'Who the end user is, as the WhoAmI answer (after the JMESPath mapping) says. Standard fields are taken only when they are strings, trimmed, normalised and bounded; when only fullName is given (and the integration splits names) firstName is its first word and lastName the rest, "Last, First" is understood, and nothing is lost or reordered.',
   fields: (t) => ({
-    email: t.exposeString('email', { nullable: true, description: 'An email address; absent when the value was not one.' }),
-    userName: t.exposeString('userName', { nullable: true, description: 'The user name or id at the provider.' }),
+    email: t.exposeString('email', {
+      nullable: true,
+      description: 'An email address; absent when the value was not one.',
+    }),
+    userName: t.exposeString('userName', {
+      nullable: true,
+      description: 'The user name or id at the provider.',
+    }),
     fullName: t.exposeString('fullName', { nullable: true, description: 'The full display name.' }),
-    firstName: t.exposeString('firstName', { nullable: true, description: 'Given name (explicit, or split from fullName).' }),
-    lastName: t.exposeString('lastName', { nullable: true, description: 'Family name (explicit, or the rest of fullName).' }),
+    firstName: t.exposeString('firstName', {
+      nullable: true,
+      description: 'Given name (explicit, or split from fullName).',
+    }),
+    lastName: t.exposeString('lastName', {
+      nullable: true,
+      description: 'Family name (explicit, or the rest of fullName).',
+    }),
     attributes: t.field({
       type: 'JSON',
       description: 'Everything the mapping produced, standard fields included.',
@@ -64,9 +85,12 @@ const AuthFailureRef = builder.objectRef<AuthFailure>('AuthFailure').implement({
     .map(([code, text]) => `\`${code}\`: ${text}`)
     .join(' ')}`,
   fields: (t) => ({
-    code: t.exposeString('code', { description: 'One of the documented codes; bots branch on it.' }),
+    code: t.exposeString('code', {
+      description: 'One of the documented codes; bots branch on it.',
+    }),
     message: t.exposeString('message', {
-      description: "For support staff: which step failed and how, and the provider's error code when it sent one. Never the provider's raw answer.",
+      description:
+        "For support staff: which step failed and how, and the provider's error code when it sent one. Never the provider's raw answer.",
     }),
   }),
 })
@@ -75,21 +99,61 @@ export const AuthSessionRef = builder.objectRef<AuthSession>('AuthSession').impl
   description: 'One sign-in: a link sent into a conversation and what became of it.',
   fields: (t) => ({
     id: t.exposeID('id', { description: 'The session id.' }),
-    status: t.field({ type: AuthSessionStatusEnum, description: 'Where it stands (past its expiry an open session reads EXPIRED).', resolve: (s) => s.status }),
-    conversationId: t.exposeString('conversationId', { description: 'The conversation the link was sent to.' }),
-    contactId: t.exposeString('contactId', { description: 'The contact record the identity fills.' }),
-    redirectRoute: t.field({ type: RedirectRouteEnum, description: 'The callback route of this session.', resolve: (s) => s.redirectRoute }),
+    status: t.field({
+      type: AuthSessionStatusEnum,
+      description: 'Where it stands (past its expiry an open session reads EXPIRED).',
+      resolve: (s) => s.status,
+    }),
+    conversationId: t.exposeString('conversationId', {
+      description: 'The conversation the link was sent to.',
+    }),
+    contactId: t.exposeString('contactId', {
+      description: 'The contact record the identity fills.',
+    }),
+    redirectRoute: t.field({
+      type: RedirectRouteEnum,
+      description: 'The callback route of this session.',
+      resolve: (s) => s.redirectRoute,
+    }),
     integration: t.field({
       type: OAuthIntegrationRef,
       description: 'The integration used (still readable after it was deleted).',
       resolve: (s, _args, ctx) => integrationOfSession(ctx.deps, s),
     }),
-    createdAt: t.field({ type: 'DateTime', description: 'When the link was created.', resolve: (s) => s.createdAt }),
-    expiresAt: t.field({ type: 'DateTime', description: 'When the link stops working.', resolve: (s) => s.expiresAt }),
-    openedAt: t.field({ type: 'DateTime', nullable: true, description: 'When a browser first opened the link.', resolve: (s) => s.openedAt }),
-    completedAt: t.field({ type: 'DateTime', nullable: true, description: 'When it reached a final status.', resolve: (s) => s.completedAt }),
-    identity: t.field({ type: IdentityRef, nullable: true, description: 'Set when AUTHENTICATED.', resolve: (s) => (s.status === 'AUTHENTICATED' ? s.identity : null) }),
-    failure: t.field({ type: AuthFailureRef, nullable: true, description: 'Set when FAILED.', resolve: (s) => (s.status === 'FAILED' ? s.failure : null) }),
+    createdAt: t.field({
+      type: 'DateTime',
+      description: 'When the link was created.',
+      resolve: (s) => s.createdAt,
+    }),
+    expiresAt: t.field({
+      type: 'DateTime',
+      description: 'When the link stops working.',
+      resolve: (s) => s.expiresAt,
+    }),
+    openedAt: t.field({
+      type: 'DateTime',
+      nullable: true,
+      description: 'When a browser first opened the link.',
+      resolve: (s) => s.openedAt,
+    }),
+    completedAt: t.field({
+      type: 'DateTime',
+      nullable: true,
+      description: 'When it reached a final status.',
+      resolve: (s) => s.completedAt,
+    }),
+    identity: t.field({
+      type: IdentityRef,
+      nullable: true,
+      description: 'Set when AUTHENTICATED.',
+      resolve: (s) => (s.status === 'AUTHENTICATED' ? s.identity : null),
+    }),
+    failure: t.field({
+      type: AuthFailureRef,
+      nullable: true,
+      description: 'Set when FAILED.',
+      resolve: (s) => (s.status === 'FAILED' ? s.failure : null),
+    }),
   }),
 })
 
@@ -99,46 +163,75 @@ const externalId = (field: string) =>
     .trim()
     .min(1, `${field} must not be empty`)
     .max(256, `${field} must be at most 256 characters`)
-    // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
     .refine((v) => !/[\u0000-\u001f\u007f]/.test(v), `${field} must not contain control characters`)
 
 const AuthenticationMessageRef = builder
   .objectRef<StartedSignIn['message']>('AuthenticationMessage')
   .implement({
-    description: 'The authentication message, ready to send into the conversation (snippet or bot).',
+    description:
+      'The authentication message, ready to send into the conversation (snippet or bot).',
     fields: (t) => ({
       text: t.exposeString('text', { description: 'The message text.' }),
-      buttonLabel: t.exposeString('buttonLabel', { description: 'The label of the button that opens the link.' }),
+      buttonLabel: t.exposeString('buttonLabel', {
+        description: 'The label of the button that opens the link.',
+      }),
       url: t.exposeString('url', { description: 'The sign-in link (same as authorizationLink).' }),
     }),
   })
 
-const StartEndUserAuthPayload = builder.objectRef<StartedSignIn>('StartEndUserAuthPayload').implement({
-  description: 'A new sign-in.',
-  fields: (t) => ({
-    session: t.field({ type: AuthSessionRef, description: 'The new PENDING session.', resolve: (p) => p.session }),
-    authorizationLink: t.exposeString('authorizationLink', {
-      description: 'The link to put in the snippet or authentication message. A bearer link: it works once, for one browser, until expiresAt.',
+const StartEndUserAuthPayload = builder
+  .objectRef<StartedSignIn>('StartEndUserAuthPayload')
+  .implement({
+    description: 'A new sign-in.',
+    fields: (t) => ({
+      session: t.field({
+        type: AuthSessionRef,
+        description: 'The new PENDING session.',
+        resolve: (p) => p.session,
+      }),
+      authorizationLink: t.exposeString('authorizationLink', {
+        description:
+          'The link to put in the snippet or authentication message. A bearer link: it works once, for one browser, until expiresAt.',
+      }),
+      message: t.field({
+        type: AuthenticationMessageRef,
+        description: 'A ready authentication message.',
+        resolve: (p) => p.message,
+      }),
     }),
-    message: t.field({ type: AuthenticationMessageRef, description: 'A ready authentication message.', resolve: (p) => p.message }),
-  }),
-})
+  })
 
-const AuthSessionPayload = builder.objectRef<{ session: AuthSession }>('AuthSessionPayload').implement({
-  description: 'A session after a change.',
-  fields: (t) => ({ session: t.field({ type: AuthSessionRef, description: 'The session.', resolve: (p) => p.session }) }),
-})
+const AuthSessionPayload = builder
+  .objectRef<{ session: AuthSession }>('AuthSessionPayload')
+  .implement({
+    description: 'A session after a change.',
+    fields: (t) => ({
+      session: t.field({
+        type: AuthSessionRef,
+        description: 'The session.',
+        resolve: (p) => p.session,
+      }),
+    }),
+  })
 
 const StartEndUserAuthInput = builder.inputType('StartEndUserAuthInput', {
   description: 'What to start a sign-in for.',
   fields: (t) => ({
     integrationId: t.id({ required: true, description: 'The integration to sign in with.' }),
-    conversationId: t.string({ required: true, description: 'The conversation the link is sent to.', validate: externalId('conversationId') }),
+    conversationId: t.string({
+      required: true,
+      description: 'The conversation the link is sent to.',
+      validate: externalId('conversationId'),
+    }),
     contactId: t.string({
-      description: 'The contact record to fill; defaults to one contact per conversation (the conversationId).',
+      description:
+        'The contact record to fill; defaults to one contact per conversation (the conversationId).',
       validate: externalId('contactId').optional().nullable(),
     }),
-    redirectRoute: t.field({ type: RedirectRouteEnum, description: 'Which callback the provider returns to (default IDP).' }),
+    redirectRoute: t.field({
+      type: RedirectRouteEnum,
+      description: 'Which callback the provider returns to (default IDP).',
+    }),
   }),
 })
 
@@ -162,10 +255,13 @@ builder.mutationField('startEndUserAuth', (t) =>
 builder.mutationField('cancelEndUserAuth', (t) =>
   t.field({
     type: AuthSessionPayload,
-    description: 'Cancels an open sign-in (its link stops working). A finished one is returned unchanged.',
+    description:
+      'Cancels an open sign-in (its link stops working). A finished one is returned unchanged.',
     authScopes: { agent: true },
     args: { id: t.arg.id({ required: true, description: 'The session id.' }) },
-    resolve: async (_root, { id }, ctx) => ({ session: await cancelSignIn(ctx.deps, principalOf(ctx).tenantId, String(id)) }),
+    resolve: async (_root, { id }, ctx) => ({
+      session: await cancelSignIn(ctx.deps, principalOf(ctx).tenantId, String(id)),
+    }),
   }),
 )
 
@@ -173,7 +269,8 @@ builder.queryField('authSession', (t) =>
   t.field({
     type: AuthSessionRef,
     nullable: true,
-    description: 'One session, for bots that poll. Null when no session of this tenant has this id.',
+    description:
+      'One session, for bots that poll. Null when no session of this tenant has this id.',
     authScopes: { agent: true },
     args: { id: t.arg.id({ required: true, description: 'The session id.' }) },
     resolve: async (_root, { id }, ctx) => {
@@ -193,24 +290,40 @@ builder.queryField('authSessions', (t) =>
     description: 'The sessions of one conversation, newest first (at most 100).',
     authScopes: { agent: true },
     args: {
-      conversationId: t.arg.string({ required: true, description: 'The conversation.', validate: externalId('conversationId') }),
+      conversationId: t.arg.string({
+        required: true,
+        description: 'The conversation.',
+        validate: externalId('conversationId'),
+      }),
     },
-    resolve: (_root, { conversationId }, ctx) => listSessions(ctx.deps, principalOf(ctx).tenantId, conversationId.trim()),
+    resolve: (_root, { conversationId }, ctx) =>
+      listSessions(ctx.deps, principalOf(ctx).tenantId, conversationId.trim()),
   }),
 )
 
 const ContactRef = builder.objectRef<Contact>('Contact').implement({
   description:
-    'The contact record sign-ins fill: a field gets the identity\'s value where it has none yet (or always, when the integration says to overwrite).',
+    "The contact record sign-ins fill: a field gets the identity's value where it has none yet (or always, when the integration says to overwrite).",
   fields: (t) => ({
     contactId: t.exposeString('contactId', { description: 'The contact id.' }),
     email: t.exposeString('email', { nullable: true, description: 'Email address.' }),
-    userName: t.exposeString('userName', { nullable: true, description: 'User name at the provider.' }),
+    userName: t.exposeString('userName', {
+      nullable: true,
+      description: 'User name at the provider.',
+    }),
     fullName: t.exposeString('fullName', { nullable: true, description: 'Full name.' }),
     firstName: t.exposeString('firstName', { nullable: true, description: 'Given name.' }),
     lastName: t.exposeString('lastName', { nullable: true, description: 'Family name.' }),
-    verifiedAt: t.field({ type: 'DateTime', nullable: true, description: 'When a sign-in last verified this contact.', resolve: (c) => c.verifiedAt }),
-    verifiedBySessionId: t.exposeID('verifiedSessionId', { nullable: true, description: 'The session that last verified it.' }),
+    verifiedAt: t.field({
+      type: 'DateTime',
+      nullable: true,
+      description: 'When a sign-in last verified this contact.',
+      resolve: (c) => c.verifiedAt,
+    }),
+    verifiedBySessionId: t.exposeID('verifiedSessionId', {
+      nullable: true,
+      description: 'The session that last verified it.',
+    }),
   }),
 })
 
@@ -220,13 +333,21 @@ builder.queryField('contact', (t) =>
     nullable: true,
     description: 'A contact of this tenant; null when none has this id.',
     authScopes: { agent: true },
-    args: { contactId: t.arg.string({ required: true, description: 'The contact id.', validate: externalId('contactId') }) },
+    args: {
+      contactId: t.arg.string({
+        required: true,
+        description: 'The contact id.',
+        validate: externalId('contactId'),
+      }),
+    },
     resolve: async (_root, { contactId }, ctx) =>
       (await findContact(ctx.deps.db, principalOf(ctx).tenantId, contactId.trim())) ?? null,
   }),
 )
 
-builder.subscriptionType({ description: 'Events, over server-sent events (Accept: text/event-stream).' })
+builder.subscriptionType({
+  description: 'Events, over server-sent events (Accept: text/event-stream).',
+})
 
 builder.subscriptionField('authSessionUpdated', (t) =>
   t.field({
@@ -235,7 +356,8 @@ builder.subscriptionField('authSessionUpdated', (t) =>
       'The session now, then again at every status change, until it is final (AUTHENTICATED, FAILED, EXPIRED or CANCELLED).',
     authScopes: { agent: true },
     args: { id: t.arg.id({ required: true, description: 'The session id.' }) },
-    subscribe: (_root, { id }, ctx) => watchSession(ctx.deps, principalOf(ctx).tenantId, String(id)),
+    subscribe: (_root, { id }, ctx) =>
+      watchSession(ctx.deps, principalOf(ctx).tenantId, String(id)),
     resolve: (session) => session,
   }),
 )

@@ -28,7 +28,9 @@ export const builder = new SchemaBuilder<{
     }),
     unauthorizedError: (_parent, ctx) =>
       ctx.principal
-        ? new ForbiddenError(`an ${ctx.principal.role} API key may not do this; it needs an ADMIN key`)
+        ? new ForbiddenError(
+            `an ${ctx.principal.role} API key may not do this; it needs an ADMIN key`,
+          )
         : new UnauthenticatedError(
             'missing, unknown or revoked API key: send "Authorization: Bearer <apiKey>"',
           ),
@@ -39,7 +41,9 @@ export const builder = new SchemaBuilder<{
       new BadUserInputError(
         failure.issues
           .map((issue) => {
-            const field = issue.path?.map((p) => (typeof p === 'object' ? String(p.key) : String(p))).join('.')
+            const field = issue.path
+              ?.map((p) => (typeof p === 'object' ? String(p.key) : String(p)))
+              .join('.')
             return field ? `${field}: ${issue.message}` : issue.message
           })
           .join('; '),

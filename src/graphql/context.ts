@@ -14,7 +14,10 @@ export function principalOf(ctx: GraphQLContext): Principal {
 }
 
 /** `Authorization: Bearer <key>`; keys are never accepted in the URL, where logs would keep them. */
-export async function createContext(deps: Deps, authorization: string | null): Promise<GraphQLContext> {
+export async function createContext(
+  deps: Deps,
+  authorization: string | null,
+): Promise<GraphQLContext> {
   const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '')
   const principal = match ? await authenticateApiKey(deps, match[1] as string) : null
   return { deps, principal }

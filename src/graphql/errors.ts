@@ -21,7 +21,10 @@ export function createMaskError(logger: Logger) {
     }
     if (error instanceof GraphQLError && !original) return error
     if (original instanceof GraphQLError) return original
-    logger.error({ err: original, path: error instanceof GraphQLError ? error.path : undefined }, 'unexpected error')
+    logger.error(
+      { err: original, path: error instanceof GraphQLError ? error.path : undefined },
+      'unexpected error',
+    )
     return createGraphQLError(message, {
       ...where,
       extensions: { code: 'INTERNAL_SERVER_ERROR' },

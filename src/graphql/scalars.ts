@@ -5,7 +5,8 @@ builder.scalarType('DateTime', {
   description: 'An instant, as an ISO 8601 string in UTC (e.g. 2026-11-27T10:00:00.000Z).',
   serialize: (value) => {
     const date = value instanceof Date ? value : new Date(String(value))
-    if (Number.isNaN(date.getTime())) throw new GraphQLError('DateTime cannot represent an invalid date')
+    if (Number.isNaN(date.getTime()))
+      throw new GraphQLError('DateTime cannot represent an invalid date')
     return date.toISOString()
   },
   parseValue: (value) => {
@@ -15,7 +16,10 @@ builder.scalarType('DateTime', {
   },
 })
 
-function literalToJson(node: ValueNode, variables: Record<string, unknown> | null | undefined): unknown {
+function literalToJson(
+  node: ValueNode,
+  variables: Record<string, unknown> | null | undefined,
+): unknown {
   switch (node.kind) {
     case Kind.STRING:
     case Kind.BOOLEAN:
@@ -30,7 +34,8 @@ function literalToJson(node: ValueNode, variables: Record<string, unknown> | nul
     case Kind.OBJECT: {
       // Null prototype: keys such as __proto__ stay plain data.
       const object: Record<string, unknown> = Object.create(null)
-      for (const field of node.fields) object[field.name.value] = literalToJson(field.value, variables)
+      for (const field of node.fields)
+        object[field.name.value] = literalToJson(field.value, variables)
       return object
     }
     case Kind.VARIABLE:

@@ -97,7 +97,10 @@ export function acceptedMediaType(accept: string | undefined): string | null {
     const [type, subtype] = mediaType.split('/')
     const matches = (candidate: string) => {
       const [candidateType, candidateSubtype] = candidate.split('/')
-      return (type === '*' || type === candidateType) && (subtype === '*' || subtype === candidateSubtype)
+      return (
+        (type === '*' || type === candidateType) &&
+        (subtype === '*' || subtype === candidateSubtype)
+      )
     }
     if (matches('application/json')) return 'application/json'
     if (matches('application/graphql-response+json')) return 'application/graphql-response+json'
@@ -184,7 +187,12 @@ export function directGraphQLHandler(options: DirectGraphQLOptions): {
   }
 
   /** Executes the request; false when it should go to yoga instead (nothing was executed). */
-  const run = async (req: IncomingMessage, res: ServerResponse, body: Buffer, mediaType: string): Promise<boolean> => {
+  const run = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: Buffer,
+    mediaType: string,
+  ): Promise<boolean> => {
     let parsed: unknown
     try {
       parsed = JSON.parse(body.toString('utf8'))
@@ -220,7 +228,10 @@ export function directGraphQLHandler(options: DirectGraphQLOptions): {
     // No `data`: a request error (variables) found before any resolver ran; yoga words it.
     if (!('data' in result)) return false
     if (result.errors?.length) {
-      result = { ...result, errors: result.errors.map((error) => options.maskError(error, MASKED_MESSAGE)) }
+      result = {
+        ...result,
+        errors: result.errors.map((error) => options.maskError(error, MASKED_MESSAGE)),
+      }
     }
     respond(res, result, mediaType)
     return true
@@ -251,11 +262,14 @@ export function directGraphQLHandler(options: DirectGraphQLOptions): {
 
   /** Yoga answers a request whose body was already read, from a Fetch Request with that body. */
   const handOver = (req: IncomingMessage, res: ServerResponse, body: Buffer): void => {
-    const request = new yoga.fetchAPI.Request(`http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`, {
-      method: req.method ?? 'POST',
-      headers: headerPairs(req),
-      body: new Uint8Array(body),
-    })
+    const request = new yoga.fetchAPI.Request(
+      `http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`,
+      {
+        method: req.method ?? 'POST',
+        headers: headerPairs(req),
+        body: new Uint8Array(body),
+      },
+    )
     Promise.resolve(yoga.fetch(request, { req, res }))
       .then((response) => sendNodeResponse(response, res, req, true))
       .catch((error: unknown) => failed(res, error))
@@ -313,7 +327,12 @@ export function directGraphQLHandler(options: DirectGraphQLOptions): {
 }
 
 /** One write: status line, headers and body together. */
-function send(res: ServerResponse, status: number, headers: Record<string, string>, text: string): void {
+function send(
+  res: ServerResponse,
+  status: number,
+  headers: Record<string, string>,
+  text: string,
+): void {
   headers['content-length'] = String(Buffer.byteLength(text))
   res.writeHead(status, headers)
   res.end(text)

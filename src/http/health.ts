@@ -2,7 +2,10 @@ import type { DatabaseHandle } from '../db/database.ts'
 import { json, type Route } from './routes.ts'
 
 /** `/healthz`: the process is alive. `/readyz`: the database answers (503 while it does not). */
-export function healthRoutes(database: Pick<DatabaseHandle, 'ping'>, isClosing: () => boolean): Route[] {
+export function healthRoutes(
+  database: Pick<DatabaseHandle, 'ping'>,
+  isClosing: () => boolean,
+): Route[] {
   return [
     { methods: ['GET', 'HEAD'], path: '/healthz', handler: () => json({ status: 'ok' }) },
     {

@@ -8,12 +8,22 @@ import type { ProviderGateway } from '../services/deps.ts'
 import { createOutboundClient, type OutboundOptions } from './outbound.ts'
 import { createProviderClient, validateCallback } from './provider-client.ts'
 
-export function createProviderGateway(options: OutboundOptions): ProviderGateway & { close(): Promise<void> } {
+export function createProviderGateway(
+  options: OutboundOptions,
+): ProviderGateway & { close(): Promise<void> } {
   const outbound = createOutboundClient(options)
   const client = createProviderClient({ outbound })
   return {
     deadlineMs: outbound.deadlineMs,
-    async exchangeCode({ integration, clientSecret, callbackUrl, expectedState, redirectUri, codeVerifier, deadlineMs }) {
+    async exchangeCode({
+      integration,
+      clientSecret,
+      callbackUrl,
+      expectedState,
+      redirectUri,
+      codeVerifier,
+      deadlineMs,
+    }) {
       const callback = validateCallback({
         params: callbackUrl.searchParams,
         expectedState,
@@ -22,7 +32,9 @@ export function createProviderGateway(options: OutboundOptions): ProviderGateway
       })
       if (!callback.ok) return callback
       if (clientSecret === null) {
-        return err(authFailure('provider_error', 'token: the integration has no client secret configured'))
+        return err(
+          authFailure('provider_error', 'token: the integration has no client secret configured'),
+        )
       }
       const tokens = await client.exchangeCode({
         integration: {

@@ -34,7 +34,12 @@ export interface StartedSignIn {
 export async function startSignIn(
   deps: Deps,
   principal: Principal,
-  input: { integrationId: string; conversationId: string; contactId?: string | null; redirectRoute?: RedirectRoute | null },
+  input: {
+    integrationId: string
+    conversationId: string
+    contactId?: string | null
+    redirectRoute?: RedirectRoute | null
+  },
 ): Promise<StartedSignIn> {
   const integration = await getIntegration(deps, principal.tenantId, input.integrationId)
   const now = deps.now()
@@ -54,7 +59,12 @@ export async function startSignIn(
   for (const old of superseded) deps.events.publish(old.id)
   deps.events.publish(session.id)
   deps.logger.info(
-    { sessionId: session.id, tenantId: principal.tenantId, integrationId: integration.id, superseded: superseded.map((s) => s.id) },
+    {
+      sessionId: session.id,
+      tenantId: principal.tenantId,
+      integrationId: integration.id,
+      superseded: superseded.map((s) => s.id),
+    },
     'sign-in started',
   )
   const authorizationLink = `${publicBaseFor(deps.config.publicBaseUrl, principal.tenantSlug)}${LINK_PATH}${token}`
@@ -71,9 +81,18 @@ export async function getSession(deps: Deps, tenantId: string, id: string): Prom
   return asSeenAt(session, deps.now())
 }
 
-export async function listSessions(deps: Deps, tenantId: string, conversationId: string): Promise<AuthSession[]> {
+export async function listSessions(
+  deps: Deps,
+  tenantId: string,
+  conversationId: string,
+): Promise<AuthSession[]> {
   const now = deps.now()
-  const list = await sessions.listSessionsOfConversation(deps.db, tenantId, conversationId, MAX_SESSIONS_LISTED)
+  const list = await sessions.listSessionsOfConversation(
+    deps.db,
+    tenantId,
+    conversationId,
+    MAX_SESSIONS_LISTED,
+  )
   return list.map((s) => asSeenAt(s, now))
 }
 
@@ -86,7 +105,8 @@ export async function cancelSignIn(deps: Deps, tenantId: string, id: string): Pr
     return cancelled
   }
   // Already finished (or expired): cancelling changes nothing, and says so in the status.
-  if (current.status === 'PENDING' || current.status === 'OPENED') return getSession(deps, tenantId, id)
+  if (current.status === 'PENDING' || current.status === 'OPENED')
+    return getSession(deps, tenantId, id)
   return current
 }
 
@@ -167,7 +187,12 @@ async function lookUpLink(
 }
 
 export type OpenOutcome =
-  | { readonly kind: 'redirect'; readonly location: string; readonly bindingCookie: string; readonly session: AuthSession }
+  | {
+      readonly kind: 'redirect'
+      readonly location: string
+      readonly bindingCookie: string
+      readonly session: AuthSession
+    }
   | Exclude<LinkView, { kind: 'ready' }>
 
 /**
@@ -216,7 +241,10 @@ export async function openLink(
   return { kind: 'redirect', location, bindingCookie: cookie, session: bound }
 }
 
-async function findByLinkToken(deps: Deps, token: string): Promise<sessions.SessionRecord | undefined> {
+async function findByLinkToken(
+  deps: Deps,
+  token: string,
+): Promise<sessions.SessionRecord | undefined> {
   // Only well-formed tokens reach the database; the lookup is by hash (unique index).
   if (!/^[A-Za-z0-9_-]{43}$/.test(token)) return undefined
   return sessions.findRecordByLinkHash(deps.db, sha256(token))
@@ -233,7 +261,11 @@ export function verifierSealContext(session: Pick<AuthSession, 'id' | 'tenantId'
 }
 
 export function isBoundTo(record: sessions.SessionRecord, bindingCookie: string | null): boolean {
-  return record.bindingHash !== null && bindingCookie !== null && hashesEqual(record.bindingHash, sha256(bindingCookie))
+  return (
+    record.bindingHash !== null &&
+    bindingCookie !== null &&
+    hashesEqual(record.bindingHash, sha256(bindingCookie))
+  )
 }
 
 export function isUuid(value: string): boolean {

@@ -60,7 +60,10 @@ export async function createApiKey(
   return newKey(deps, tenant.id, input.role, input.label ?? null)
 }
 
-export async function revokeApiKey(deps: Deps, input: { slug: string; keyId: string }): Promise<void> {
+export async function revokeApiKey(
+  deps: Deps,
+  input: { slug: string; keyId: string },
+): Promise<void> {
   const tenant = await tenants.findTenantBySlug(deps.db, input.slug)
   if (!tenant) throw NotFoundError.of('tenant', input.slug)
   // Accept the whole key too, so an operator can paste what leaked.
@@ -71,10 +74,21 @@ export async function revokeApiKey(deps: Deps, input: { slug: string; keyId: str
   apiKeyCache.clear()
 }
 
-async function newKey(deps: Deps, tenantId: string, role: ApiKeyRole, label: string | null): Promise<CreatedApiKey> {
+async function newKey(
+  deps: Deps,
+  tenantId: string,
+  role: ApiKeyRole,
+  label: string | null,
+): Promise<CreatedApiKey> {
   const keyId = randomBytes(8).toString('hex')
   const secret = randomToken(32)
-  const row = await tenants.insertApiKey(deps.db, { tenantId, keyId, secretHash: sha256(secret), role, label })
+  const row = await tenants.insertApiKey(deps.db, {
+    tenantId,
+    keyId,
+    secretHash: sha256(secret),
+    role,
+    label,
+  })
   return { id: row.id, keyId, apiKey: formatApiKey(keyId, secret), role }
 }
 

@@ -23,25 +23,40 @@ describe('callback and link refusals', () => {
   let clock = Date.now()
 
   beforeAll(async () => {
-    t = await createTestApp({ serve: true, env: { OUTBOUND_ALLOW_HOSTS: '127.0.0.1' }, now: () => new Date(clock) })
+    t = await createTestApp({
+      serve: true,
+      env: { OUTBOUND_ALLOW_HOSTS: '127.0.0.1' },
+      now: () => new Date(clock),
+    })
     const redirectUris = Object.values(REDIRECT_ROUTES).map((p) => `${t.baseUrl}${p}`)
     provider = await startTestProvider({
-      clients: [{ client_id: 'app', client_secret: 'app-secret-0123456789', redirect_uris: redirectUris, token_endpoint_auth_method: 'client_secret_post' }],
+      clients: [
+        {
+          client_id: 'app',
+          client_secret: 'app-secret-0123456789',
+          redirect_uris: redirectUris,
+          token_endpoint_auth_method: 'client_secret_post',
+        },
+      ],
       accounts: { alice: { email: 'alice@example.com', name: 'Alice Liddell' } },
     })
     tenant = await t.seedTenant('refusals')
-    const created = await t.gql<{ createOAuthIntegration: { integration: { id: string } } }>(tenant.adminKey, CREATE, {
-      input: {
-        name: 'oidc',
-        clientId: 'app',
-        clientSecret: 'app-secret-0123456789',
-        scope: 'openid email profile',
-        authorizationUrl: provider.authorizationUrl,
-        tokenUrl: provider.tokenUrl,
-        whoAmIUrl: provider.userinfoUrl,
-        issuer: provider.issuer,
+    const created = await t.gql<{ createOAuthIntegration: { integration: { id: string } } }>(
+      tenant.adminKey,
+      CREATE,
+      {
+        input: {
+          name: 'oidc',
+          clientId: 'app',
+          clientSecret: 'app-secret-0123456789',
+          scope: 'openid email profile',
+          authorizationUrl: provider.authorizationUrl,
+          tokenUrl: provider.tokenUrl,
+          whoAmIUrl: provider.userinfoUrl,
+          issuer: provider.issuer,
+        },
       },
-    })
+    )
     expect(created.errors).toBeUndefined()
     integrationId = created.data!.createOAuthIntegration.integration.id
   })
@@ -52,11 +67,16 @@ describe('callback and link refusals', () => {
 
   let conversation = 0
   async function start(route = 'IDP') {
-    const started = await t.gql<{ startEndUserAuth: { authorizationLink: string; session: { id: string } } }>(tenant.agentKey, START, {
+    const started = await t.gql<{
+      startEndUserAuth: { authorizationLink: string; session: { id: string } }
+    }>(tenant.agentKey, START, {
       input: { integrationId, conversationId: `c-${++conversation}`, redirectRoute: route },
     })
     expect(started.errors).toBeUndefined()
-    return { link: started.data!.startEndUserAuth.authorizationLink, id: started.data!.startEndUserAuth.session.id }
+    return {
+      link: started.data!.startEndUserAuth.authorizationLink,
+      id: started.data!.startEndUserAuth.session.id,
+    }
   }
 
   /** Opens the link in `browser` and logs in at the provider; returns the (unvisited) callback. */
@@ -64,11 +84,20 @@ describe('callback and link refusals', () => {
     const posted = await browser.request(link, { method: 'POST' })
     expect(posted.status).toBe(303)
     const authorize = posted.headers.get('location')!
-    return { callback: await loginAtTestProvider(browser, authorize, 'alice'), state: new URL(authorize).searchParams.get('state')! }
+    return {
+      callback: await loginAtTestProvider(browser, authorize, 'alice'),
+      state: new URL(authorize).searchParams.get('state')!,
+    }
   }
 
   async function status(id: string) {
-    const polled = await t.gql<{ authSession: { status: string; failure: { code: string; message: string } | null; identity: unknown } }>(tenant.agentKey, POLL, { id })
+    const polled = await t.gql<{
+      authSession: {
+        status: string
+        failure: { code: string; message: string } | null
+        identity: unknown
+      }
+    }>(tenant.agentKey, POLL, { id })
     return polled.data!.authSession
   }
 
@@ -77,7 +106,11 @@ describe('callback and link refusals', () => {
     const { link, id } = await start()
     const { callback, state } = await reachCallback(browser, link)
     const tokens = provider.tokenRequests()
-    for (const fake of ['x', state.slice(0, -1) + (state.endsWith('A') ? 'B' : 'A'), 'A'.repeat(43)]) {
+    for (const fake of [
+      'x',
+      state.slice(0, -1) + (state.endsWith('A') ? 'B' : 'A'),
+      'A'.repeat(43),
+    ]) {
       const url = new URL(callback)
       url.searchParams.set('state', fake)
       const page = await browser.request(url.href)
@@ -94,7 +127,7 @@ describe('callback and link refusals', () => {
     expect(provider.tokenRequests()).toBe(tokens + 1)
   })
 
-  it('refuses a callback without the binding cookie, or with another browser\'s cookie', async () => {
+  it("refuses a callback without the binding cookie, or with another browser's cookie", async () => {
     const victim = new ScriptedBrowser()
     const { link, id } = await start()
     const { callback } = await reachCallback(victim, link)
@@ -104,7 +137,10 @@ describe('callback and link refusals', () => {
     // Same cookie name as the victim's, another value.
     const forged = new ScriptedBrowser()
     const victimCookies = [...victim.cookies(new URL(t.baseUrl).host).keys()]
-    forged.jar.set(new URL(t.baseUrl).host, new Map(victimCookies.map((name) => [name, 'A'.repeat(43)])))
+    forged.jar.set(
+      new URL(t.baseUrl).host,
+      new Map(victimCookies.map((name) => [name, 'A'.repeat(43)])),
+    )
     const tokens = provider.tokenRequests()
     for (const browser of [new ScriptedBrowser(), attacker, forged]) {
       const page = await browser.request(callback)
@@ -156,7 +192,9 @@ describe('callback and link refusals', () => {
     const tokens = provider.tokenRequests()
     const cookie = browser.cookieHeader(new URL(callback))
     const pages = await Promise.all(
-      Array.from({ length: 20 }, () => fetch(callback, { headers: { cookie }, redirect: 'manual' })),
+      Array.from({ length: 20 }, () =>
+        fetch(callback, { headers: { cookie }, redirect: 'manual' }),
+      ),
     )
     const statuses = pages.map((p) => p.status).sort()
     expect(statuses.filter((s) => s === 200)).toHaveLength(1)
@@ -207,7 +245,10 @@ describe('callback and link refusals', () => {
     const state = new URL(posted.headers.get('location')!).searchParams.get('state')!
     const callback = new URL(`${t.baseUrl}${REDIRECT_ROUTES.IDP}`)
     callback.searchParams.set('error', 'access_denied')
-    callback.searchParams.set('error_description', '<script>alert("pwned")</script><b>Call 555-SCAM</b>')
+    callback.searchParams.set(
+      'error_description',
+      '<script>alert("pwned")</script><b>Call 555-SCAM</b>',
+    )
     callback.searchParams.set('state', state)
     callback.searchParams.set('iss', provider.issuer)
     const tokens = provider.tokenRequests()
@@ -228,7 +269,9 @@ describe('callback and link refusals', () => {
     const browser = new ScriptedBrowser()
     const { link, id } = await start()
     const posted = await browser.request(link, { method: 'POST' })
-    const callback = await loginAtTestProvider(browser, posted.headers.get('location')!, 'alice', { abort: true })
+    const callback = await loginAtTestProvider(browser, posted.headers.get('location')!, 'alice', {
+      abort: true,
+    })
     expect((await browser.request(callback)).status).toBe(200)
     expect((await status(id)).failure?.code).toBe('access_denied')
   })
@@ -248,7 +291,9 @@ describe('callback and link refusals', () => {
   it('is not spoiled by link previews: GETs change nothing, the real browser still signs in', async () => {
     const { link, id } = await start()
     for (let i = 0; i < 3; i++) {
-      const preview = await fetch(link, { headers: { 'user-agent': 'TelegramBot (like TwitterBot)' } })
+      const preview = await fetch(link, {
+        headers: { 'user-agent': 'TelegramBot (like TwitterBot)' },
+      })
       expect(preview.status).toBe(200)
       expect(preview.headers.getSetCookie()).toEqual([])
     }
@@ -309,7 +354,11 @@ describe('callback and link refusals', () => {
     }
     expect((await status(id)).status).toBe('PENDING')
     // What our own page sends (Chromium, checked by hand): Origin null, Sec-Fetch-Site same-origin.
-    const ours = await fetch(link, { method: 'POST', headers: { origin: 'null', 'sec-fetch-site': 'same-origin' }, redirect: 'manual' })
+    const ours = await fetch(link, {
+      method: 'POST',
+      headers: { origin: 'null', 'sec-fetch-site': 'same-origin' },
+      redirect: 'manual',
+    })
     expect(ours.status).toBe(303)
     expect((await status(id)).status).toBe('OPENED')
   })
@@ -324,7 +373,9 @@ describe('callback and link refusals', () => {
   })
 
   it('cancels the older link when a new one is started for the same conversation, dropping its sealed verifier', async () => {
-    const first = await t.gql<{ startEndUserAuth: { authorizationLink: string; session: { id: string } } }>(tenant.agentKey, START, {
+    const first = await t.gql<{
+      startEndUserAuth: { authorizationLink: string; session: { id: string } }
+    }>(tenant.agentKey, START, {
       input: { integrationId, conversationId: 'supersede' },
     })
     const firstId = first.data!.startEndUserAuth.session.id
@@ -336,11 +387,19 @@ describe('callback and link refusals', () => {
     })
     expect(opened.status).toBe(303)
     const verifier = () =>
-      t.database.db.selectFrom('auth_sessions').select('code_verifier_sealed').where('id', '=', firstId).executeTakeFirstOrThrow()
+      t.database.db
+        .selectFrom('auth_sessions')
+        .select('code_verifier_sealed')
+        .where('id', '=', firstId)
+        .executeTakeFirstOrThrow()
     expect((await verifier()).code_verifier_sealed).toEqual(expect.any(String))
-    const second = await t.gql<{ startEndUserAuth: { session: { id: string } } }>(tenant.agentKey, START, {
-      input: { integrationId, conversationId: 'supersede' },
-    })
+    const second = await t.gql<{ startEndUserAuth: { session: { id: string } } }>(
+      tenant.agentKey,
+      START,
+      {
+        input: { integrationId, conversationId: 'supersede' },
+      },
+    )
     expect((await status(firstId)).status).toBe('CANCELLED')
     expect((await verifier()).code_verifier_sealed).toBeNull()
     expect((await status(second.data!.startEndUserAuth.session.id)).status).toBe('PENDING')

@@ -24,10 +24,21 @@ describe('sign-in outcomes', () => {
   let clock = Date.now()
 
   beforeAll(async () => {
-    t = await createTestApp({ serve: true, env: { OUTBOUND_ALLOW_HOSTS: '127.0.0.1' }, now: () => new Date(clock) })
+    t = await createTestApp({
+      serve: true,
+      env: { OUTBOUND_ALLOW_HOSTS: '127.0.0.1' },
+      now: () => new Date(clock),
+    })
     const redirectUris = Object.values(REDIRECT_ROUTES).map((p) => `${t.baseUrl}${p}`)
     provider = await startTestProvider({
-      clients: [{ client_id: 'app', client_secret: SECRET, redirect_uris: redirectUris, token_endpoint_auth_method: 'client_secret_post' }],
+      clients: [
+        {
+          client_id: 'app',
+          client_secret: SECRET,
+          redirect_uris: redirectUris,
+          token_endpoint_auth_method: 'client_secret_post',
+        },
+      ],
       accounts: {
         carol: { email: 'carol@example.com', name: 'Carol Danvers' },
         dave: { email: 'not-an-email', name: 'Dave' },
@@ -42,33 +53,52 @@ describe('sign-in outcomes', () => {
 
   let n = 0
   async function integration(overrides: Record<string, unknown> = {}) {
-    const created = await t.gql<{ createOAuthIntegration: { integration: { id: string } } }>(tenant.adminKey, CREATE, {
-      input: {
-        name: `oidc ${++n}`,
-        clientId: 'app',
-        clientSecret: SECRET,
-        scope: 'openid email profile',
-        authorizationUrl: provider.authorizationUrl,
-        tokenUrl: provider.tokenUrl,
-        whoAmIUrl: provider.userinfoUrl,
-        ...overrides,
+    const created = await t.gql<{ createOAuthIntegration: { integration: { id: string } } }>(
+      tenant.adminKey,
+      CREATE,
+      {
+        input: {
+          name: `oidc ${++n}`,
+          clientId: 'app',
+          clientSecret: SECRET,
+          scope: 'openid email profile',
+          authorizationUrl: provider.authorizationUrl,
+          tokenUrl: provider.tokenUrl,
+          whoAmIUrl: provider.userinfoUrl,
+          ...overrides,
+        },
       },
-    })
+    )
     expect(created.errors).toBeUndefined()
     return created.data!.createOAuthIntegration.integration.id
   }
 
-  async function signIn(integrationId: string, account: string, conversationId = `conv-${++n}`, contactId?: string) {
-    const started = await t.gql<{ startEndUserAuth: { authorizationLink: string; session: { id: string } } }>(tenant.agentKey, START, {
+  async function signIn(
+    integrationId: string,
+    account: string,
+    conversationId = `conv-${++n}`,
+    contactId?: string,
+  ) {
+    const started = await t.gql<{
+      startEndUserAuth: { authorizationLink: string; session: { id: string } }
+    }>(tenant.agentKey, START, {
       input: { integrationId, conversationId, ...(contactId ? { contactId } : {}) },
     })
     expect(started.errors).toBeUndefined()
     const browser = new ScriptedBrowser()
-    const posted = await browser.request(started.data!.startEndUserAuth.authorizationLink, { method: 'POST' })
+    const posted = await browser.request(started.data!.startEndUserAuth.authorizationLink, {
+      method: 'POST',
+    })
     const callback = await loginAtTestProvider(browser, posted.headers.get('location')!, account)
     const page = await browser.request(callback)
     const id = started.data!.startEndUserAuth.session.id
-    const polled = await t.gql<{ authSession: { status: string; failure: { code: string; message: string } | null; identity: Record<string, unknown> | null } }>(tenant.agentKey, POLL, { id })
+    const polled = await t.gql<{
+      authSession: {
+        status: string
+        failure: { code: string; message: string } | null
+        identity: Record<string, unknown> | null
+      }
+    }>(tenant.agentKey, POLL, { id })
     return { id, page, html: await page.text(), session: polled.data!.authSession }
   }
 
@@ -78,7 +108,10 @@ describe('sign-in outcomes', () => {
     const { session, html } = await signIn(id, 'carol')
     expect(provider.tokenRequests()).toBe(before + 1)
     expect(session.status).toBe('FAILED')
-    expect(session.failure).toEqual({ code: 'provider_error', message: expect.stringContaining('invalid_client') })
+    expect(session.failure).toEqual({
+      code: 'provider_error',
+      message: expect.stringContaining('invalid_client'),
+    })
     expect(html).toContain('Sign-in did not work')
     expect(html).not.toContain('invalid_client')
   })
@@ -107,7 +140,9 @@ describe('sign-in outcomes', () => {
   })
 
   it('keeps the mapping result in attributes and refuses a non-email as email', async () => {
-    const id = await integration({ whoAmIMapping: "{userName: sub, fullName: name, email: email, tier: 'gold'}" })
+    const id = await integration({
+      whoAmIMapping: "{userName: sub, fullName: name, email: email, tier: 'gold'}",
+    })
     const { session } = await signIn(id, 'dave')
     expect(session.status).toBe('AUTHENTICATED')
     expect(session.identity).toMatchObject({
@@ -121,20 +156,33 @@ describe('sign-in outcomes', () => {
   })
 
   it('fills only empty contact fields, and overwrites when the integration says so', async () => {
-    const keep = await integration({ whoAmIMapping: '{userName: sub, fullName: name, email: email}' })
-    const overwrite = await integration({ whoAmIMapping: '{userName: sub, fullName: name, email: email}', overwriteContact: true })
+    const keep = await integration({
+      whoAmIMapping: '{userName: sub, fullName: name, email: email}',
+    })
+    const overwrite = await integration({
+      whoAmIMapping: '{userName: sub, fullName: name, email: email}',
+      overwriteContact: true,
+    })
     // Someone else already knows this contact by another email.
     await fillContact(t.database.db, {
       tenantId: tenant.id,
       contactId: 'shared-contact',
-      fields: { email: 'carol@old.example', userName: null, fullName: null, firstName: 'Caz', lastName: null },
+      fields: {
+        email: 'carol@old.example',
+        userName: null,
+        fullName: null,
+        firstName: 'Caz',
+        lastName: null,
+      },
       overwrite: false,
       sessionId: '00000000-0000-0000-0000-000000000000',
       integrationId: keep,
       now: new Date(clock),
     })
     const first = await signIn(keep, 'carol', 'conv-contact-1', 'shared-contact')
-    const kept = await t.gql<{ contact: Record<string, unknown> }>(tenant.agentKey, CONTACT, { id: 'shared-contact' })
+    const kept = await t.gql<{ contact: Record<string, unknown> }>(tenant.agentKey, CONTACT, {
+      id: 'shared-contact',
+    })
     expect(kept.data!.contact).toMatchObject({
       email: 'carol@old.example',
       firstName: 'Caz',
@@ -144,19 +192,31 @@ describe('sign-in outcomes', () => {
       verifiedBySessionId: first.id,
     })
     const second = await signIn(overwrite, 'carol', 'conv-contact-2', 'shared-contact')
-    const replaced = await t.gql<{ contact: Record<string, unknown> }>(tenant.agentKey, CONTACT, { id: 'shared-contact' })
-    expect(replaced.data!.contact).toMatchObject({ email: 'carol@example.com', firstName: 'Carol', verifiedBySessionId: second.id })
+    const replaced = await t.gql<{ contact: Record<string, unknown> }>(tenant.agentKey, CONTACT, {
+      id: 'shared-contact',
+    })
+    expect(replaced.data!.contact).toMatchObject({
+      email: 'carol@example.com',
+      firstName: 'Carol',
+      verifiedBySessionId: second.id,
+    })
     // An identity without a value never erases one.
     const none = await integration({ whoAmIMapping: '{userName: sub}', overwriteContact: true })
     await signIn(none, 'carol', 'conv-contact-3', 'shared-contact')
-    expect((await findContact(t.database.db, tenant.id, 'shared-contact'))?.email).toBe('carol@example.com')
+    expect((await findContact(t.database.db, tenant.id, 'shared-contact'))?.email).toBe(
+      'carol@example.com',
+    )
   })
 
   it('ends FAILED with internal_error, not claimed and OPENED, when storing the identity fails', async () => {
     const id = await integration()
     const db = t.database.db
-    await sql`create function euo_test_refuse_contact() returns trigger language plpgsql as $$ begin raise exception 'contacts refused by the test'; end $$`.execute(db)
-    await sql`create trigger euo_test_refuse_contact before insert or update on contacts for each row execute function euo_test_refuse_contact()`.execute(db)
+    await sql`create function euo_test_refuse_contact() returns trigger language plpgsql as $$ begin raise exception 'contacts refused by the test'; end $$`.execute(
+      db,
+    )
+    await sql`create trigger euo_test_refuse_contact before insert or update on contacts for each row execute function euo_test_refuse_contact()`.execute(
+      db,
+    )
     try {
       const { session, page, html } = await signIn(id, 'carol', 'conv-store-fails')
       expect(page.status).toBe(200)
@@ -172,16 +232,27 @@ describe('sign-in outcomes', () => {
 
   it('sweeps expired sessions to EXPIRED in the table, and reads them EXPIRED before that', async () => {
     const id = await integration()
-    const started = await t.gql<{ startEndUserAuth: { session: { id: string } } }>(tenant.agentKey, START, {
-      input: { integrationId: id, conversationId: 'to-expire' },
-    })
+    const started = await t.gql<{ startEndUserAuth: { session: { id: string } } }>(
+      tenant.agentKey,
+      START,
+      {
+        input: { integrationId: id, conversationId: 'to-expire' },
+      },
+    )
     const sessionId = started.data!.startEndUserAuth.session.id
     const saved = clock
     clock += 11 * 60 * 1000
     try {
-      const polled = await t.gql<{ authSession: { status: string } }>(tenant.agentKey, POLL, { id: sessionId })
+      const polled = await t.gql<{ authSession: { status: string } }>(tenant.agentKey, POLL, {
+        id: sessionId,
+      })
       expect(polled.data!.authSession.status).toBe('EXPIRED')
-      const row = () => t.database.db.selectFrom('auth_sessions').select('status').where('id', '=', sessionId).executeTakeFirstOrThrow()
+      const row = () =>
+        t.database.db
+          .selectFrom('auth_sessions')
+          .select('status')
+          .where('id', '=', sessionId)
+          .executeTakeFirstOrThrow()
       expect((await row()).status).toBe('PENDING')
       expect(await sweepExpiredSessions(t.deps)).toBeGreaterThanOrEqual(1)
       expect((await row()).status).toBe('EXPIRED')
@@ -189,7 +260,9 @@ describe('sign-in outcomes', () => {
       clock = saved
     }
     // Once written, it stays EXPIRED whatever the clock says.
-    const after = await t.gql<{ authSession: { status: string } }>(tenant.agentKey, POLL, { id: sessionId })
+    const after = await t.gql<{ authSession: { status: string } }>(tenant.agentKey, POLL, {
+      id: sessionId,
+    })
     expect(after.data!.authSession.status).toBe('EXPIRED')
   })
 })

@@ -19,9 +19,13 @@ describe('API key authentication', () => {
   it('identifies the tenant and role of a valid key', async () => {
     const admin = await t.gql(acme.adminKey, VIEWER)
     expect(admin.errors).toBeUndefined()
-    expect(admin.data).toEqual({ viewer: { role: 'ADMIN', tenant: { id: acme.id, slug: 'acme', name: 'acme' } } })
+    expect(admin.data).toEqual({
+      viewer: { role: 'ADMIN', tenant: { id: acme.id, slug: 'acme', name: 'acme' } },
+    })
     const agent = await t.gql(globex.agentKey, VIEWER)
-    expect(agent.data).toEqual({ viewer: { role: 'AGENT', tenant: { id: globex.id, slug: 'globex', name: 'globex' } } })
+    expect(agent.data).toEqual({
+      viewer: { role: 'AGENT', tenant: { id: globex.id, slug: 'globex', name: 'globex' } },
+    })
   })
 
   it('refuses a request without a key with UNAUTHENTICATED', async () => {
@@ -66,11 +70,22 @@ describe('API key authentication', () => {
   it('lets only ADMIN keys manage keys, and revokes only within the own tenant', async () => {
     const byAgent = await t.gql(acme.agentKey, 'mutation { createApiKey(role: ADMIN) { apiKey } }')
     expect(codes(byAgent)).toEqual(['FORBIDDEN'])
-    const other = await t.gql<{ createApiKey: { keyId: string } }>(globex.adminKey, 'mutation { createApiKey(role: AGENT) { keyId } }')
+    const other = await t.gql<{ createApiKey: { keyId: string } }>(
+      globex.adminKey,
+      'mutation { createApiKey(role: AGENT) { keyId } }',
+    )
     const keyId = other.data!.createApiKey.keyId
-    const cross = await t.gql(acme.adminKey, 'mutation($k: String!) { revokeApiKey(keyId: $k) { keyId } }', { k: keyId })
+    const cross = await t.gql(
+      acme.adminKey,
+      'mutation($k: String!) { revokeApiKey(keyId: $k) { keyId } }',
+      { k: keyId },
+    )
     expect(codes(cross)).toEqual(['NOT_FOUND'])
-    const own = await t.gql(globex.adminKey, 'mutation($k: String!) { revokeApiKey(keyId: $k) { keyId } }', { k: keyId })
+    const own = await t.gql(
+      globex.adminKey,
+      'mutation($k: String!) { revokeApiKey(keyId: $k) { keyId } }',
+      { k: keyId },
+    )
     expect(own.errors).toBeUndefined()
   })
 

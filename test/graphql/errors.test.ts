@@ -14,8 +14,15 @@ describe('error masking', () => {
 
   it('keeps an AppError message and gives it its contract code', () => {
     const lines: string[] = []
-    const mask = createMaskError(createLogger({ level: 'debug' }, { write: (l: string) => void lines.push(l) }))
-    const masked = mask(new GraphQLError('x', { originalError: new BadUserInputError('input.name: must not be empty') }), 'Unexpected error.')
+    const mask = createMaskError(
+      createLogger({ level: 'debug' }, { write: (l: string) => void lines.push(l) }),
+    )
+    const masked = mask(
+      new GraphQLError('x', {
+        originalError: new BadUserInputError('input.name: must not be empty'),
+      }),
+      'Unexpected error.',
+    )
     expect(masked.message).toBe('input.name: must not be empty')
     expect((masked as GraphQLError).extensions.code).toBe('BAD_USER_INPUT')
     expect(lines).toEqual([])
@@ -23,9 +30,13 @@ describe('error masking', () => {
 
   it('masks any other error as "Unexpected error." and logs its detail', () => {
     const lines: string[] = []
-    const mask = createMaskError(createLogger({ level: 'debug' }, { write: (l: string) => void lines.push(l) }))
+    const mask = createMaskError(
+      createLogger({ level: 'debug' }, { write: (l: string) => void lines.push(l) }),
+    )
     const masked = mask(
-      new GraphQLError('boom', { originalError: new Error('relation "secret_table" does not exist') }),
+      new GraphQLError('boom', {
+        originalError: new Error('relation "secret_table" does not exist'),
+      }),
       'Unexpected error.',
     )
     expect(masked.message).toBe('Unexpected error.')

@@ -14,7 +14,9 @@ export class ScriptedBrowser {
   readonly hops: Hop[] = []
 
   cookieHeader(url: URL): string {
-    return [...(this.jar.get(url.host) ?? new Map()).entries()].map(([k, v]) => `${k}=${v}`).join('; ')
+    return [...(this.jar.get(url.host) ?? new Map()).entries()]
+      .map(([k, v]) => `${k}=${v}`)
+      .join('; ')
   }
 
   cookies(host: string): Map<string, string> {
@@ -36,7 +38,10 @@ export class ScriptedBrowser {
   }
 
   /** One request, no redirect following. */
-  async request(url: string, init: { method?: string; form?: Record<string, string> } = {}): Promise<Response> {
+  async request(
+    url: string,
+    init: { method?: string; form?: Record<string, string> } = {},
+  ): Promise<Response> {
     const target = new URL(url)
     const headers: Record<string, string> = { cookie: this.cookieHeader(target) }
     let body: string | undefined
@@ -44,7 +49,12 @@ export class ScriptedBrowser {
       headers['content-type'] = 'application/x-www-form-urlencoded'
       body = new URLSearchParams(init.form).toString()
     }
-    const response = await fetch(target, { method: init.method ?? 'GET', headers, redirect: 'manual', ...(body ? { body } : {}) })
+    const response = await fetch(target, {
+      method: init.method ?? 'GET',
+      headers,
+      redirect: 'manual',
+      ...(body ? { body } : {}),
+    })
     this.store(target, response)
     this.hops.push({ url, status: response.status, location: response.headers.get('location') })
     return response
@@ -79,13 +89,17 @@ export async function loginAtTestProvider(
   account: string,
   options: { abort?: boolean } = {},
 ): Promise<string> {
-  const isCallback = (u: URL) => !u.pathname.startsWith('/auth') && !u.pathname.startsWith('/interaction')
+  const isCallback = (u: URL) =>
+    !u.pathname.startsWith('/auth') && !u.pathname.startsWith('/interaction')
   let step = await browser.follow(authorizationUrl, {}, isCallback)
   for (let i = 0; i < 4; i++) {
     if (step.response.status >= 300 && step.response.status < 400) return step.url
     const html = await step.response.text()
     const action = /<form[^>]*action="([^"]+)"/.exec(html)?.[1]
-    if (!action) throw new Error(`no form on the provider's page (${step.response.status}): ${html.slice(0, 300)}`)
+    if (!action)
+      throw new Error(
+        `no form on the provider's page (${step.response.status}): ${html.slice(0, 300)}`,
+      )
     const target = new URL(action, step.url).href
     if (options.abort) {
       step = await browser.follow(`${target}/abort`, {}, isCallback)
@@ -93,7 +107,9 @@ export async function loginAtTestProvider(
     }
     const prompt = /name="prompt" value="(\w+)"/.exec(html)?.[1]
     const form: Record<string, string> =
-      prompt === 'login' ? { prompt: 'login', login: account, password: 'any' } : { prompt: prompt ?? 'consent' }
+      prompt === 'login'
+        ? { prompt: 'login', login: account, password: 'any' }
+        : { prompt: prompt ?? 'consent' }
     step = await browser.follow(target, { method: 'POST', form }, isCallback)
   }
   throw new Error('the provider did not redirect back')

@@ -47,7 +47,11 @@ export async function startTestProvider(options: {
     clients: options.clients,
     pkce: { required: () => true },
     features: { devInteractions: { enabled: true } },
-    claims: { openid: ['sub'], email: ['email'], profile: ['name', 'given_name', 'family_name', 'preferred_username'] },
+    claims: {
+      openid: ['sub'],
+      email: ['email'],
+      profile: ['name', 'given_name', 'family_name', 'preferred_username'],
+    },
     scopes: ['openid', 'email', 'profile'],
     findAccount: (_ctx, id) => ({
       accountId: id,

@@ -24,7 +24,11 @@ export const NODE_TSX: readonly string[] = ['--import', 'tsx']
  * (test/startup.test.ts checks package.json says exactly that).
  */
 export const BUILD_ARGS: readonly string[] = ['scripts/build.mjs']
-export const SERVICE_ARGS: readonly string[] = ['--enable-source-maps', '--heap-growing-percent=100', 'dist/main.js']
+export const SERVICE_ARGS: readonly string[] = [
+  '--enable-source-maps',
+  '--heap-growing-percent=100',
+  'dist/main.js',
+]
 
 let built: Promise<void> | undefined
 /** Runs `npm start`'s build step once per test process (later calls wait for the same build). */

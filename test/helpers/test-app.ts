@@ -2,7 +2,13 @@
  * createTestApp: the whole app over a fresh test database, with captured logs and a fixed
  * encryption key, called through `fetch` without a socket (or `listen()` for a real one).
  */
-import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createApp, type App } from '../../src/app.ts'
 import { loadConfig, type Config } from '../../src/config.ts'
@@ -41,7 +47,8 @@ export interface TestApp {
 export interface GqlResult<T> {
   readonly status: number
   readonly data: T | null | undefined
-  readonly errors: ReadonlyArray<{ message: string; extensions?: { code?: string }; path?: unknown[] }> | undefined
+  readonly errors:
+    ReadonlyArray<{ message: string; extensions?: { code?: string }; path?: unknown[] }> | undefined
 }
 
 export interface SeededTenant {
@@ -83,11 +90,17 @@ export async function createTestApp(
     ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
     ...options.env,
   })
-  const provider = createProviderGateway({ allowHosts: config.outboundAllowHosts, ...options.outbound })
+  const provider = createProviderGateway({
+    allowHosts: config.outboundAllowHosts,
+    ...options.outbound,
+  })
   const deps: Deps = {
     db: database.db,
     config,
-    sealer: createSealer(config.encryptionKey ?? TEST_ENCRYPTION_KEY, config.previousEncryptionKeys),
+    sealer: createSealer(
+      config.encryptionKey ?? TEST_ENCRYPTION_KEY,
+      config.previousEncryptionKeys,
+    ),
     logger,
     now: options.now ?? (() => new Date()),
     events: createSessionEvents(),
@@ -99,7 +112,8 @@ export async function createTestApp(
 
   const toRequest = (input: string | Request, init?: RequestInit) =>
     typeof input === 'string' ? new Request(new URL(input, base), init) : input
-  const inProcess = (input: string | Request, init?: RequestInit) => app.fetch(toRequest(input, init))
+  const inProcess = (input: string | Request, init?: RequestInit) =>
+    app.fetch(toRequest(input, init))
   // TEST_TRANSPORT=node (the `direct` vitest project): every request goes over a socket to
   // app.handleNode, the listener `npm start` uses, instead of straight into yoga.
   let socketBase: Promise<string> | undefined
@@ -184,7 +198,12 @@ export async function requestOverSocket(base: string, request: Request): Promise
           }
           const status = res.statusCode ?? 0
           const nullBody = status === 204 || status === 304 || request.method === 'HEAD'
-          resolve(new Response(nullBody ? null : Buffer.concat(chunks), { status, headers: responseHeaders }))
+          resolve(
+            new Response(nullBody ? null : Buffer.concat(chunks), {
+              status,
+              headers: responseHeaders,
+            }),
+          )
         })
       },
     )

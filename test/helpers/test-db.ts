@@ -13,7 +13,9 @@ export interface TestDatabase extends DatabaseHandle {
   readonly target: { kind: 'postgres'; url: string; schema: string } | { kind: 'pglite' }
 }
 
-export async function createTestDatabase(options: { migrate?: boolean } = {}): Promise<TestDatabase> {
+export async function createTestDatabase(
+  options: { migrate?: boolean } = {},
+): Promise<TestDatabase> {
   let handle: DatabaseHandle
   let target: TestDatabase['target']
   let drop = async () => {}

@@ -7,7 +7,12 @@
  * silently sent everything to yoga, or took what it should leave to yoga, fails here.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createTestApp, requestOverSocket, type SeededTenant, type TestApp } from '../helpers/test-app.ts'
+import {
+  createTestApp,
+  requestOverSocket,
+  type SeededTenant,
+  type TestApp,
+} from '../helpers/test-app.ts'
 import { CREATE, validInput } from '../graphql/integration-fixtures.ts'
 import { QueryCache } from '../../src/http/graphql-direct.ts'
 
@@ -55,9 +60,13 @@ describe('the direct GraphQL path answers as yoga does', () => {
     })
     base = await t.listen()
     acme = await t.seedTenant('acme')
-    const created = await t.gql<{ createOAuthIntegration: { integration: { id: string } } }>(acme.adminKey, CREATE, {
-      input: validInput(),
-    })
+    const created = await t.gql<{ createOAuthIntegration: { integration: { id: string } } }>(
+      acme.adminKey,
+      CREATE,
+      {
+        input: validInput(),
+      },
+    )
     integrationId = created.data!.createOAuthIntegration.integration.id
     const started = await t.gql<{ startEndUserAuth: { session: { id: string } } }>(
       acme.agentKey,
@@ -68,29 +77,59 @@ describe('the direct GraphQL path answers as yoga does', () => {
   })
   afterAll(() => t.close())
 
-  const json = (auth: string | null, extra: Record<string, string> = {}): Record<string, string> => ({
+  const json = (
+    auth: string | null,
+    extra: Record<string, string> = {},
+  ): Record<string, string> => ({
     'content-type': 'application/json',
     ...(auth ? { authorization: `Bearer ${auth}` } : {}),
     ...extra,
   })
 
   const cases = (f: Fixture): Case[] => [
-    { name: 'a status poll', path: 'direct', headers: json(f.agentKey), body: { query: POLL, variables: { id: f.sessionId } } },
+    {
+      name: 'a status poll',
+      path: 'direct',
+      headers: json(f.agentKey),
+      body: { query: POLL, variables: { id: f.sessionId } },
+    },
     {
       name: 'a poll with an operationName and null variables',
       path: 'direct',
       headers: json(f.agentKey),
-      body: { query: 'query V { viewer { role tenant { slug } } }', operationName: 'V', variables: null },
+      body: {
+        query: 'query V { viewer { role tenant { slug } } }',
+        operationName: 'V',
+        variables: null,
+      },
     },
     {
       name: 'a document with two operations, one chosen',
       path: 'direct',
       headers: json(f.adminKey),
-      body: { query: 'query A { viewer { role } } query B { oauthIntegrations { id name } }', operationName: 'B' },
+      body: {
+        query: 'query A { viewer { role } } query B { oauthIntegrations { id name } }',
+        operationName: 'B',
+      },
     },
-    { name: 'a session of nobody (NOT_FOUND)', path: 'direct', headers: json(f.agentKey), body: { query: POLL, variables: { id: '00000000-0000-4000-8000-000000000000' } } },
-    { name: 'no API key (UNAUTHENTICATED)', path: 'direct', headers: json(null), body: { query: POLL, variables: { id: f.sessionId } } },
-    { name: 'a malformed API key', path: 'direct', headers: json('not-a-key'), body: { query: '{ viewer { role } }' } },
+    {
+      name: 'a session of nobody (NOT_FOUND)',
+      path: 'direct',
+      headers: json(f.agentKey),
+      body: { query: POLL, variables: { id: '00000000-0000-4000-8000-000000000000' } },
+    },
+    {
+      name: 'no API key (UNAUTHENTICATED)',
+      path: 'direct',
+      headers: json(null),
+      body: { query: POLL, variables: { id: f.sessionId } },
+    },
+    {
+      name: 'a malformed API key',
+      path: 'direct',
+      headers: json('not-a-key'),
+      body: { query: '{ viewer { role } }' },
+    },
     {
       name: 'an AGENT key on an ADMIN mutation (FORBIDDEN)',
       path: 'direct',
@@ -109,7 +148,12 @@ describe('the direct GraphQL path answers as yoga does', () => {
       headers: json(null, { accept: 'application/graphql-response+json' }),
       body: { query: POLL, variables: { id: f.sessionId } },
     },
-    { name: 'Accept: */*', path: 'direct', headers: json(f.agentKey, { accept: '*/*' }), body: { query: '{ viewer { role } }' } },
+    {
+      name: 'Accept: */*',
+      path: 'direct',
+      headers: json(f.agentKey, { accept: '*/*' }),
+      body: { query: '{ viewer { role } }' },
+    },
     {
       name: 'a charset in the content type',
       path: 'direct',
@@ -123,29 +167,82 @@ describe('the direct GraphQL path answers as yoga does', () => {
       body: { query: `# ${'x'.repeat(5000)}\n{ viewer { role } }` },
     },
     // Handed to yoga, which words the error (or does what the direct path does not).
-    { name: 'a syntax error', path: 'yoga', headers: json(f.agentKey), body: { query: '{ viewer { role }' } },
-    { name: 'an unknown field', path: 'yoga', headers: json(f.agentKey), body: { query: '{ viewer { nosuch } }' } },
+    {
+      name: 'a syntax error',
+      path: 'yoga',
+      headers: json(f.agentKey),
+      body: { query: '{ viewer { role }' },
+    },
+    {
+      name: 'an unknown field',
+      path: 'yoga',
+      headers: json(f.agentKey),
+      body: { query: '{ viewer { nosuch } }' },
+    },
     { name: 'a missing variable', path: 'yoga', headers: json(f.agentKey), body: { query: POLL } },
-    { name: 'a variable of the wrong type', path: 'yoga', headers: json(f.agentKey), body: { query: POLL, variables: { id: { x: 1 } } } },
+    {
+      name: 'a variable of the wrong type',
+      path: 'yoga',
+      headers: json(f.agentKey),
+      body: { query: POLL, variables: { id: { x: 1 } } },
+    },
     {
       name: 'two operations and no operationName',
       path: 'yoga',
       headers: json(f.agentKey),
       body: { query: 'query A { viewer { role } } query B { viewer { role } }' },
     },
-    { name: 'an unknown operationName', path: 'yoga', headers: json(f.agentKey), body: { query: '{ viewer { role } }', operationName: 'Nope' } },
-    { name: 'extensions', path: 'yoga', headers: json(f.agentKey), body: { query: '{ viewer { role } }', extensions: { x: 1 } } },
-    { name: 'an unknown parameter', path: 'yoga', headers: json(f.agentKey), body: { query: '{ viewer { role } }', foo: 1 } },
-    { name: 'a batch', path: 'yoga', headers: json(f.agentKey), body: [{ query: '{ viewer { role } }' }] },
-    { name: 'a body that is not JSON', path: 'yoga', headers: json(f.agentKey), body: '{"query": ' },
-    { name: 'a query that is not a string', path: 'yoga', headers: json(f.agentKey), body: { query: 42 } },
-    { name: 'variables that are a list', path: 'yoga', headers: json(f.agentKey), body: { query: '{ viewer { role } }', variables: [1] } },
+    {
+      name: 'an unknown operationName',
+      path: 'yoga',
+      headers: json(f.agentKey),
+      body: { query: '{ viewer { role } }', operationName: 'Nope' },
+    },
+    {
+      name: 'extensions',
+      path: 'yoga',
+      headers: json(f.agentKey),
+      body: { query: '{ viewer { role } }', extensions: { x: 1 } },
+    },
+    {
+      name: 'an unknown parameter',
+      path: 'yoga',
+      headers: json(f.agentKey),
+      body: { query: '{ viewer { role } }', foo: 1 },
+    },
+    {
+      name: 'a batch',
+      path: 'yoga',
+      headers: json(f.agentKey),
+      body: [{ query: '{ viewer { role } }' }],
+    },
+    {
+      name: 'a body that is not JSON',
+      path: 'yoga',
+      headers: json(f.agentKey),
+      body: '{"query": ',
+    },
+    {
+      name: 'a query that is not a string',
+      path: 'yoga',
+      headers: json(f.agentKey),
+      body: { query: 42 },
+    },
+    {
+      name: 'variables that are a list',
+      path: 'yoga',
+      headers: json(f.agentKey),
+      body: { query: '{ viewer { role } }', variables: [1] },
+    },
     { name: 'an empty body', path: 'yoga', headers: json(f.agentKey), body: '' },
     {
       name: 'a subscription posted as JSON (yoga: 406 Not Acceptable)',
       path: 'yoga',
       headers: json(f.agentKey, { accept: 'application/json' }),
-      body: { query: 'subscription ($id: ID!) { authSessionUpdated(id: $id) { status } }', variables: { id: f.sessionId } },
+      body: {
+        query: 'subscription ($id: ID!) { authSessionUpdated(id: $id) { status } }',
+        variables: { id: f.sessionId },
+      },
     },
     {
       name: 'a request with an Origin (CORS)',
@@ -170,7 +267,12 @@ describe('the direct GraphQL path answers as yoga does', () => {
       headers: json(f.agentKey, { accept }),
       body: { query: '{ viewer { role } }' },
     })),
-    { name: 'Accept: text/html', path: 'yoga', headers: json(f.agentKey, { accept: 'text/html' }), body: { query: '{ viewer { role } }' } },
+    {
+      name: 'Accept: text/html',
+      path: 'yoga',
+      headers: json(f.agentKey, { accept: 'text/html' }),
+      body: { query: '{ viewer { role } }' },
+    },
     {
       name: 'application/graphql',
       path: 'yoga',
@@ -184,7 +286,13 @@ describe('the direct GraphQL path answers as yoga does', () => {
       url: `/graphql?query=${encodeURIComponent('{ viewer { role } }')}`,
       headers: { authorization: `Bearer ${f.agentKey}`, accept: 'application/json' },
     },
-    { name: 'a query string on a POST', path: 'yoga', url: '/graphql?x=1', headers: json(f.agentKey), body: { query: '{ viewer { role } }' } },
+    {
+      name: 'a query string on a POST',
+      path: 'yoga',
+      url: '/graphql?x=1',
+      headers: json(f.agentKey),
+      body: { query: '{ viewer { role } }' },
+    },
     {
       name: 'a body over 64 KiB',
       path: 'yoga',
@@ -193,12 +301,16 @@ describe('the direct GraphQL path answers as yoga does', () => {
     },
   ]
 
-  async function both(c: Case): Promise<{ inProcess: Response; socket: Response; direct: boolean }> {
+  async function both(
+    c: Case,
+  ): Promise<{ inProcess: Response; socket: Response; direct: boolean }> {
     const build = () =>
       new Request(new URL(c.url ?? '/graphql', 'http://127.0.0.1'), {
         method: c.method ?? 'POST',
         headers: c.headers ?? {},
-        ...(c.body === undefined ? {} : { body: typeof c.body === 'string' ? c.body : JSON.stringify(c.body) }),
+        ...(c.body === undefined
+          ? {}
+          : { body: typeof c.body === 'string' ? c.body : JSON.stringify(c.body) }),
       })
     const inProcess = await t.app.fetch(build())
     const before = t.app.directGraphQL.answered
@@ -215,7 +327,11 @@ describe('the direct GraphQL path answers as yoga does', () => {
       body: a,
     })
     const headers = (r: Response) =>
-      Object.fromEntries([...r.headers].map(([name, value]) => [name.toLowerCase(), value]).filter(([name]) => !FRAMING.has(name!)))
+      Object.fromEntries(
+        [...r.headers]
+          .map(([name, value]) => [name.toLowerCase(), value])
+          .filter(([name]) => !FRAMING.has(name!)),
+      )
     expect(headers(socket)).toEqual(headers(inProcess))
     return { status: socket.status, body: b }
   }
@@ -235,7 +351,9 @@ describe('the direct GraphQL path answers as yoga does', () => {
 
   it('answers a poll with the session (not only the same as yoga: the right thing)', async () => {
     const { body } = await expectSame(byName('a status poll'))
-    expect(JSON.parse(body)).toMatchObject({ data: { authSession: { id: sessionId, status: 'PENDING' } } })
+    expect(JSON.parse(body)).toMatchObject({
+      data: { authSession: { id: sessionId, status: 'PENDING' } },
+    })
   })
 
   it('masks an unexpected error in a resolver the same way, and logs its detail once per request', async () => {
@@ -264,7 +382,10 @@ describe('the direct GraphQL path answers as yoga does', () => {
       // One error line per request (yoga also repeats it at debug level, as it always has).
       const logged = t.logs
         .slice(before)
-        .filter((line) => line.includes('clock exploded') && (JSON.parse(line) as { level: number }).level === 50)
+        .filter(
+          (line) =>
+            line.includes('clock exploded') && (JSON.parse(line) as { level: number }).level === 50,
+        )
       expect(logged).toHaveLength(2)
     } finally {
       clockBroken = false
@@ -273,7 +394,12 @@ describe('the direct GraphQL path answers as yoga does', () => {
 
   it('runs a mutation once: startEndUserAuth over the direct path', async () => {
     const count = async () =>
-      (await t.database.db.selectFrom('auth_sessions').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n
+      (
+        await t.database.db
+          .selectFrom('auth_sessions')
+          .select((eb) => eb.fn.countAll<string>().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n
     const before = Number(await count())
     const answered = t.app.directGraphQL.answered
     const response = await requestOverSocket(
@@ -282,7 +408,8 @@ describe('the direct GraphQL path answers as yoga does', () => {
         method: 'POST',
         headers: json(acme.agentKey),
         body: JSON.stringify({
-          query: 'mutation ($i: ID!) { startEndUserAuth(input: { integrationId: $i, conversationId: "c-2" }) { session { status conversationId } } }',
+          query:
+            'mutation ($i: ID!) { startEndUserAuth(input: { integrationId: $i, conversationId: "c-2" }) { session { status conversationId } } }',
           variables: { i: integrationId },
         }),
       }),
@@ -331,13 +458,17 @@ describe('the direct GraphQL path answers as yoga does', () => {
     const sockets = new Set<unknown>()
     for (let i = 0; i < 3; i++) {
       const text = await new Promise<string>((resolve, reject) => {
-        const req = request(`${base}/graphql`, { method: 'POST', agent, headers: json(acme.agentKey) }, (res) => {
-          sockets.add(res.socket)
-          let data = ''
-          res.setEncoding('utf8')
-          res.on('data', (chunk: string) => (data += chunk))
-          res.once('end', () => resolve(data))
-        })
+        const req = request(
+          `${base}/graphql`,
+          { method: 'POST', agent, headers: json(acme.agentKey) },
+          (res) => {
+            sockets.add(res.socket)
+            let data = ''
+            res.setEncoding('utf8')
+            res.on('data', (chunk: string) => (data += chunk))
+            res.once('end', () => resolve(data))
+          },
+        )
         req.once('error', reject)
         req.end(JSON.stringify({ query: '{ viewer { role } }' }))
       })
