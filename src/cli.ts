@@ -3,11 +3,11 @@
  * stderr with a non-zero exit (2 for usage). On the embedded database, when the service owns
  * DATA_DIR, the command is handed to it over the control socket.
  */
-import { runCommand, USAGE, UsageError, validateArgs } from './cli-commands.ts'
+import { runCommand, USAGE, UsageError, validateArgs } from './runtime/cli-commands.ts'
 import { ConfigError, loadConfig } from './config.ts'
-import { sendControlCommand } from './control.ts'
+import { sendControlCommand } from './runtime/control.ts'
 import { AppError } from './core/errors.ts'
-import { liveOwner, type OwnerInfo } from './db/owner-lock.ts'
+import { liveOwner, type OwnerInfo } from './runtime/owner-lock.ts'
 
 function fail(message: string, exitCode: number): never {
   process.stderr.write(`error: ${message}\n`)
@@ -31,7 +31,7 @@ async function main(argv: readonly string[]): Promise<unknown> {
   if (owner?.socket) return handOver(owner, argv)
   const [{ createLogger }, { openRuntime }, { default: pino }] = await Promise.all([
     import('./logger.ts'),
-    import('./runtime.ts'),
+    import('./runtime/open.ts'),
     import('pino'),
   ])
   // Logs go to stderr: stdout carries the one JSON object only.

@@ -15,7 +15,7 @@ async function main(): Promise<void> {
   // Loaded only once the configuration is good, so that a bad one is refused at once.
   const [{ createLogger }, { DataDirInUseError, startService }] = await Promise.all([
     import('./logger.ts'),
-    import('./server.ts'),
+    import('./runtime/server.ts'),
   ])
   const logger = createLogger({ level: config.logLevel })
   let service

@@ -1,7 +1,7 @@
 // `npm run migrate`: apply pending migrations and exit (0 when done, 1 with the reason otherwise).
 import { ConfigError, loadConfig } from './config.ts'
 import { createLogger } from './logger.ts'
-import { openRuntime } from './runtime.ts'
+import { openRuntime } from './runtime/open.ts'
 
 try {
   const config = loadConfig(process.env)

@@ -8,8 +8,8 @@ import { existsSync } from 'node:fs'
 import path from 'node:path'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { UsageError, validateArgs } from '../src/cli-commands.ts'
-import { readOwner } from '../src/db/owner-lock.ts'
+import { UsageError, validateArgs } from '../src/runtime/cli-commands.ts'
+import { readOwner } from '../src/runtime/owner-lock.ts'
 import {
   cli,
   createPgDatabase,

@@ -6,8 +6,8 @@
 import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createApp } from '../src/app.ts'
-import { readOwner } from '../src/db/owner-lock.ts'
+import { createApp } from '../src/runtime/app.ts'
+import { readOwner } from '../src/runtime/owner-lock.ts'
 import { createTestApp, type TestApp } from './helpers/test-app.ts'
 import {
   BUILD_ARGS,

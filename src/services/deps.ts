@@ -4,7 +4,7 @@ import type { OAuthIntegration } from '../core/integration.ts'
 import type { Result } from '../core/result.ts'
 import type { Sealer } from '../crypto/sealer.ts'
 import type { Db } from '../db/database.ts'
-import type { SessionEvents } from '../events.ts'
+import type { SessionEvents } from '../runtime/events.ts'
 import type { Logger } from '../logger.ts'
 
 /** The only way use cases reach providers (implemented in src/oauth/, over the guarded client). */

@@ -4,7 +4,7 @@
  * binding cookie has the attributes R22/T81 ask for on an https origin.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createApp } from '../../src/app.ts'
+import { createApp } from '../../src/runtime/app.ts'
 import { REDIRECT_ROUTES } from '../../src/core/redirect-urls.ts'
 import { createTestApp, type SeededTenant, type TestApp } from '../helpers/test-app.ts'
 

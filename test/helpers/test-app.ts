@@ -10,11 +10,11 @@ import {
   type ServerResponse,
 } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { createApp, type App } from '../../src/app.ts'
+import { createApp, type App } from '../../src/runtime/app.ts'
 import { loadConfig, type Config } from '../../src/config.ts'
 import { createSealer } from '../../src/crypto/sealer.ts'
 import { endUserRoutes } from '../../src/http/index.ts'
-import { createSessionEvents } from '../../src/events.ts'
+import { createSessionEvents } from '../../src/runtime/events.ts'
 import { createLogger } from '../../src/logger.ts'
 import { createProviderGateway } from '../../src/oauth/gateway.ts'
 import type { OutboundOptions } from '../../src/oauth/outbound.ts'

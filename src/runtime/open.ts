@@ -2,14 +2,14 @@
  * Wiring shared by `npm start`, `npm run migrate` and the CLI: open the database (taking the
  * embedded database's owner lock), migrate, build the sealer and the deps.
  */
-import type { Config } from './config.ts'
-import { createSealer, loadOrCreateDevKey, type Sealer } from './crypto/sealer.ts'
-import { migrateToLatest, openDatabase, type DatabaseHandle } from './db/database.ts'
-import { acquireOwnerLock, type OwnerInfo, type OwnerLock } from './db/owner-lock.ts'
+import type { Config } from '../config.ts'
+import { createSealer, loadOrCreateDevKey, type Sealer } from '../crypto/sealer.ts'
+import { migrateToLatest, openDatabase, type DatabaseHandle } from '../db/database.ts'
+import { acquireOwnerLock, type OwnerInfo, type OwnerLock } from './owner-lock.ts'
 import { createSessionEvents } from './events.ts'
-import type { Logger } from './logger.ts'
-import { createProviderGateway } from './oauth/gateway.ts'
-import type { Deps } from './services/deps.ts'
+import type { Logger } from '../logger.ts'
+import { createProviderGateway } from '../oauth/gateway.ts'
+import type { Deps } from '../services/deps.ts'
 
 export function sealerFor(config: Config, logger: Logger): Sealer {
   if (config.encryptionKey) return createSealer(config.encryptionKey, config.previousEncryptionKeys)

@@ -2,9 +2,9 @@
  * The CLI's commands as one function over `deps`, so the same code runs in the CLI process and,
  * when the CLI hands a command over the control socket, inside the running service.
  */
-import { isRole, ROLES } from './core/api-key.ts'
-import type { Deps } from './services/deps.ts'
-import { createApiKey, createTenant, revokeApiKey } from './services/tenants.ts'
+import { isRole, ROLES } from '../core/api-key.ts'
+import type { Deps } from '../services/deps.ts'
+import { createApiKey, createTenant, revokeApiKey } from '../services/tenants.ts'
 
 export class UsageError extends Error {
   override readonly name = 'UsageError'

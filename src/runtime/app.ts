@@ -5,19 +5,19 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { specifiedRules, type DocumentNode } from 'graphql'
 import { createYoga, type YogaServerInstance } from 'graphql-yoga'
-import type { DatabaseHandle } from './db/database.ts'
-import { createContext, type GraphQLContext } from './graphql/context.ts'
-import { createMaskError } from './graphql/errors.ts'
-import { schema } from './graphql/schema.ts'
-import { useRequestBodyLimit } from './http/body-limit.ts'
+import type { DatabaseHandle } from '../db/database.ts'
+import { createContext, type GraphQLContext } from '../graphql/context.ts'
+import { createMaskError } from '../graphql/errors.ts'
+import { schema } from '../graphql/schema.ts'
+import { useRequestBodyLimit } from '../http/body-limit.ts'
 import {
   directGraphQLHandler,
   QueryCache,
   type DirectGraphQLCounts,
-} from './http/graphql-direct.ts'
-import { healthRoutes } from './http/health.ts'
-import { useRoutes, type Route } from './http/routes.ts'
-import type { Deps } from './services/deps.ts'
+} from '../http/graphql-direct.ts'
+import { healthRoutes } from '../http/health.ts'
+import { useRoutes, type Route } from '../http/routes.ts'
+import type { Deps } from '../services/deps.ts'
 
 export interface App {
   readonly yoga: YogaServerInstance<Record<string, unknown>, GraphQLContext>
