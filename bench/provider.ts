@@ -4,7 +4,7 @@
  *
  * - `GET /authorize` 302s straight back to `redirect_uri` with a fresh `code` and the `state`.
  * - `POST /token` answers `access_token = at.<code>` (so the WhoAmI call can be tied to its code).
- * - `GET /whoami` answers the seed's WhoAmI payload.
+ * - `GET /whoami` answers the documentation's example WhoAmI payload (with a clean email).
  * - Each token and WhoAmI answer carries `Server-Timing: provider;dur=<ms>`, and the time is also
  *   added up per code: `POST /_timings {"codes":[...]}` returns (and forgets) them, so the flow
  *   driver can subtract the provider's own time from the callback it measured.

@@ -22,7 +22,7 @@ import { err, ok, type Result } from './result.ts'
 export type AuthSessionStatus =
   'PENDING' | 'OPENED' | 'AUTHENTICATED' | 'FAILED' | 'EXPIRED' | 'CANCELLED'
 
-/** The callback route the provider returns to; each maps to one of the seed's three paths. */
+/** The callback route the provider returns to; each maps to one path of `REDIRECT_ROUTES`. */
 export type RedirectRoute = 'IDP' | 'ABC' | 'ABC_AUTH2'
 
 export interface AuthSession {

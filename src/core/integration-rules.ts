@@ -10,8 +10,9 @@
  *   tenant ignoring case (the database checks that).
  * - Client id and secret: RFC 6749 Appendix A (VSCHAR, printable ASCII), bounded; the id trimmed.
  * - URLs: absolute, bounded; https, no credentials, no fragment, public hosts only unless
- *   allow-listed (`checkOutboundUrl`, security.md R44). An authorization URL may carry extra
- *   parameters (`audience`, `prompt`) but none of those the sign-in sets (R9).
+ *   allow-listed (`checkOutboundUrl`, the SSRF rules of core/ip-address.ts). An authorization
+ *   URL may carry extra parameters (`audience`, `prompt`) but none of those the sign-in sets
+ *   (`RESERVED_AUTHORIZATION_PARAMS`).
  * - Scope: space-separated RFC 6749 §3.3 scope-tokens; whitespace runs are collapsed.
  * - Issuer (RFC 9207 `iss`): an https URL without query or fragment (RFC 8414 §2).
  * - Message text: bounded plain text, newlines allowed, `{business}` the only placeholder.
@@ -149,7 +150,7 @@ export function urlSyntaxProblem(raw: string): string | null {
   return null
 }
 
-/** The reserved parameters (R9) an authorization URL carries, for the message. */
+/** The reserved parameters (`RESERVED_AUTHORIZATION_PARAMS`) an authorization URL carries. */
 export function reservedParamProblem(raw: string): string | null {
   if (!URL.canParse(raw)) return null
   for (const name of new URL(raw).searchParams.keys()) {

@@ -1,6 +1,7 @@
 /**
- * Which hosts and addresses the service may call on a tenant's behalf (SSRF rules, security.md
- * R44/R45). Pure: used both when an admin saves an integration (`checkOutboundUrl`) and by the
+ * Which hosts and addresses the service may call on a tenant's behalf (SSRF rules: a
+ * tenant's URL must not reach loopback, private or other internal addresses, not even by DNS
+ * rebinding). Pure: used both when an admin saves an integration (`checkOutboundUrl`) and by the
  * outbound client's connector at connect time (`addressKind`, `isAllowListed`).
  *
  * - Only public unicast addresses are reachable: IPv4 outside every special-purpose block of the

@@ -5,7 +5,7 @@
  * 1. Size. The text is at most `maxBytes` of UTF-8 (default WHOAMI_MAX_BYTES, 1 MiB). Userinfo
  *    answers are a few KiB; 1 MiB leaves room for providers that inline group lists or small
  *    pictures, while `JSON.parse` of it stays in single-digit milliseconds. The HTTP client caps
- *    the body while streaming (security.md R49); this check is the same bound for callers that
+ *    the body while streaming (oauth/outbound.ts); this check is the same bound for callers that
  *    already hold a string.
  * 2. Nesting. Brackets are counted by a linear scan *before* `JSON.parse`, outside strings, so a
  *    body nested 10,000 deep is refused without building it. Everything after the parse (the
@@ -16,7 +16,7 @@
  *    someone copies it into an ordinary object with `=` or `Object.assign`, where it replaces the
  *    prototype; and a lookup of `"constructor"` or `"toString"` on an ordinary object finds
  *    `Object.prototype`'s members. Every object is therefore rebuilt with a null prototype, so
- *    such keys are plain data and lookups see own properties only (security.md R35).
+ *    such keys are plain data and lookups see own properties only.
  * 4. Types. Values already parsed by someone else (a GraphQL `JSON` scalar) are checked to be
  *    JSON: plain objects and arrays, strings, finite numbers, booleans and null.
  *

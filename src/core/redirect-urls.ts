@@ -1,6 +1,7 @@
 /**
  * The callback URLs a provider redirects end users back to. There are three per tenant, not one
- * per integration (the seed's list, which tenants allow-list at their provider):
+ * per integration (a fixed public contract, README "Sign-in flow", which tenants allow-list at
+ * their provider):
  *
  * - `IDP`: `<base>/idp/eu/oauth/callback`, the web callback;
  * - `ABC`: `<base>/web/inbound/abc/oauth/redirect`, Apple Messages for Business;
@@ -18,7 +19,7 @@ export const REDIRECT_ROUTES = {
 
 export type RedirectRouteName = keyof typeof REDIRECT_ROUTES
 
-/** Every route, in the seed's order (the order `redirectUrls` lists them in). */
+/** Every route, in the contract's order (the order `redirectUrls` lists them in). */
 export const REDIRECT_ROUTE_NAMES: readonly RedirectRouteName[] = ['IDP', 'ABC', 'ABC_AUTH2']
 
 /**
@@ -38,7 +39,7 @@ export function redirectUrlFor(
   return `${publicBaseFor(publicBaseUrl, tenantSlug)}${REDIRECT_ROUTES[route]}`
 }
 
-/** All three callback URLs of a tenant, in the seed's order. */
+/** All three callback URLs of a tenant, in the order of `REDIRECT_ROUTE_NAMES`. */
 export function redirectUrlsFor(publicBaseUrl: string, tenantSlug: string): string[] {
   return REDIRECT_ROUTE_NAMES.map((route) => redirectUrlFor(publicBaseUrl, tenantSlug, route))
 }

@@ -1,6 +1,7 @@
 /**
- * oauth_integrations queries. Every query takes the tenant id and filters by it (security.md
- * R60); every query but `findIntegrationRow(..., { includeDeleted: true })` ignores deleted rows.
+ * oauth_integrations queries. Every query takes the tenant id and filters by it, so no tenant can
+ * read or change another tenant's integrations; every query but
+ * `findIntegrationRow(..., { includeDeleted: true })` ignores deleted rows.
  * `db` may be the root handle or a transaction: callers decide.
  */
 import { sql } from 'kysely'

@@ -1,7 +1,7 @@
 /**
- * The three callback routes of the seed. Each completes the flow the same way; the session
- * decides which one it accepts. The page shows only a short, escaped outcome: the provider's
- * own text never reaches the end user.
+ * The three callback routes of the public contract (README, "Sign-in flow"). Each completes the
+ * flow the same way; the session decides which one it accepts. The page shows only a short,
+ * escaped outcome: the provider's own text never reaches the end user.
  */
 import { REDIRECT_ROUTES } from '../core/redirect-urls.ts'
 import { completeSignIn, type CallbackOutcome } from '../services/complete-sign-in.ts'

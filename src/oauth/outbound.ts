@@ -2,23 +2,25 @@
  * The one HTTP client for tenants' URLs (token and WhoAmI endpoints). Rules it enforces:
  *
  * - Its own undici dispatchers: never the global dispatcher, no proxy environment variables, no
- *   pool shared with internal calls (security.md R46). Each call gets a fresh `Client` on the
- *   guarded connector and destroys it when the call ends, so no socket outlives a call. (A shared
- *   `Agent` was tried first: after an aborted or capped response its pool reconnected and kept
- *   sockets open until the agent itself was destroyed. Token and WhoAmI calls, one each per
- *   sign-in, gain nothing from keep-alive.)
+ *   pool shared with internal calls (any of these would let a call bypass the address checks
+ *   below). Each call gets a fresh `Client` on the guarded connector and destroys it when the
+ *   call ends, so no socket outlives a call. (A shared `Agent` was tried first: after an aborted
+ *   or capped response its pool reconnected and kept sockets open until the agent itself was
+ *   destroyed. Token and WhoAmI calls, one each per sign-in, gain nothing from keep-alive.)
  * - At connect time the connector resolves the host itself, refuses the connection if any address
  *   is not public unicast, and connects to an address it checked: the socket is opened on the IP
- *   literal, so no second lookup can answer differently (DNS rebinding, R45). IP literals, which
+ *   literal, so no second lookup can answer differently (DNS rebinding). IP literals, which
  *   undici's `lookup` hook never sees, go through the same check.
  * - Hosts in `OUTBOUND_ALLOW_HOSTS` are the only exception, and the only hosts reachable over plain
  *   `http`.
- * - Redirects are never followed: a 3xx comes back as it is (R27).
+ * - Redirects are never followed: a 3xx comes back as it is (a redirect could lead to a
+ *   host the address checks never saw, and would carry the request on).
  * - Time: a connect timeout (for DNS, then again for the TCP and TLS handshake), a headers timeout
  *   that also bounds each pause in the body (undici's coarse timers: up to ~1 s late), and a total
- *   deadline over the whole call, body included, which is exact (R48).
+ *   deadline over the whole call, body included, which is exact.
  * - Size: the body is counted while it streams and the call fails past the cap, whatever
- *   `Content-Length` says (R49). Each call names its cap.
+ *   `Content-Length` says (a lying or missing length cannot make us read more). Each call names
+ *   its cap.
  *
  * Failures are thrown as `OutboundError` with a `kind`, so callers can turn them into failure codes.
  */

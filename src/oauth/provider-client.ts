@@ -6,7 +6,7 @@
  *   `validateAuthResponse`: state, RFC 9207 `iss` when the integration names an issuer, `error`.
  * - `exchangeCode`: the token request (RFC 6749 §4.1.3) through oauth4webapi, with a `customFetch`
  *   that goes through the outbound client and normalises real providers' quirks in one place
- *   (`normaliseTokenAnswer`). Never retried: a code is single-use (RFC 6749 §10.5, R24).
+ *   (`normaliseTokenAnswer`). Never retried: a code is single-use (RFC 6749 §10.5).
  * - `fetchWhoAmI`: GET with `Authorization: Bearer` (RFC 6750 §2.1; never in the query), strict
  *   JSON object; at most one retry, on a connection error only, within one deadline.
  *
@@ -16,7 +16,7 @@
  * `error_description` never reach the message.
  *
  * ID tokens are ignored (removed from the token answer before oauth4webapi sees it): identity
- * comes from WhoAmI, and half-validating an ID token is worse than not using it (R71).
+ * comes from WhoAmI, and half-validating an ID token is worse than not using it.
  */
 import * as oauth from 'oauth4webapi'
 import {
@@ -109,7 +109,7 @@ const NO_ISSUER = 'urn:end-user-oauth:issuer-not-configured'
 /**
  * Validates the callback's query parameters for one session (its `state`). `iss` is checked only
  * when the integration has an issuer; otherwise it is dropped, since state already binds the
- * callback to one integration (style.md §7 "Issuer check").
+ * callback to one integration, and so to one provider, which is all `iss` would tell (RFC 9207).
  */
 export function validateCallback(input: {
   readonly params: URLSearchParams
@@ -138,7 +138,7 @@ export function validateCallback(input: {
   } catch (e) {
     return err(callbackFailure(e, input.params))
   }
-  // Tokens never travel through the browser (RFC 9700 §2.1.2, R1). oauth4webapi refuses
+  // Tokens never travel through the browser (RFC 9700 §2.1.2). oauth4webapi refuses
   // `id_token` and `token`, not `access_token`.
   if (checked.has('access_token')) {
     return err(callbackFailure(IMPLICIT_FLOW, input.params))
@@ -273,7 +273,7 @@ export function createProviderClient(options: ProviderClientOptions): ProviderCl
         try {
           answer = await attempt(budget)
         } catch (first) {
-          // Idempotent GET, so one retry on a connection error (R51); never on a timeout (the
+          // Idempotent GET, so one retry on a connection error; never on a timeout (the
           // budget is spent) nor on an answer, good or bad.
           if (!(first instanceof OutboundError) || first.kind !== 'connection_failed') throw first
           const left = budget - (Date.now() - started)
@@ -374,7 +374,8 @@ function safeKey(value: string): string {
 const INVALID_GRANT_CODES = new Set(['invalid_grant', 'bad_verification_code'])
 
 /**
- * The quirk table (stack.md §3), applied to the token answer before oauth4webapi validates it:
+ * The quirk table (real providers' answers that oauth4webapi would refuse as they are), applied
+ * to the token answer before oauth4webapi validates it:
  *
  * | provider does                                  | we do                                   |
  * | ---------------------------------------------- | --------------------------------------- |

@@ -133,7 +133,7 @@ async function redeem(
     : null
 
   // One deadline for the whole conversation with the provider, so the end user's page answers
-  // within it however the time splits between the token and WhoAmI calls (R48).
+  // within it however the time splits between the token and WhoAmI calls.
   const deadlineAt = Date.now() + deps.provider.deadlineMs
   const tokens = await deps.provider.exchangeCode({
     integration,

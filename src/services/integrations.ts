@@ -3,13 +3,13 @@
  *
  * Rules (besides the field rules of core/integration-rules.ts):
  * - Another tenant's id, a deleted id, a random uuid and a malformed id are all "not found", with
- *   the same message, so ids of other tenants cannot be probed (security.md R60).
+ *   the same message, so ids of other tenants cannot be probed.
  * - A rejected request writes nothing: every check runs before the first write, and the writes
  *   (row, audit record, cancelled sessions) share one transaction.
  * - The client secret is write-only. It is sealed (AES-256-GCM) bound to tenant, table, row and
  *   column, so the row id is generated here before sealing. An update without a secret keeps it;
  *   with one, rotates it. It is never logged, audited or put in a message.
- * - Mix-up defence (RFC 9700 §4.4, security.md R15): one (authorization host, client id) pair
+ * - Mix-up defence (RFC 9700 §4.4): one (authorization host, client id) pair
  *   belongs to one tenant. Writes of a pair are serialised by an advisory lock, so two tenants
  *   racing for the same pair cannot both win.
  * - Deleting is soft: the row stays (without its secret) for the sessions that used it, its open

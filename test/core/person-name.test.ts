@@ -13,7 +13,7 @@ function rejoin(name: string): string {
 }
 
 describe('splitFullName', () => {
-  it('splits the seed example', () => {
+  it('splits the documentation example (Billy Bob)', () => {
     expect(split('Billy Bob')).toEqual(['Billy', 'Bob'])
   })
 

@@ -7,7 +7,7 @@ import {
 } from '../../src/core/redirect-urls.ts'
 
 describe('redirect URLs', () => {
-  it('are the seed three routes under PUBLIC_BASE_URL', () => {
+  it('are the three contract routes under PUBLIC_BASE_URL', () => {
     expect(redirectUrlsFor('http://localhost:4000', 'acme')).toEqual([
       'http://localhost:4000/idp/eu/oauth/callback',
       'http://localhost:4000/web/inbound/abc/oauth/redirect',

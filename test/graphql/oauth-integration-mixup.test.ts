@@ -1,5 +1,5 @@
 /**
- * Mix-up defence (RFC 9700 §4.4, security.md R15/T18): one (authorization host, client id) pair
+ * Mix-up defence (RFC 9700 §4.4): one (authorization host, client id) pair
  * belongs to one tenant, on create and on update, also when two tenants race for it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'

@@ -1,5 +1,5 @@
 /**
- * The client secret is write-only and sealed (security.md R53-R58, T77, T78): no output type has
+ * The client secret is write-only and sealed (README, "Integrations"): no output type has
  * it, no table holds it in any readable encoding, no log line carries it, and its ciphertext opens
  * only on the row (and tenant) it was sealed for.
  */

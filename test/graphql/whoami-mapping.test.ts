@@ -34,7 +34,10 @@ interface Result {
   expression: string | null
 }
 
-/** The seed's WhoAmI answer, exactly as printed (its email was mangled by the page it came from). */
+/**
+ * The product documentation's example WhoAmI answer, exactly as printed (its email was mangled by
+ * the page it came from).
+ */
 const SEED_PAYLOAD = {
   user: { id: 'billy.bob', name: 'Billy Bob', email: '[email protected]', other: 'stuff' },
   roles: ['SomeRole', 'OtherRole'],
@@ -44,7 +47,10 @@ const CLEAN_PAYLOAD = {
   ...SEED_PAYLOAD,
   user: { ...SEED_PAYLOAD.user, email: 'billy.bob@example.com' },
 }
-/** The seed's mapping exactly as printed: an escaped quote, and an unmatched " at the end. */
+/**
+ * The documentation's example mapping exactly as printed: an escaped quote, and an unmatched " at
+ * the end.
+ */
 const SEED_MAPPING = String.raw`{"userName\": user.id, \"fullName\": user.name, \"email\": user.email}"`
 const CLEAN_MAPPING = '{"userName": user.id, "fullName": user.name, "email": user.email}'
 
@@ -77,7 +83,7 @@ describe('testWhoAmIMapping', () => {
     return result
   }
 
-  describe('the seed example', () => {
+  describe('the documentation example', () => {
     it('maps the mapping exactly as printed, says what it repaired, and warns about the mangled email', async () => {
       const result = await run({ mapping: SEED_MAPPING, payload: SEED_PAYLOAD })
       expect(result.errors).toEqual([])
@@ -409,7 +415,7 @@ describe('testWhoAmIMapping', () => {
 
   describe('the same identity as a sign-in', () => {
     const cases: Array<[string, string | null, unknown, boolean]> = [
-      ['the seed example', CLEAN_MAPPING, SEED_PAYLOAD, true],
+      ['the documentation example', CLEAN_MAPPING, SEED_PAYLOAD, true],
       ['no mapping', null, { fullName: 'Lovelace, Ada', email: 'ADA@EXAMPLE.ORG' }, true],
       ['no split', null, { fullName: 'Ada Lovelace' }, false],
       [

@@ -212,7 +212,7 @@ describe('exchangeCode: the request', () => {
     expect(sent.form.has('code_verifier')).toBe(false)
   })
 
-  it('never retries the token request, even when the connection drops (R24)', async () => {
+  it('never retries the token request, even when the connection drops', async () => {
     const before = idp.requests.length
     await expectExchangeFailure(
       dropConnection(),
@@ -379,7 +379,7 @@ describe('exchangeCode: everything else malformed is refused', () => {
     await expectExchangeFailure(handler, bad, message)
   })
 
-  it('refuses a 50 MB answer at the token cap (T61)', async () => {
+  it('refuses a 50 MB answer at the token cap', async () => {
     await expectExchangeFailure(
       flood({ totalBytes: 50 * 1024 * 1024 }),
       bad,
@@ -387,7 +387,7 @@ describe('exchangeCode: everything else malformed is refused', () => {
     )
   })
 
-  it('refuses a Content-Length that lies low as malformed, without reading on (T61)', async () => {
+  it('refuses a Content-Length that lies low as malformed, without reading on', async () => {
     await expectExchangeFailure(
       flood({ totalBytes: 50 * 1024 * 1024, contentLength: 10 }),
       bad,
@@ -397,7 +397,7 @@ describe('exchangeCode: everything else malformed is refused', () => {
 })
 
 describe('exchangeCode: provider errors', () => {
-  it('maps 200 {"error": "bad_verification_code"} (GitHub) to invalid_grant (T63)', async () => {
+  it('maps 200 {"error": "bad_verification_code"} (GitHub) to invalid_grant', async () => {
     await expectExchangeFailure(
       json({
         error: 'bad_verification_code',
@@ -424,7 +424,7 @@ describe('exchangeCode: provider errors', () => {
     )
   })
 
-  it('keeps error_description out of the message, and in the log detail only (T64)', async () => {
+  it('keeps error_description out of the message, and in the log detail only', async () => {
     const error = await expectExchangeFailure(
       json(
         { error: 'invalid_client', error_description: '<img src=x onerror=alert(1)>' },
@@ -455,7 +455,7 @@ describe('exchangeCode: provider errors', () => {
     )
   })
 
-  it('reports an HTML error page with a 500 as a provider error, body only in the detail (T62)', async () => {
+  it('reports an HTML error page with a 500 as a provider error, body only in the detail', async () => {
     const error = await expectExchangeFailure(
       raw(`<html><body>Internal error; code=${CODE}</body></html>`, {
         status: 500,
@@ -467,7 +467,7 @@ describe('exchangeCode: provider errors', () => {
     expect(error?.detail).toContain('<html><body>Internal error; code=[redacted]')
   })
 
-  it('does not follow a redirect, even to an allow-listed host (T56)', async () => {
+  it('does not follow a redirect, even to an allow-listed host', async () => {
     const error = await expectExchangeFailure(
       redirect(idp.url('/elsewhere'), 307),
       'provider_error',
@@ -487,7 +487,7 @@ describe('exchangeCode: provider errors', () => {
 })
 
 describe('exchangeCode: time and addresses', () => {
-  it('answers provider_timeout when the endpoint never answers (T59)', async () => {
+  it('answers provider_timeout when the endpoint never answers', async () => {
     await expectExchangeFailure(
       hang(),
       'provider_timeout',
@@ -496,7 +496,7 @@ describe('exchangeCode: time and addresses', () => {
     )
   })
 
-  it('answers provider_timeout when the body trickles in a byte at a time (T60)', async () => {
+  it('answers provider_timeout when the body trickles in a byte at a time', async () => {
     await expectExchangeFailure(
       trickle({ intervalMs: 100 }),
       'provider_timeout',
@@ -505,7 +505,7 @@ describe('exchangeCode: time and addresses', () => {
     )
   })
 
-  it('refuses a token URL on a loopback address that is not allow-listed (T52)', async () => {
+  it('refuses a token URL on a loopback address that is not allow-listed', async () => {
     const strict = createProviderClient({
       outbound: createOutboundClient({ allowHosts: [], deadlineMs: DEADLINE_MS }),
     })
@@ -656,7 +656,7 @@ describe('fetchWhoAmI', () => {
     else expect(result.error.failure.message).toMatch(message)
   }
 
-  it('sends the token in the Authorization header only and returns the object (R28)', async () => {
+  it('sends the token in the Authorization header only and returns the object', async () => {
     idp.on('GET', '/whoami', json({ sub: '42', name: 'Billy Bob', email: 'b@example.com' }))
     const { result } = await call()
     expect(result.ok && result.value.payload).toEqual({
@@ -701,7 +701,7 @@ describe('fetchWhoAmI', () => {
     expect(idp.requests.length - before).toBe(2)
   })
 
-  it('does not retry a 401, and names the challenge error (T72)', async () => {
+  it('does not retry a 401, and names the challenge error', async () => {
     const before = idp.requests.length
     await whoFailure(
       [raw('', { status: 401, headers: { 'www-authenticate': 'Bearer error="invalid_token"' } })],
@@ -744,7 +744,7 @@ describe('fetchWhoAmI', () => {
       'WhoAmI request: the answer is not valid UTF-8',
     ],
     [
-      'JSON 100,000 levels deep (T68)',
+      'JSON 100,000 levels deep',
       raw(`{"a":${'['.repeat(100_000)}${']'.repeat(100_000)}}`, {
         headers: { 'content-type': 'application/json' },
       }),
