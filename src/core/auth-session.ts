@@ -1,29 +1,40 @@
 /**
- * The sign-in session and its state machine.
+ * The sign-in session and its state machine, as one table (TRANSITIONS) that the database
+ * statements are built from (db/auth-sessions.ts: every UPDATE that changes a status takes its
+ * `from` set as its compare-and-set guard and its `to` status from here).
  *
  *   PENDING ──open──▶ OPENED ──authenticate──▶ AUTHENTICATED
  *      │                 │────fail──────────▶ FAILED
  *      └──cancel/expire──┴──cancel/expire───▶ CANCELLED / EXPIRED
  *
- * Rules enforced here (the database repeats the `from` sets as compare-and-set guards):
- * - AUTHENTICATED, FAILED, EXPIRED and CANCELLED are terminal: nothing leaves them.
+ * Rules:
+ * - AUTHENTICATED, FAILED, EXPIRED and CANCELLED are terminal: nothing leaves them, and a
+ *   terminal session holds no sealed PKCE verifier and has a `completedAt` (a CHECK constraint
+ *   of the database says so too).
  * - Only an OPENED session (a browser is bound to it) can authenticate or fail at the callback.
  * - Past `expiresAt` a session reads as EXPIRED, whether or not a sweeper has written it.
- *
- * `transition` is the reference for the UPDATEs in db/auth-sessions.ts, which apply the same
- * rules in SQL (test/core/auth-session.test.ts walks every status and event). One difference:
- * the database checks the expiry of authenticate and fail when the callback claims the code
- * exchange, before the provider is called, so a sign-in in time then may end after `expiresAt`.
+ * - Timing: `open` and `cancel` only before the expiry, `expire` only from it on; `authenticate`
+ *   and `fail` at any time, because the callback checks the expiry when it claims the code
+ *   exchange, before the provider is called, so a sign-in in time may end after `expiresAt`.
  */
 import type { AuthFailure } from './auth-failure.ts'
 import type { Identity } from './identity.ts'
-import { err, ok, type Result } from './result.ts'
+import type { RedirectRouteName } from './redirect-urls.ts'
 
-export type AuthSessionStatus =
-  'PENDING' | 'OPENED' | 'AUTHENTICATED' | 'FAILED' | 'EXPIRED' | 'CANCELLED'
+/** Every status, in the order of the flow; the GraphQL enum and the database CHECK list these. */
+export const AUTH_SESSION_STATUSES = [
+  'PENDING',
+  'OPENED',
+  'AUTHENTICATED',
+  'FAILED',
+  'EXPIRED',
+  'CANCELLED',
+] as const
 
-/** The callback route the provider returns to; each maps to one path of `REDIRECT_ROUTES`. */
-export type RedirectRoute = 'IDP' | 'ABC' | 'ABC_AUTH2'
+export type AuthSessionStatus = (typeof AUTH_SESSION_STATUSES)[number]
+
+/** The callback route the provider returns to (core/redirect-urls.ts). */
+export type RedirectRoute = RedirectRouteName
 
 export interface AuthSession {
   readonly id: string
@@ -41,38 +52,41 @@ export interface AuthSession {
   readonly failure: AuthFailure | null
 }
 
-export type AuthSessionEvent =
-  | { readonly type: 'open' }
-  | { readonly type: 'authenticate'; readonly identity: Identity }
-  | { readonly type: 'fail'; readonly failure: AuthFailure }
-  | { readonly type: 'cancel' }
-  | { readonly type: 'expire' }
+/** What can happen to a session; each event has one row in TRANSITIONS. */
+export type AuthSessionEvent = 'open' | 'authenticate' | 'fail' | 'cancel' | 'expire'
 
-const FROM: { readonly [E in AuthSessionEvent['type']]: readonly AuthSessionStatus[] } = {
-  open: ['PENDING'],
-  authenticate: ['OPENED'],
-  fail: ['OPENED'],
-  cancel: ['PENDING', 'OPENED'],
-  expire: ['PENDING', 'OPENED'],
+/** When, against the session's `expiresAt`, an event may happen. */
+export type EventTiming = 'before_expiry' | 'from_expiry' | 'any_time'
+
+export interface Transition {
+  readonly from: readonly AuthSessionStatus[]
+  readonly to: AuthSessionStatus
+  readonly timing: EventTiming
 }
 
-export const OPEN_STATUSES: readonly AuthSessionStatus[] = ['PENDING', 'OPENED']
+export const TRANSITIONS: { readonly [E in AuthSessionEvent]: Transition } = {
+  // Also: the browser already bound may open its link again (a fresh state and verifier) while
+  // no callback has claimed the code exchange; db/auth-sessions.ts bindSession adds that case.
+  open: { from: ['PENDING'], to: 'OPENED', timing: 'before_expiry' },
+  authenticate: { from: ['OPENED'], to: 'AUTHENTICATED', timing: 'any_time' },
+  fail: { from: ['OPENED'], to: 'FAILED', timing: 'any_time' },
+  cancel: { from: ['PENDING', 'OPENED'], to: 'CANCELLED', timing: 'before_expiry' },
+  expire: { from: ['PENDING', 'OPENED'], to: 'EXPIRED', timing: 'from_expiry' },
+}
+
+/** The statuses that are not final: every status some event leaves from. */
+export const OPEN_STATUSES: readonly AuthSessionStatus[] = AUTH_SESSION_STATUSES.filter((status) =>
+  Object.values(TRANSITIONS).some((t) => t.from.includes(status)),
+)
 
 export function isTerminal(status: AuthSessionStatus): boolean {
   return !OPEN_STATUSES.includes(status)
 }
 
-/** The statuses an event may leave from: also the WHERE guard of the matching UPDATE. */
-export function allowedFrom(event: AuthSessionEvent['type']): readonly AuthSessionStatus[] {
-  return FROM[event]
+/** The statuses an event may leave from: the WHERE guard of the matching UPDATE. */
+export function allowedFrom(event: AuthSessionEvent): readonly AuthSessionStatus[] {
+  return TRANSITIONS[event].from
 }
-
-export type TransitionRefusal =
-  | { readonly reason: 'not_allowed'; readonly from: AuthSessionStatus }
-  /** Past `expiresAt`: the session already reads EXPIRED. */
-  | { readonly reason: 'expired' }
-  /** `expire` before `expiresAt`. */
-  | { readonly reason: 'not_expired' }
 
 /** The status as readers must see it: an open session past its expiry is EXPIRED. */
 export function effectiveStatus(
@@ -84,41 +98,13 @@ export function effectiveStatus(
     : session.status
 }
 
-/** `session` as readers see it at `now` (expiry applied; completedAt = expiry for a lazily expired one). */
+/**
+ * `session` as readers see it at `now`: an open one past its expiry reads EXPIRED, completed at
+ * the expiry, exactly as the sweeper's `expire` will write it.
+ */
 export function asSeenAt(session: AuthSession, now: Date): AuthSession {
   const status = effectiveStatus(session, now)
   return status === session.status
     ? session
     : { ...session, status, completedAt: session.expiresAt }
-}
-
-/**
- * Applies one event at `now` (the caller's clock, so tests can pin it): `expire` only from
- * `expiresAt` on (the sweeper's `expires_at <= now`), every other event only before it (the
- * `expires_at > now` of binding, claiming and cancelling).
- */
-export function transition(
-  session: AuthSession,
-  event: AuthSessionEvent,
-  now: Date,
-): Result<AuthSession, TransitionRefusal> {
-  if (!FROM[event.type].includes(session.status)) {
-    return err({ reason: 'not_allowed', from: session.status })
-  }
-  const expired = now >= session.expiresAt
-  if (event.type === 'expire' && !expired) return err({ reason: 'not_expired' })
-  if (event.type !== 'expire' && expired) return err({ reason: 'expired' })
-  switch (event.type) {
-    case 'open':
-      return ok({ ...session, status: 'OPENED', openedAt: now })
-    case 'authenticate':
-      return ok({ ...session, status: 'AUTHENTICATED', identity: event.identity, completedAt: now })
-    case 'fail':
-      return ok({ ...session, status: 'FAILED', failure: event.failure, completedAt: now })
-    case 'cancel':
-      return ok({ ...session, status: 'CANCELLED', completedAt: now })
-    case 'expire':
-      // As the sweeper writes it and readers see it before that: completed at the expiry.
-      return ok({ ...session, status: 'EXPIRED', completedAt: session.expiresAt })
-  }
 }

@@ -1,15 +1,24 @@
 /**
- * Sign-in sessions. Every state change is a compare-and-set UPDATE whose WHERE clause repeats
- * the state machine's `allowedFrom` set (src/core/auth-session.ts), so concurrent requests (a
- * replayed callback, a cancel racing a sign-in) cannot both win.
+ * Sign-in sessions. Every status change is a compare-and-set UPDATE built from the state
+ * machine's table (core/auth-session.ts TRANSITIONS): `statusColumns` writes the new status (and,
+ * for a final one, the completion time and no sealed verifier), `guarded` adds the `from` set
+ * and the timing against the expiry as the WHERE clause. So concurrent requests (a replayed
+ * callback, a cancel racing a sign-in) cannot both win, and no statement can finish a session in
+ * its own way.
  */
-import { sql } from 'kysely'
+import { sql, type RawBuilder, type UpdateQueryBuilder } from 'kysely'
 import type { AuthFailure } from '../core/auth-failure.ts'
-import { allowedFrom, type AuthSession } from '../core/auth-session.ts'
+import {
+  allowedFrom,
+  isTerminal,
+  TRANSITIONS,
+  type AuthSession,
+  type AuthSessionEvent,
+} from '../core/auth-session.ts'
 import type { Identity } from '../core/identity.ts'
 import type { Db } from './database.ts'
 import { prepared } from './prepared.ts'
-import type { AuthSessionRow } from './schema.ts'
+import type { AuthSessionRow, Database } from './schema.ts'
 
 /** A session with the hashes and sealed values only the flow itself may look at. */
 export interface SessionRecord {
@@ -50,6 +59,36 @@ function rowToRecord(row: AuthSessionRow): SessionRecord {
   }
 }
 
+type SessionUpdate<O> = UpdateQueryBuilder<Database, 'auth_sessions', 'auth_sessions', O>
+
+/**
+ * The columns an event writes: its target status and, when that status is final, the
+ * completion time (`completedAt`, by default `at`) and no sealed PKCE verifier, which has no use
+ * once a session is over. Every UPDATE that changes a status sets these and no others of them.
+ */
+export function statusColumns(
+  event: AuthSessionEvent,
+  at: Date,
+  completedAt: Date | RawBuilder<Date> = at,
+) {
+  const to = TRANSITIONS[event].to
+  if (!isTerminal(to)) return { status: to, updated_at: at }
+  return { status: to, updated_at: at, completed_at: completedAt, code_verifier_sealed: null }
+}
+
+/** The compare-and-set guard of an event: its `from` set and its timing against the expiry. */
+export function guarded<O>(
+  query: SessionUpdate<O>,
+  event: AuthSessionEvent,
+  now: Date,
+): SessionUpdate<O> {
+  const { from, timing } = TRANSITIONS[event]
+  const inFrom = query.where('status', 'in', from)
+  if (timing === 'before_expiry') return inFrom.where('expires_at', '>', now)
+  if (timing === 'from_expiry') return inFrom.where('expires_at', '<=', now)
+  return inFrom
+}
+
 export interface NewSession {
   readonly id: string
   readonly tenantId: string
@@ -83,20 +122,16 @@ export async function insertSessionSuperseding(
 const insertSuperseding = prepared((db, s: NewSession & Record<string, unknown>) =>
   db
     .with('superseded', (qb) =>
-      qb
-        .updateTable('auth_sessions')
-        .set({
-          status: 'CANCELLED',
-          completed_at: s.now,
-          updated_at: s.now,
-          code_verifier_sealed: null,
-        })
-        .where('tenant_id', '=', s.tenantId)
-        .where('conversation_id', '=', s.conversationId)
-        .where('integration_id', '=', s.integrationId)
-        .where('status', 'in', allowedFrom('cancel'))
-        .where('expires_at', '>', s.now)
-        .returningAll(),
+      guarded(
+        qb
+          .updateTable('auth_sessions')
+          .set(statusColumns('cancel', s.now))
+          .where('tenant_id', '=', s.tenantId)
+          .where('conversation_id', '=', s.conversationId)
+          .where('integration_id', '=', s.integrationId),
+        'cancel',
+        s.now,
+      ).returningAll(),
     )
     .with('inserted', (qb) =>
       qb
@@ -203,23 +238,24 @@ export async function bindSession(
     now: Date
   },
 ): Promise<AuthSession | undefined> {
+  const { from, timing } = TRANSITIONS.open
+  if (timing !== 'before_expiry') throw new Error('bindSession assumes open happens before expiry')
   const row = await db
     .updateTable('auth_sessions')
     .set({
-      status: 'OPENED',
+      ...statusColumns('open', b.now),
       binding_hash: b.bindingHash,
       state_hash: b.stateHash,
       code_verifier_sealed: b.codeVerifierSealed,
       opened_at: sql<Date>`coalesce(opened_at, ${b.now})`,
-      updated_at: b.now,
     })
     .where('id', '=', b.id)
     .where('expires_at', '>', b.now)
     .where('exchange_claimed_at', 'is', null)
     .where((eb) =>
       eb.or([
-        eb('status', 'in', allowedFrom('open')),
-        eb.and([eb('status', '=', 'OPENED'), eb('binding_hash', '=', b.bindingHash)]),
+        eb('status', 'in', from),
+        eb.and([eb('status', '=', TRANSITIONS.open.to), eb('binding_hash', '=', b.bindingHash)]),
       ]),
     )
     .returningAll()
@@ -229,7 +265,8 @@ export async function bindSession(
 
 /**
  * The single-use guard of the callback: exactly one request may set exchange_claimed_at, and
- * only that one makes the token request.
+ * only that one makes the token request. It is also where the callback's expiry is checked,
+ * which is why authenticate and fail may happen after the expiry.
  */
 export async function claimExchange(db: Db, id: string, now: Date): Promise<boolean> {
   const result = await db
@@ -250,62 +287,90 @@ export async function completeSession(
   outcome: { identity: Identity } | { failure: AuthFailure },
   now: Date,
 ): Promise<AuthSession | undefined> {
-  const authenticated = 'identity' in outcome
-  const row = await db
-    .updateTable('auth_sessions')
-    .set({
-      status: authenticated ? 'AUTHENTICATED' : 'FAILED',
-      identity: authenticated ? JSON.stringify(outcome.identity) : null,
-      failure: authenticated ? null : JSON.stringify(outcome.failure),
-      completed_at: now,
-      updated_at: now,
-      // The verifier has done its job; nothing sealed stays behind.
-      code_verifier_sealed: null,
-    })
-    .where('id', '=', id)
-    .where('status', 'in', allowedFrom(authenticated ? 'authenticate' : 'fail'))
+  const event = 'identity' in outcome ? 'authenticate' : 'fail'
+  const row = await guarded(
+    db
+      .updateTable('auth_sessions')
+      .set({
+        ...statusColumns(event, now),
+        identity: 'identity' in outcome ? JSON.stringify(outcome.identity) : null,
+        failure: 'failure' in outcome ? JSON.stringify(outcome.failure) : null,
+      })
+      .where('id', '=', id),
+    event,
+    now,
+  )
     .returningAll()
     .executeTakeFirst()
   return row && rowToAuthSession(row)
 }
 
+/** CANCELLED, if it is still open and in time; undefined otherwise. */
 export async function cancelSession(
   db: Db,
   tenantId: string,
   id: string,
   now: Date,
 ): Promise<AuthSession | undefined> {
-  const row = await db
-    .updateTable('auth_sessions')
-    .set({ status: 'CANCELLED', completed_at: now, updated_at: now, code_verifier_sealed: null })
-    .where('id', '=', id)
-    .where('tenant_id', '=', tenantId)
-    .where('status', 'in', allowedFrom('cancel'))
-    .where('expires_at', '>', now)
+  const row = await guarded(
+    db
+      .updateTable('auth_sessions')
+      .set(statusColumns('cancel', now))
+      .where('id', '=', id)
+      .where('tenant_id', '=', tenantId),
+    'cancel',
+    now,
+  )
     .returningAll()
     .executeTakeFirst()
   return row && rowToAuthSession(row)
 }
 
-/** The sweeper: writes EXPIRED on open sessions past their expiry, a batch at a time. */
+/**
+ * Ends the sign-ins of an integration that are still open as CANCELLED (its deletion): finished
+ * ones, and open ones past their expiry (they read EXPIRED already), stay as they are (index
+ * auth_sessions_integration_status_idx). Returns their ids.
+ */
+export async function cancelOpenSessionsOf(
+  db: Db,
+  tenantId: string,
+  integrationId: string,
+  now: Date,
+): Promise<string[]> {
+  const rows = await guarded(
+    db
+      .updateTable('auth_sessions')
+      .set(statusColumns('cancel', now))
+      .where('tenant_id', '=', tenantId)
+      .where('integration_id', '=', integrationId),
+    'cancel',
+    now,
+  )
+    .returning('id')
+    .execute()
+  return rows.map((r) => r.id)
+}
+
+/**
+ * The sweeper: writes EXPIRED on open sessions past their expiry, a batch at a time, completed
+ * at their expiry (as readers already see them; index auth_sessions_open_expiry_idx).
+ */
 export async function expireSessions(db: Db, now: Date, limit = 500): Promise<AuthSession[]> {
-  const rows = await db
-    .updateTable('auth_sessions')
-    .set({
-      status: 'EXPIRED',
-      completed_at: sql<Date>`expires_at`,
-      updated_at: now,
-      code_verifier_sealed: null,
-    })
-    .where('id', 'in', (eb) =>
-      eb
-        .selectFrom('auth_sessions')
-        .select('id')
-        .where('status', 'in', allowedFrom('expire'))
-        .where('expires_at', '<=', now)
-        .limit(limit),
-    )
-    .where('status', 'in', allowedFrom('expire'))
+  const rows = await guarded(
+    db
+      .updateTable('auth_sessions')
+      .set(statusColumns('expire', now, sql<Date>`expires_at`))
+      .where('id', 'in', (eb) =>
+        eb
+          .selectFrom('auth_sessions')
+          .select('id')
+          .where('status', 'in', allowedFrom('expire'))
+          .where('expires_at', '<=', now)
+          .limit(limit),
+      ),
+    'expire',
+    now,
+  )
     .returningAll()
     .execute()
   return rows.map(rowToAuthSession)

@@ -5,7 +5,6 @@
  * `db` may be the root handle or a transaction: callers decide.
  */
 import { sql } from 'kysely'
-import { allowedFrom } from '../core/auth-session.ts'
 import type { OAuthIntegration } from '../core/integration.ts'
 import type { Db } from './database.ts'
 import { prepared } from './prepared.ts'
@@ -177,30 +176,6 @@ export async function softDeleteIntegration(
     .where('deleted_at', 'is', null)
     .executeTakeFirst()
   return result.numUpdatedRows > 0n
-}
-
-/**
- * Ends the sign-ins of an integration that have not completed (PENDING, OPENED) as CANCELLED,
- * with the same guard as `cancelSession` (auth-sessions.ts): completed ones, and open ones past
- * their expiry (they read EXPIRED already), stay as they are (index
- * auth_sessions_integration_status_idx). The sealed PKCE verifier goes with them. Returns their ids.
- */
-export async function cancelOpenSessionsOf(
-  db: Db,
-  tenantId: string,
-  integrationId: string,
-  at: Date,
-): Promise<string[]> {
-  const rows = await db
-    .updateTable('auth_sessions')
-    .set({ status: 'CANCELLED', completed_at: at, updated_at: at, code_verifier_sealed: null })
-    .where('tenant_id', '=', tenantId)
-    .where('integration_id', '=', integrationId)
-    .where('status', 'in', allowedFrom('cancel'))
-    .where('expires_at', '>', at)
-    .returning('id')
-    .execute()
-  return rows.map((r) => r.id)
 }
 
 /** The sealed client secret of a live integration; null when none is stored. */

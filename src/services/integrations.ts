@@ -47,6 +47,7 @@ import { redirectUrlsFor } from '../core/redirect-urls.ts'
 import type { SealContext } from '../crypto/sealer.ts'
 import { insertAuditEvent } from '../db/audit.ts'
 import type { Db } from '../db/database.ts'
+import * as sessions from '../db/auth-sessions.ts'
 import * as integrations from '../db/integrations.ts'
 import type { IntegrationRow, IntegrationUpdate } from '../db/schema.ts'
 import { findTenantById } from '../db/tenants.ts'
@@ -256,7 +257,7 @@ export async function deleteIntegration(deps: Deps, actor: Actor, id: string): P
     })
     if (!current) throw notFound(id)
     await integrations.softDeleteIntegration(trx, actor.tenantId, checked, now)
-    const sessionIds = await integrations.cancelOpenSessionsOf(trx, actor.tenantId, checked, now)
+    const sessionIds = await sessions.cancelOpenSessionsOf(trx, actor.tenantId, checked, now)
     await audit(trx, actor, 'deleted', checked, now, {
       name: current.name,
       cancelledSessions: sessionIds.length,

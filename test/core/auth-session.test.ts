@@ -1,47 +1,20 @@
 /**
- * The sign-in state machine: every (status, event) pair, before and after the expiry, against a
- * table written out by hand, plus the readers' view (effectiveStatus, asSeenAt).
+ * The state machine's table (TRANSITIONS) and the readers' view (effectiveStatus, asSeenAt).
+ * What each event does to a stored session is tested against the database, statement by
+ * statement, in test/db/auth-session-transitions.test.ts.
  */
 import { describe, expect, it } from 'vitest'
-import type { AuthFailure } from '../../src/core/auth-failure.ts'
 import {
   allowedFrom,
   asSeenAt,
+  AUTH_SESSION_STATUSES,
   effectiveStatus,
   isTerminal,
-  transition,
+  OPEN_STATUSES,
+  TRANSITIONS,
   type AuthSession,
-  type AuthSessionEvent,
   type AuthSessionStatus,
 } from '../../src/core/auth-session.ts'
-import type { Identity } from '../../src/core/identity.ts'
-
-const STATUSES: readonly AuthSessionStatus[] = [
-  'PENDING',
-  'OPENED',
-  'AUTHENTICATED',
-  'FAILED',
-  'EXPIRED',
-  'CANCELLED',
-]
-
-const identity: Identity = {
-  email: 'ada@example.com',
-  userName: 'ada',
-  fullName: 'Ada Lovelace',
-  firstName: 'Ada',
-  lastName: 'Lovelace',
-  attributes: { sub: 'ada' },
-}
-const failure: AuthFailure = { code: 'access_denied', message: 'declined' }
-
-const EVENTS: readonly AuthSessionEvent[] = [
-  { type: 'open' },
-  { type: 'authenticate', identity },
-  { type: 'fail', failure },
-  { type: 'cancel' },
-  { type: 'expire' },
-]
 
 const created = new Date('2026-11-27T10:00:00Z')
 const expiresAt = new Date('2026-11-27T10:10:00Z')
@@ -66,59 +39,42 @@ function session(status: AuthSessionStatus): AuthSession {
   }
 }
 
-/** What each allowed event does, in time (before the expiry; `expire` after it). */
-const ALLOWED: Record<string, Partial<AuthSession>> = {
-  'PENDING open': { status: 'OPENED', openedAt: before },
-  'OPENED authenticate': { status: 'AUTHENTICATED', identity, completedAt: before },
-  'OPENED fail': { status: 'FAILED', failure, completedAt: before },
-  'PENDING cancel': { status: 'CANCELLED', completedAt: before },
-  'OPENED cancel': { status: 'CANCELLED', completedAt: before },
-  'PENDING expire': { status: 'EXPIRED', completedAt: expiresAt },
-  'OPENED expire': { status: 'EXPIRED', completedAt: expiresAt },
-}
-
-describe('transition', () => {
-  const pairs = STATUSES.flatMap((status) => EVENTS.map((event) => [status, event] as const))
-
-  it('covers 30 pairs, 7 of them allowed', () => {
-    expect(pairs).toHaveLength(30)
-    expect(pairs.filter(([s, e]) => `${s} ${e.type}` in ALLOWED)).toHaveLength(7)
+describe('the transition table', () => {
+  it('is exactly this, written out by hand', () => {
+    expect(TRANSITIONS).toEqual({
+      open: { from: ['PENDING'], to: 'OPENED', timing: 'before_expiry' },
+      authenticate: { from: ['OPENED'], to: 'AUTHENTICATED', timing: 'any_time' },
+      fail: { from: ['OPENED'], to: 'FAILED', timing: 'any_time' },
+      cancel: { from: ['PENDING', 'OPENED'], to: 'CANCELLED', timing: 'before_expiry' },
+      expire: { from: ['PENDING', 'OPENED'], to: 'EXPIRED', timing: 'from_expiry' },
+    })
   })
 
-  it.each(pairs.map(([s, e]) => [s, e.type, e] as const))('%s + %s', (status, type, event) => {
-    const key = `${status} ${type}`
-    const inTime = type === 'expire' ? after : before
-    const late = type === 'expire' ? before : after
-    const result = transition(session(status), event, inTime)
-    const lateResult = transition(session(status), event, late)
-    if (key in ALLOWED) {
-      expect(allowedFrom(type)).toContain(status)
-      expect(result).toEqual({ ok: true, value: { ...session(status), ...ALLOWED[key] } })
-      expect(lateResult).toEqual({
-        ok: false,
-        error: { reason: type === 'expire' ? 'not_expired' : 'expired' },
-      })
-    } else {
-      expect(allowedFrom(type)).not.toContain(status)
-      expect(result).toEqual({ ok: false, error: { reason: 'not_allowed', from: status } })
-      expect(lateResult).toEqual(result)
+  it('calls open exactly the statuses some event leaves from', () => {
+    expect(OPEN_STATUSES).toEqual(['PENDING', 'OPENED'])
+    expect(AUTH_SESSION_STATUSES.filter(isTerminal)).toEqual([
+      'AUTHENTICATED',
+      'FAILED',
+      'EXPIRED',
+      'CANCELLED',
+    ])
+  })
+
+  it('never leaves a terminal status, and reaches every status but PENDING', () => {
+    for (const [event, t] of Object.entries(TRANSITIONS)) {
+      expect(
+        t.from.every((s) => !isTerminal(s)),
+        event,
+      ).toBe(true)
+      expect(allowedFrom(event as keyof typeof TRANSITIONS)).toBe(t.from)
     }
-  })
-
-  it('leaves its input unchanged', () => {
-    const input = session('PENDING')
-    const copy = { ...input }
-    transition(input, { type: 'open' }, before)
-    expect(input).toEqual(copy)
+    const reached = new Set(Object.values(TRANSITIONS).map((t) => t.to))
+    expect(AUTH_SESSION_STATUSES.filter((s) => !reached.has(s))).toEqual(['PENDING'])
   })
 })
 
 describe('the readers view', () => {
-  it('calls only PENDING and OPENED open', () => {
-    expect(STATUSES.filter((s) => !isTerminal(s))).toEqual(['PENDING', 'OPENED'])
-  })
-
-  it.each(STATUSES)(
+  it.each(AUTH_SESSION_STATUSES)(
     '%s reads as itself before the expiry, and open ones as EXPIRED from it',
     (status) => {
       expect(effectiveStatus(session(status), before)).toBe(status)
@@ -133,10 +89,10 @@ describe('the readers view', () => {
     },
   )
 
-  it('agrees with transition: a lazily expired session looks like a swept one', () => {
-    for (const status of ['PENDING', 'OPENED'] as const) {
-      const swept = transition(session(status), { type: 'expire' }, after)
-      expect(swept.ok && swept.value).toEqual(asSeenAt(session(status), after))
+  it('agrees with the table: what expiry reads as is what expire writes', () => {
+    for (const status of OPEN_STATUSES) {
+      expect(TRANSITIONS.expire.from).toContain(status)
+      expect(effectiveStatus(session(status), after)).toBe(TRANSITIONS.expire.to)
     }
   })
 })

@@ -11,6 +11,10 @@ import type { ColumnMetadata } from 'kysely'
 import { sql } from 'kysely'
 import ts from 'typescript'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ROLES } from '../../src/core/api-key.ts'
+import { AUTH_SESSION_STATUSES } from '../../src/core/auth-session.ts'
+import { TOKEN_ENDPOINT_AUTH_METHODS } from '../../src/core/integration-rules.ts'
+import { REDIRECT_ROUTE_NAMES } from '../../src/core/redirect-urls.ts'
 import { createTestDatabase, type TestDatabase } from '../helpers/test-db.ts'
 
 /** `type[ null][ default]`, as the database reports it (udt names). */
@@ -138,9 +142,21 @@ function readDeclaredSchema(text: string): Map<string, Map<string, DeclaredColum
   const source = ts.createSourceFile('schema.ts', text, ts.ScriptTarget.ES2022, true)
   const aliases = new Map<string, ts.TypeAliasDeclaration>()
   const interfaces = new Map<string, ts.InterfaceDeclaration>()
+  /** Types imported from core/: each is a union of string literals (a column's value set). */
+  const valueSets = new Set<string>()
   for (const statement of source.statements) {
     if (ts.isTypeAliasDeclaration(statement)) aliases.set(statement.name.text, statement)
     if (ts.isInterfaceDeclaration(statement)) interfaces.set(statement.name.text, statement)
+    if (
+      ts.isImportDeclaration(statement) &&
+      ts.isStringLiteral(statement.moduleSpecifier) &&
+      statement.moduleSpecifier.text.startsWith('../core/')
+    ) {
+      const bindings = statement.importClause?.namedBindings
+      if (bindings && ts.isNamedImports(bindings)) {
+        for (const element of bindings.elements) valueSets.add(element.name.text)
+      }
+    }
   }
 
   const properties = (decl: ts.InterfaceDeclaration) =>
@@ -221,6 +237,7 @@ function readDeclaredSchema(text: string): Map<string, Map<string, DeclaredColum
         return { ...select, optionalOnInsert: args[1] !== undefined && includesUndefined(args[1]) }
       }
       if (name === 'Date' || name === 'Uint8Array') return plain(name)
+      if (valueSets.has(name)) return plain('string')
       if (name === 'Record' || name === 'Array') return plain('json')
       const expanded = expand(node)
       if (expanded) return analyse(expanded, where)
@@ -325,6 +342,30 @@ describe('src/db/schema.ts against the migrated database', () => {
 
   it('declares exactly the tables and columns of the database, with matching types', () => {
     expect(compare(readDeclaredSchema(SCHEMA_TS), actual)).toEqual([])
+  })
+
+  it('has CHECK constraints that allow exactly the value sets core/ lists', async () => {
+    const checks = await sql<{ table: string; definition: string }>`
+      select c.conrelid::regclass::text as table, pg_get_constraintdef(c.oid) as definition
+      from pg_constraint c
+      where c.contype = 'c' and c.connamespace = current_schema()::regnamespace`.execute(
+      database.db,
+    )
+    /** The values a `column in (...)` / `column = ANY (ARRAY[...])` CHECK allows. */
+    const allowed = (table: string, column: string): string[] => {
+      const found = checks.rows.filter(
+        (r) => r.table === table && new RegExp(`^CHECK \\(\\(\\(?${column}\\b`).test(r.definition),
+      )
+      expect(found, `${table}.${column}`).toHaveLength(1)
+      return [...found[0]!.definition.matchAll(/'([^']*)'/g)].map((m) => m[1]!).sort()
+    }
+    const sorted = (values: readonly string[]) => [...values].sort()
+    expect(allowed('api_keys', 'role')).toEqual(sorted(ROLES))
+    expect(allowed('oauth_integrations', 'token_endpoint_auth_method')).toEqual(
+      sorted(TOKEN_ENDPOINT_AUTH_METHODS),
+    )
+    expect(allowed('auth_sessions', 'redirect_route')).toEqual(sorted(REDIRECT_ROUTE_NAMES))
+    expect(allowed('auth_sessions', 'status')).toEqual(sorted(AUTH_SESSION_STATUSES))
   })
 
   it('would notice schema.ts drifting from the migrations (this test checks itself)', () => {
