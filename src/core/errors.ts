@@ -31,7 +31,31 @@ export class NotFoundError extends AppError {
   }
 }
 
-/** The message names the field and what is wrong with it, e.g. `input.tokenUrl: must be https`. */
+/** One wrong input field: its path (`input.tokenUrl`) and what is wrong with it. */
+export interface InputFieldProblem {
+  readonly field: string
+  readonly message: string
+}
+
+/**
+ * The message names each wrong field and what is wrong with it, e.g. `input.tokenUrl: must be
+ * https`; `fields` lists them one by one (GraphQL `extensions.fields`), so a form can show each
+ * next to its field without splitting the message.
+ */
 export class BadUserInputError extends AppError {
   readonly code = 'BAD_USER_INPUT'
+  readonly fields: readonly InputFieldProblem[]
+
+  constructor(message: string, options?: ErrorOptions & { fields?: readonly InputFieldProblem[] }) {
+    super(message, options)
+    this.fields = options?.fields ?? []
+  }
+
+  /** One error for several problems: the message joins them, `fields` keeps them apart. */
+  static of(problems: readonly InputFieldProblem[]): BadUserInputError {
+    const text = problems.map((p) => (p.field ? `${p.field}: ${p.message}` : p.message))
+    return new BadUserInputError(text.join('; '), {
+      fields: problems,
+    })
+  }
 }

@@ -1,7 +1,7 @@
 /**
- * What an OAuth integration may hold. Pure: the GraphQL layer runs these rules inside its zod
- * schemas (so clients get every problem at once), and the service runs them again, together with
- * the rules that need configuration (OUTBOUND_ALLOW_HOSTS) or the database, before it writes.
+ * What an OAuth integration may hold: the pure rule of each field (core/integration.ts lists
+ * which field uses which), run once, by the service, before it writes anything, so that a client
+ * learns every problem at once.
  *
  * Each `*Problem` function returns a problem phrased to follow the field name ("must not be
  * empty") or null. No message ever repeats a client secret.
@@ -10,7 +10,7 @@
  *   tenant ignoring case (the database checks that).
  * - Client id and secret: RFC 6749 Appendix A (VSCHAR, printable ASCII), bounded; the id trimmed.
  * - URLs: absolute, bounded; https, no credentials, no fragment, public hosts only unless
- *   allow-listed (`checkOutboundUrl`, the SSRF rules of core/ip-address.ts). An authorization
+ *   allow-listed (the SSRF rules of `checkOutboundUrl` in core/ip-address.ts). An authorization
  *   URL may carry extra parameters (`audience`, `prompt`) but none of those the sign-in sets
  *   (`RESERVED_AUTHORIZATION_PARAMS`).
  * - Scope: space-separated RFC 6749 §3.3 scope-tokens; whitespace runs are collapsed.
@@ -19,11 +19,10 @@
  */
 import { checkOutboundUrl } from './ip-address.ts'
 import { checkMapping, MAPPING_LIMITS } from './whoami-mapping.ts'
-import {
-  SESSION_TTL_MAX_SECONDS,
-  SESSION_TTL_MIN_SECONDS,
-  type TokenEndpointAuthMethod,
-} from './integration.ts'
+
+export const SESSION_TTL_DEFAULT_SECONDS = 600
+export const SESSION_TTL_MIN_SECONDS = 60
+export const SESSION_TTL_MAX_SECONDS = 3600
 
 export const LIMITS = {
   name: 100,
@@ -36,10 +35,9 @@ export const LIMITS = {
   messageButtonLabel: 40,
 } as const
 
-export const TOKEN_ENDPOINT_AUTH_METHODS: readonly TokenEndpointAuthMethod[] = [
-  'CLIENT_SECRET_POST',
-  'CLIENT_SECRET_BASIC',
-]
+/** How the client authenticates at the token endpoint (RFC 6749 §2.3.1). */
+export const TOKEN_ENDPOINT_AUTH_METHODS = ['CLIENT_SECRET_POST', 'CLIENT_SECRET_BASIC'] as const
+export type TokenEndpointAuthMethod = (typeof TOKEN_ENDPOINT_AUTH_METHODS)[number]
 
 /** Placeholders `messageText` may contain, with what each is replaced by. */
 export const MESSAGE_PLACEHOLDERS = {
@@ -255,11 +253,6 @@ export function whoAmIMappingProblem(raw: string): string | null {
 export interface FieldProblem {
   readonly field: string
   readonly message: string
-}
-
-/** `input.tokenUrl: must be ...; input.scope: ...`: the shape of every BAD_USER_INPUT message. */
-export function formatProblems(problems: readonly FieldProblem[]): string {
-  return problems.map((p) => `input.${p.field}: ${p.message}`).join('; ')
 }
 
 /** The host compared by the mix-up rule: the authorization URL's host name, lower case. */

@@ -5,7 +5,13 @@
  * `db` may be the root handle or a transaction: callers decide.
  */
 import { sql } from 'kysely'
-import type { OAuthIntegration } from '../core/integration.ts'
+import {
+  INTEGRATION_FIELD_NAMES,
+  INTEGRATION_FIELDS,
+  type IntegrationSettings,
+  type OAuthIntegration,
+} from '../core/integration.ts'
+import { authorizationHostOf } from '../core/integration-rules.ts'
 import type { Db } from './database.ts'
 import { prepared } from './prepared.ts'
 import type { IntegrationRow, IntegrationUpdate, NewIntegrationRow } from './schema.ts'
@@ -13,29 +19,36 @@ import type { IntegrationRow, IntegrationUpdate, NewIntegrationRow } from './sch
 /** The unique index on (tenant_id, lower(name)) of live rows, named for error mapping. */
 export const NAME_INDEX = 'oauth_integrations_tenant_name_idx'
 
+/** An integration as the code sees it; the settings' columns come from INTEGRATION_FIELDS. */
 export function rowToIntegration(row: IntegrationRow): OAuthIntegration {
+  const settings: Record<string, unknown> = {}
+  for (const field of INTEGRATION_FIELD_NAMES) {
+    settings[field] = row[INTEGRATION_FIELDS[field].column as keyof IntegrationRow]
+  }
   return {
+    ...(settings as IntegrationSettings),
     id: row.id,
     tenantId: row.tenant_id,
-    name: row.name,
-    clientId: row.client_id,
-    scope: row.scope,
-    authorizationUrl: row.authorization_url,
-    tokenUrl: row.token_url,
-    whoAmIUrl: row.whoami_url,
-    whoAmIMapping: row.whoami_mapping,
-    tokenEndpointAuthMethod: row.token_endpoint_auth_method,
-    pkce: row.pkce,
-    issuer: row.issuer,
-    splitFullName: row.split_full_name,
-    overwriteContact: row.overwrite_contact,
-    sessionTtlSeconds: row.session_ttl_seconds,
-    messageText: row.message_text,
-    messageButtonLabel: row.message_button_label,
     hasClientSecret: row.client_secret_sealed !== null,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   }
+}
+
+/** The columns of a row that hold its settings. */
+export type SettingsColumns = Omit<
+  NewIntegrationRow,
+  'id' | 'tenant_id' | 'client_secret_sealed' | 'created_at' | 'updated_at' | 'deleted_at'
+>
+
+/** The columns that store `settings` (and the host the authorization URL names). */
+export function settingsToColumns(settings: IntegrationSettings): SettingsColumns {
+  const columns: Record<string, unknown> = {}
+  for (const field of INTEGRATION_FIELD_NAMES) {
+    columns[INTEGRATION_FIELDS[field].column] = settings[field]
+  }
+  columns.authorization_host = authorizationHostOf(settings.authorizationUrl)
+  return columns as SettingsColumns
 }
 
 /**

@@ -36,17 +36,15 @@ export const builder = new SchemaBuilder<{
           ),
   },
   validation: {
-    // "input.tokenUrl: must be an absolute https URL": every message names the field.
+    // "input.conversationId: must not be empty": every message names the field.
     validationError: (failure) =>
-      new BadUserInputError(
-        failure.issues
-          .map((issue) => {
-            const field = issue.path
-              ?.map((p) => (typeof p === 'object' ? String(p.key) : String(p)))
-              .join('.')
-            return field ? `${field}: ${issue.message}` : issue.message
-          })
-          .join('; '),
+      BadUserInputError.of(
+        failure.issues.map((issue) => ({
+          field:
+            issue.path?.map((p) => (typeof p === 'object' ? String(p.key) : String(p))).join('.') ??
+            '',
+          message: issue.message,
+        })),
       ),
   },
 })

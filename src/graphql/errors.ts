@@ -1,6 +1,6 @@
 import { GraphQLError } from 'graphql'
 import { createGraphQLError } from 'graphql-yoga'
-import { AppError } from '../core/errors.ts'
+import { AppError, BadUserInputError } from '../core/errors.ts'
 import type { Logger } from '../logger.ts'
 
 /**
@@ -14,9 +14,13 @@ export function createMaskError(logger: Logger) {
     const where =
       error instanceof GraphQLError ? { nodes: error.nodes ?? null, path: error.path ?? null } : {}
     if (original instanceof AppError) {
+      const fields =
+        original instanceof BadUserInputError && original.fields.length > 0
+          ? { fields: original.fields.map(({ field, message }) => ({ field, message })) }
+          : {}
       return createGraphQLError(original.message, {
         ...where,
-        extensions: { code: original.code },
+        extensions: { code: original.code, ...fields },
       })
     }
     if (error instanceof GraphQLError && !original) return error

@@ -1,30 +1,21 @@
 /**
- * OAuthIntegration with its queries (ADMIN and AGENT keys) and its mutations (ADMIN keys).
- * The zod schemas here run the pure field rules of core/integration-rules.ts, so a client learns
- * every problem they find at once; the service runs them again, then the rules that need
- * configuration (OUTBOUND_ALLOW_HOSTS, e.g. private addresses) or the database (unique names,
- * the mix-up rule), before it writes anything.
+ * OAuthIntegration with its queries (ADMIN and AGENT keys) and its mutations (ADMIN keys). The
+ * type's settings and both inputs are generated from the field table (core/integration.ts
+ * INTEGRATION_FIELDS): names, types, nullability, defaults and descriptions come from there.
+ * Validation is the service's alone (services/integrations.ts), which reports every wrong field
+ * at once; GraphQL only checks the types.
  */
-import { z } from 'zod'
+import type { InputFieldBuilder, ObjectFieldBuilder, SchemaTypes } from '@pothos/core'
 import {
-  SESSION_TTL_DEFAULT_SECONDS,
-  SESSION_TTL_MAX_SECONDS,
-  SESSION_TTL_MIN_SECONDS,
+  CLIENT_SECRET_DESCRIPTION,
+  INTEGRATION_FIELD_NAMES,
+  INTEGRATION_FIELDS,
+  type IntegrationField,
   type OAuthIntegration,
 } from '../core/integration.ts'
 import {
-  clientIdProblem,
-  clientSecretProblem,
-  issuerSyntaxProblem,
-  LIMITS,
-  messageButtonLabelProblem,
-  messageTextProblem,
-  nameProblem,
-  reservedParamProblem,
-  scopeProblem,
-  sessionTtlProblem,
-  urlSyntaxProblem,
-  whoAmIMappingProblem,
+  TOKEN_ENDPOINT_AUTH_METHODS,
+  type TokenEndpointAuthMethod,
 } from '../core/integration-rules.ts'
 import {
   createIntegration,
@@ -33,98 +24,94 @@ import {
   listIntegrations,
   redirectUrlsOf,
   updateIntegration,
+  type CreateIntegrationInput,
+  type UpdateIntegrationInput,
 } from '../services/integrations.ts'
 import { builder } from './builder.ts'
 import { principalOf } from './context.ts'
 
-const NULL_KEEPS = 'must not be null (omit it to keep the current value)'
-const NULL_KEEPS_SECRET =
-  'must not be null (omit it to keep the stored secret, or send a new one to rotate it)'
-
-/**
- * A zod schema for one input field that reports what a pure rule says. Absent passes; null passes
- * unless `nullProblem` says why it may not be null.
- */
-function rule<T>(problemOf: (value: T) => string | null, nullProblem?: string) {
-  return z
-    .custom<T | null>()
-    .superRefine((value, ctx) => {
-      if (value === null) {
-        if (nullProblem) ctx.addIssue({ code: 'custom', message: nullProblem })
-        return
-      }
-      const problem = problemOf(value)
-      if (problem !== null) ctx.addIssue({ code: 'custom', message: problem })
-    })
-    .optional()
-}
-
-const authorizationUrlProblem = (v: string) => urlSyntaxProblem(v) ?? reservedParamProblem(v)
-
-/**
- * The rules of each input type run as one object schema, not per field: the validation plugin
- * stops at the first field with a problem, and clients should learn every problem at once.
- */
-const optionalRules = {
-  scope: rule(scopeProblem),
-  whoAmIUrl: rule(urlSyntaxProblem),
-  whoAmIMapping: rule(whoAmIMappingProblem),
-  issuer: rule(issuerSyntaxProblem),
-  sessionTtlSeconds: rule(sessionTtlProblem),
-  messageText: rule(messageTextProblem),
-  messageButtonLabel: rule(messageButtonLabelProblem),
-}
-
-const createRules = z.looseObject({
-  name: rule(nameProblem),
-  clientId: rule(clientIdProblem),
-  clientSecret: rule(clientSecretProblem),
-  authorizationUrl: rule(authorizationUrlProblem),
-  tokenUrl: rule(urlSyntaxProblem),
-  ...optionalRules,
-})
-
-const updateRules = z.looseObject({
-  name: rule(nameProblem, NULL_KEEPS),
-  clientId: rule(clientIdProblem, NULL_KEEPS),
-  clientSecret: rule(clientSecretProblem, NULL_KEEPS_SECRET),
-  authorizationUrl: rule(authorizationUrlProblem, NULL_KEEPS),
-  tokenUrl: rule(urlSyntaxProblem, NULL_KEEPS),
-  ...optionalRules,
-})
+const METHOD_DESCRIPTIONS = {
+  CLIENT_SECRET_POST: 'client_id and client_secret in the form body of the token request.',
+  CLIENT_SECRET_BASIC: 'client_id and client_secret in an HTTP Basic Authorization header.',
+} as const satisfies Record<TokenEndpointAuthMethod, string>
 
 export const TokenEndpointAuthMethodEnum = builder.enumType('TokenEndpointAuthMethod', {
   description: 'How the service authenticates to the token endpoint (RFC 6749 §2.3.1).',
-  values: {
-    CLIENT_SECRET_POST: {
-      description: 'client_id and client_secret in the form body of the token request.',
-    },
-    CLIENT_SECRET_BASIC: {
-      description: 'client_id and client_secret in an HTTP Basic Authorization header.',
-    },
-  } as const,
+  values: Object.fromEntries(
+    TOKEN_ENDPOINT_AUTH_METHODS.map((m) => [m, { description: METHOD_DESCRIPTIONS[m] }]),
+  ) as { [M in keyof typeof METHOD_DESCRIPTIONS]: { description: string } },
 })
 
-const D = {
-  name: `A name for admins and agents to tell integrations apart, unique within the tenant ignoring case; trimmed, 1 to ${LIMITS.name} characters.`,
-  clientId: `The client id the provider issued to this tenant (RFC 6749 §2.2); printable ASCII, at most ${LIMITS.clientId} characters. One (authorization host, client id) pair may belong to one tenant only (mix-up defence, RFC 9700 §4.4).`,
-  clientSecret: `The client secret the provider issued; printable ASCII, at most ${LIMITS.clientSecret} characters. Write-only: stored sealed (AES-256-GCM) and never returned by any query.`,
-  scope: `The scope to request: space-separated scope tokens (RFC 6749 §3.3), at most ${LIMITS.scope} characters. Null requests no scope.`,
-  authorizationUrl: `The provider's authorization endpoint, where end users sign in. An absolute https URL without credentials or fragment, on a public host unless the host is in OUTBOUND_ALLOW_HOSTS (which also allows plain http). It may carry extra query parameters (e.g. audience, prompt) but none the service sets itself: response_type, client_id, redirect_uri, state, scope, nonce, code_challenge*.`,
-  tokenUrl: `The provider's token endpoint, which the service calls to redeem the authorization code. The same URL rules as authorizationUrl, except for the query parameters.`,
-  whoAmIUrl: `An endpoint the service calls with the access token (as a Bearer header) to learn who signed in; the same URL rules as tokenUrl. Null: no WhoAmI call, the identity is empty.`,
-  whoAmIMapping: `A JMESPath expression that turns the WhoAmI answer into { email, userName, fullName, firstName, lastName, ... }, e.g. {userName: user.id, fullName: user.name, email: user.email}. Checked when saved (syntax, known functions and their argument counts, size); at most ${LIMITS.whoAmIMapping} characters. Null: the answer is used as it is.`,
-  tokenEndpointAuthMethod: 'How the client authenticates at the token endpoint.',
-  pkce: 'Whether sign-ins use PKCE (RFC 7636, S256). Turn it off only for providers that refuse it.',
-  issuer: `The provider's issuer identifier (RFC 8414 §2: an https URL without query or fragment). When set, a callback that carries an \`iss\` parameter must carry exactly this value (RFC 9207), or the sign-in fails.`,
-  splitFullName:
-    'Split fullName into firstName and lastName when the WhoAmI answer gives only fullName.',
-  overwriteContact:
-    'Overwrite contact fields that already have a value with what the sign-in found; when false, only empty fields are filled.',
-  sessionTtlSeconds: `How long a sign-in link stays usable, in seconds (${SESSION_TTL_MIN_SECONDS} to ${SESSION_TTL_MAX_SECONDS}).`,
-  messageText: `The text of the authentication message sent to the end user with the sign-in button. Plain text with line breaks, at most ${LIMITS.messageText} characters; the placeholder {business} is replaced by the tenant's name, and no other placeholder is allowed. Null: the default text.`,
-  messageButtonLabel: `The label of the sign-in button in the authentication message, at most ${LIMITS.messageButtonLabel} characters. Null: the default label.`,
-} as const
+type Types = typeof builder extends PothosSchemaBuilder<infer T> ? T : never
+type PothosSchemaBuilder<T extends SchemaTypes> = PothosSchemaTypes.SchemaBuilder<T>
+
+/** The output field of one setting. */
+function settingField(t: ObjectFieldBuilder<Types, OAuthIntegration>, field: IntegrationField) {
+  const { description, kind, type } = INTEGRATION_FIELDS[field]
+  const value = (i: OAuthIntegration) => i[field]
+  const optional = kind === 'optional'
+  switch (type) {
+    case 'string':
+      return optional
+        ? t.string({ nullable: true, description, resolve: (i) => value(i) as string | null })
+        : t.string({ description, resolve: (i) => value(i) as string })
+    case 'int':
+      return optional
+        ? t.int({ nullable: true, description, resolve: (i) => value(i) as number | null })
+        : t.int({ description, resolve: (i) => value(i) as number })
+    case 'boolean':
+      return optional
+        ? t.boolean({ nullable: true, description, resolve: (i) => value(i) as boolean | null })
+        : t.boolean({ description, resolve: (i) => value(i) as boolean })
+    case 'tokenEndpointAuthMethod':
+      return t.field({
+        type: TokenEndpointAuthMethodEnum,
+        nullable: optional,
+        description,
+        resolve: (i) => value(i) as TokenEndpointAuthMethod,
+      })
+  }
+}
+
+/**
+ * The input field of one setting. Create: required ones are non-null and defaulted ones carry
+ * their default. Update: everything may be left out, and null clears or resets (the service
+ * refuses null for a required one).
+ */
+function settingInput(
+  t: InputFieldBuilder<Types, 'InputObject'>,
+  field: IntegrationField,
+  mode: 'create' | 'update',
+) {
+  const spec = INTEGRATION_FIELDS[field]
+  let description: string = spec.description
+  if (spec.kind === 'defaulted') {
+    description +=
+      mode === 'create' ? ` Default ${spec.default}.` : ` Null resets it to ${spec.default}.`
+  }
+  const required = mode === 'create' && spec.kind === 'required'
+  const defaults =
+    mode === 'create' && spec.kind === 'defaulted' ? { defaultValue: spec.default } : {}
+  switch (spec.type) {
+    case 'string':
+      return t.string({ required, description, ...(defaults as { defaultValue?: string }) })
+    case 'boolean':
+      return t.boolean({ required, description, ...(defaults as { defaultValue?: boolean }) })
+    case 'int':
+      return t.int({ required, description, ...(defaults as { defaultValue?: number }) })
+    case 'tokenEndpointAuthMethod':
+      return t.field({
+        type: TokenEndpointAuthMethodEnum,
+        required,
+        description,
+        ...(defaults as { defaultValue?: TokenEndpointAuthMethod }),
+      })
+  }
+}
+
+function settingInputs(t: InputFieldBuilder<Types, 'InputObject'>, mode: 'create' | 'update') {
+  return Object.fromEntries(INTEGRATION_FIELD_NAMES.map((f) => [f, settingInput(t, f, mode)]))
+}
 
 export const OAuthIntegrationRef = builder
   .objectRef<OAuthIntegration>('OAuthIntegration')
@@ -132,31 +119,8 @@ export const OAuthIntegrationRef = builder
     description:
       'How this tenant signs end users in with one OAuth 2.0 provider (Authorization Code Grant). The client secret is write-only: `hasClientSecret` says whether one is stored.',
     fields: (t) => ({
+      ...Object.fromEntries(INTEGRATION_FIELD_NAMES.map((f) => [f, settingField(t, f)])),
       id: t.exposeID('id', { description: 'The integration id (a UUID).' }),
-      name: t.exposeString('name', { description: D.name }),
-      clientId: t.exposeString('clientId', { description: D.clientId }),
-      scope: t.exposeString('scope', { nullable: true, description: D.scope }),
-      authorizationUrl: t.exposeString('authorizationUrl', { description: D.authorizationUrl }),
-      tokenUrl: t.exposeString('tokenUrl', { description: D.tokenUrl }),
-      whoAmIUrl: t.exposeString('whoAmIUrl', { nullable: true, description: D.whoAmIUrl }),
-      whoAmIMapping: t.exposeString('whoAmIMapping', {
-        nullable: true,
-        description: D.whoAmIMapping,
-      }),
-      tokenEndpointAuthMethod: t.expose('tokenEndpointAuthMethod', {
-        type: TokenEndpointAuthMethodEnum,
-        description: D.tokenEndpointAuthMethod,
-      }),
-      pkce: t.exposeBoolean('pkce', { description: D.pkce }),
-      issuer: t.exposeString('issuer', { nullable: true, description: D.issuer }),
-      splitFullName: t.exposeBoolean('splitFullName', { description: D.splitFullName }),
-      overwriteContact: t.exposeBoolean('overwriteContact', { description: D.overwriteContact }),
-      sessionTtlSeconds: t.exposeInt('sessionTtlSeconds', { description: D.sessionTtlSeconds }),
-      messageText: t.exposeString('messageText', { nullable: true, description: D.messageText }),
-      messageButtonLabel: t.exposeString('messageButtonLabel', {
-        nullable: true,
-        description: D.messageButtonLabel,
-      }),
       hasClientSecret: t.exposeBoolean('hasClientSecret', {
         description:
           'Whether a client secret is stored. The secret itself is write-only; send a new one with updateOAuthIntegration to rotate it.',
@@ -182,79 +146,34 @@ export const OAuthIntegrationRef = builder
 const CreateOAuthIntegrationInput = builder.inputType('CreateOAuthIntegrationInput', {
   description: 'A new OAuth integration. Optional fields left out take their documented default.',
   fields: (t) => ({
-    name: t.string({ required: true, description: D.name }),
-    clientId: t.string({ required: true, description: D.clientId }),
-    clientSecret: t.string({
-      required: true,
-      description: D.clientSecret,
-    }),
-    scope: t.string({ description: D.scope }),
-    authorizationUrl: t.string({
-      required: true,
-      description: D.authorizationUrl,
-    }),
-    tokenUrl: t.string({ required: true, description: D.tokenUrl }),
-    whoAmIUrl: t.string({ description: D.whoAmIUrl }),
-    whoAmIMapping: t.string({ description: D.whoAmIMapping }),
-    tokenEndpointAuthMethod: t.field({
-      type: TokenEndpointAuthMethodEnum,
-      description: `${D.tokenEndpointAuthMethod} Default CLIENT_SECRET_POST.`,
-      defaultValue: 'CLIENT_SECRET_POST',
-    }),
-    pkce: t.boolean({ description: `${D.pkce} Default true.`, defaultValue: true }),
-    issuer: t.string({ description: D.issuer }),
-    splitFullName: t.boolean({
-      description: `${D.splitFullName} Default true.`,
-      defaultValue: true,
-    }),
-    overwriteContact: t.boolean({
-      description: `${D.overwriteContact} Default false.`,
-      defaultValue: false,
-    }),
-    sessionTtlSeconds: t.int({
-      description: `${D.sessionTtlSeconds} Default ${SESSION_TTL_DEFAULT_SECONDS}.`,
-      defaultValue: SESSION_TTL_DEFAULT_SECONDS,
-    }),
-    messageText: t.string({ description: D.messageText }),
-    messageButtonLabel: t.string({
-      description: D.messageButtonLabel,
-    }),
+    ...settingInputs(t, 'create'),
+    clientSecret: t.string({ required: true, description: CLIENT_SECRET_DESCRIPTION }),
   }),
-  validate: createRules,
 })
 
+function fieldsOfKind(kind: 'required' | 'optional' | 'defaulted'): string[] {
+  return INTEGRATION_FIELD_NAMES.filter((f) => INTEGRATION_FIELDS[f].kind === kind)
+}
+
+/** `a, b and c` */
+function listed(names: readonly string[]): string {
+  return names.length < 2 ? names.join('') : `${names.slice(0, -1).join(', ')} and ${names.at(-1)}`
+}
+
+/** What an update may not set to null: the required settings, and the secret after the client id. */
+const notNullable = fieldsOfKind('required').flatMap((f) =>
+  f === 'clientId' ? [f, 'clientSecret'] : [f],
+)
+
 const UpdateOAuthIntegrationInput = builder.inputType('UpdateOAuthIntegrationInput', {
-  description:
-    'Changes to an integration: a field left out keeps its value; null clears an optional field (scope, whoAmIUrl, whoAmIMapping, issuer, messageText, messageButtonLabel) or resets one with a default (tokenEndpointAuthMethod, pkce, splitFullName, overwriteContact, sessionTtlSeconds). name, clientId, clientSecret, authorizationUrl and tokenUrl cannot be null.',
+  description: `Changes to an integration: a field left out keeps its value; null clears an optional field (${fieldsOfKind('optional').join(', ')}) or resets one with a default (${fieldsOfKind('defaulted').join(', ')}). ${listed(notNullable)} cannot be null.`,
   fields: (t) => ({
+    ...settingInputs(t, 'update'),
     id: t.id({ required: true, description: 'The integration to change.' }),
-    name: t.string({ description: D.name }),
-    clientId: t.string({ description: D.clientId }),
     clientSecret: t.string({
-      description: `A new client secret, which replaces (rotates) the stored one. Leave it out to keep the stored secret. ${D.clientSecret}`,
-    }),
-    scope: t.string({ description: D.scope }),
-    authorizationUrl: t.string({ description: D.authorizationUrl }),
-    tokenUrl: t.string({ description: D.tokenUrl }),
-    whoAmIUrl: t.string({ description: D.whoAmIUrl }),
-    whoAmIMapping: t.string({ description: D.whoAmIMapping }),
-    tokenEndpointAuthMethod: t.field({
-      type: TokenEndpointAuthMethodEnum,
-      description: `${D.tokenEndpointAuthMethod} Null resets it to CLIENT_SECRET_POST.`,
-    }),
-    pkce: t.boolean({ description: `${D.pkce} Null resets it to true.` }),
-    issuer: t.string({ description: D.issuer }),
-    splitFullName: t.boolean({ description: `${D.splitFullName} Null resets it to true.` }),
-    overwriteContact: t.boolean({ description: `${D.overwriteContact} Null resets it to false.` }),
-    sessionTtlSeconds: t.int({
-      description: `${D.sessionTtlSeconds} Null resets it to ${SESSION_TTL_DEFAULT_SECONDS}.`,
-    }),
-    messageText: t.string({ description: D.messageText }),
-    messageButtonLabel: t.string({
-      description: D.messageButtonLabel,
+      description: `A new client secret, which replaces (rotates) the stored one. Leave it out to keep the stored secret. ${CLIENT_SECRET_DESCRIPTION}`,
     }),
   }),
-  validate: updateRules,
 })
 
 const OAuthIntegrationPayload = builder
@@ -312,7 +231,13 @@ builder.mutationField('createOAuthIntegration', (t) =>
       }),
     },
     resolve: async (_root, { input }, ctx) => ({
-      integration: await createIntegration(ctx.deps, principalOf(ctx), input),
+      // GraphQL has checked each field's type (required ones are non-null); the service checks
+      // the values.
+      integration: await createIntegration(
+        ctx.deps,
+        principalOf(ctx),
+        input as unknown as CreateIntegrationInput,
+      ),
     }),
   }),
 )
@@ -332,7 +257,7 @@ builder.mutationField('updateOAuthIntegration', (t) =>
     },
     resolve: async (_root, { input }, ctx) => ({
       integration: await updateIntegration(ctx.deps, principalOf(ctx), {
-        ...input,
+        ...(input as unknown as UpdateIntegrationInput),
         id: String(input.id),
       }),
     }),

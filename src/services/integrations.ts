@@ -19,37 +19,29 @@
 import { randomUUID } from 'node:crypto'
 import { BadUserInputError, NotFoundError } from '../core/errors.ts'
 import {
-  SESSION_TTL_DEFAULT_SECONDS,
+  applyPatch,
+  changedFields,
+  initialSettings,
+  patchProblems,
+  settingsOf,
+  type IntegrationCreate,
+  type IntegrationPatch,
+  type IntegrationSettings,
   type OAuthIntegration,
-  type TokenEndpointAuthMethod,
+  type RuleContext,
 } from '../core/integration.ts'
 import {
   authorizationHostOf,
-  clientIdProblem,
   clientSecretProblem,
-  formatProblems,
-  issuerProblem,
-  messageButtonLabelProblem,
-  messageTextProblem,
-  nameProblem,
-  normaliseClientId,
-  normaliseName,
-  normaliseScope,
-  normaliseText,
-  providerUrlProblem,
-  scopeProblem,
-  sessionTtlProblem,
-  TOKEN_ENDPOINT_AUTH_METHODS,
-  whoAmIMappingProblem,
   type FieldProblem,
 } from '../core/integration-rules.ts'
 import { redirectUrlsFor } from '../core/redirect-urls.ts'
 import type { SealContext } from '../crypto/sealer.ts'
 import { insertAuditEvent } from '../db/audit.ts'
-import type { Db } from '../db/database.ts'
 import * as sessions from '../db/auth-sessions.ts'
+import type { Db } from '../db/database.ts'
 import * as integrations from '../db/integrations.ts'
-import type { IntegrationRow, IntegrationUpdate } from '../db/schema.ts'
+import type { IntegrationUpdate } from '../db/schema.ts'
 import { findTenantById } from '../db/tenants.ts'
 import type { Deps } from './deps.ts'
 
@@ -62,60 +54,9 @@ export interface Actor {
   readonly apiKeyId: string | null
 }
 
-/** Everything an integration holds except its secret, normalised. */
-interface Settings {
-  name: string
-  clientId: string
-  scope: string | null
-  authorizationUrl: string
-  tokenUrl: string
-  whoAmIUrl: string | null
-  whoAmIMapping: string | null
-  tokenEndpointAuthMethod: TokenEndpointAuthMethod
-  pkce: boolean
-  issuer: string | null
-  splitFullName: boolean
-  overwriteContact: boolean
-  sessionTtlSeconds: number
-  messageText: string | null
-  messageButtonLabel: string | null
-}
+export type CreateIntegrationInput = IntegrationCreate & { readonly clientSecret: string }
 
-type SettingsKey = keyof Settings
-
-/** Fields every integration must have: an update may change them but not clear them. */
-const REQUIRED = ['name', 'clientId', 'authorizationUrl', 'tokenUrl'] as const
-/** Fields with a default: absent on create, or null, means the default. */
-const DEFAULTS = {
-  tokenEndpointAuthMethod: 'CLIENT_SECRET_POST',
-  pkce: true,
-  splitFullName: true,
-  overwriteContact: false,
-  sessionTtlSeconds: SESSION_TTL_DEFAULT_SECONDS,
-} as const satisfies Partial<Settings>
-/** Optional fields: null (or absent on create) means none; an update with null clears them. */
-const OPTIONAL = [
-  'scope',
-  'whoAmIUrl',
-  'whoAmIMapping',
-  'issuer',
-  'messageText',
-  'messageButtonLabel',
-] as const
-
-const KEYS: readonly SettingsKey[] = [...REQUIRED, ...OPTIONAL, ...objectKeys(DEFAULTS)]
-
-type Patch = { readonly [K in SettingsKey]?: Settings[K] | null | undefined }
-
-export type CreateIntegrationInput = Patch & {
-  readonly name: string
-  readonly clientId: string
-  readonly clientSecret: string
-  readonly authorizationUrl: string
-  readonly tokenUrl: string
-}
-
-export type UpdateIntegrationInput = Patch & {
+export type UpdateIntegrationInput = IntegrationPatch & {
   readonly id: string
   /** A new secret rotates the stored one; absent keeps it. */
   readonly clientSecret?: string | null | undefined
@@ -128,25 +69,12 @@ export async function createIntegration(
   actor: Actor,
   input: CreateIntegrationInput,
 ): Promise<OAuthIntegration> {
-  const problems = patchProblems(deps, input)
+  const problems = patchProblems(input, ruleContext(deps), 'create')
   const secretProblem = clientSecretProblem(input.clientSecret)
   if (secretProblem) problems.push({ field: 'clientSecret', message: secretProblem })
   throwIfAny(problems)
 
-  const base: Settings = {
-    name: '',
-    clientId: '',
-    authorizationUrl: '',
-    tokenUrl: '',
-    scope: null,
-    whoAmIUrl: null,
-    whoAmIMapping: null,
-    issuer: null,
-    messageText: null,
-    messageButtonLabel: null,
-    ...DEFAULTS,
-  }
-  const settings = applyPatch(base, normalisePatch(input))
+  const settings = applyPatch(initialSettings(), input)
   const id = randomUUID()
   const now = deps.now()
   const row = await deps.db.transaction().execute(async (trx) => {
@@ -156,7 +84,7 @@ export async function createIntegration(
       integrations.insertIntegration(trx, {
         id,
         tenant_id: actor.tenantId,
-        ...settingsToColumns(settings),
+        ...integrations.settingsToColumns(settings),
         client_secret_sealed: deps.sealer.seal(
           input.clientSecret,
           secretContext(actor.tenantId, id),
@@ -182,12 +110,7 @@ export async function updateIntegration(
   actor: Actor,
   input: UpdateIntegrationInput,
 ): Promise<OAuthIntegration> {
-  const problems = patchProblems(deps, input)
-  for (const field of REQUIRED) {
-    if (input[field] === null) {
-      problems.push({ field, message: 'must not be null (omit it to keep the current value)' })
-    }
-  }
+  const problems = patchProblems(input, ruleContext(deps), 'update')
   if (input.clientSecret === null) {
     problems.push({
       field: 'clientSecret',
@@ -202,15 +125,14 @@ export async function updateIntegration(
   throwIfAny(problems)
 
   const now = deps.now()
-  const patch = normalisePatch(input)
   const result = await deps.db.transaction().execute(async (trx) => {
     const current = await integrations.findIntegrationRow(trx, actor.tenantId, id, {
       forUpdate: true,
     })
     if (!current) throw notFound(input.id)
-    const before = rowToSettings(current)
-    const after = applyPatch(before, patch)
-    const changed = KEYS.filter((key) => before[key] !== after[key])
+    const before = settingsOf(integrations.rowToIntegration(current))
+    const after = applyPatch(before, input)
+    const changed = changedFields(before, after)
     const rotated = input.clientSecret !== undefined && input.clientSecret !== null
     if (changed.length === 0 && !rotated) return { row: current, changed, rotated }
 
@@ -218,7 +140,7 @@ export async function updateIntegration(
       await assertClientFree(trx, actor.tenantId, after)
     }
     if (changed.includes('name')) await assertNameFree(trx, actor.tenantId, after.name, id)
-    const update: IntegrationUpdate = { ...settingsToColumns(after), updated_at: now }
+    const update: IntegrationUpdate = { ...integrations.settingsToColumns(after), updated_at: now }
     if (rotated) {
       update.client_secret_sealed = deps.sealer.seal(
         input.clientSecret as string,
@@ -356,126 +278,18 @@ function notFound(id: string): NotFoundError {
 }
 
 function throwIfAny(problems: readonly FieldProblem[]): void {
-  if (problems.length > 0) throw new BadUserInputError(formatProblems(problems))
-}
-
-/** The problems of every field present (and not null) in the input. */
-function patchProblems(deps: Deps, input: Patch): FieldProblem[] {
-  const allowHosts = deps.config.outboundAllowHosts
-  const problems: FieldProblem[] = []
-  const check = (field: SettingsKey, problem: string | null) => {
-    if (problem !== null) problems.push({ field, message: problem })
-  }
-  const {
-    name,
-    clientId,
-    authorizationUrl,
-    tokenUrl,
-    whoAmIUrl,
-    scope,
-    whoAmIMapping,
-    issuer,
-    tokenEndpointAuthMethod,
-    sessionTtlSeconds,
-    messageText,
-    messageButtonLabel,
-  } = input
-  if (typeof name === 'string') check('name', nameProblem(name))
-  if (typeof clientId === 'string') check('clientId', clientIdProblem(clientId))
-  if (typeof authorizationUrl === 'string') {
-    check('authorizationUrl', providerUrlProblem('authorizationUrl', authorizationUrl, allowHosts))
-  }
-  if (typeof tokenUrl === 'string') {
-    check('tokenUrl', providerUrlProblem('tokenUrl', tokenUrl, allowHosts))
-  }
-  if (typeof whoAmIUrl === 'string') {
-    check('whoAmIUrl', providerUrlProblem('whoAmIUrl', whoAmIUrl, allowHosts))
-  }
-  if (typeof scope === 'string') check('scope', scopeProblem(scope))
-  if (typeof whoAmIMapping === 'string') {
-    check('whoAmIMapping', whoAmIMappingProblem(whoAmIMapping))
-  }
-  if (typeof issuer === 'string') check('issuer', issuerProblem(issuer, allowHosts))
-  if (
-    typeof tokenEndpointAuthMethod === 'string' &&
-    !TOKEN_ENDPOINT_AUTH_METHODS.includes(tokenEndpointAuthMethod)
-  ) {
-    check('tokenEndpointAuthMethod', `must be one of ${TOKEN_ENDPOINT_AUTH_METHODS.join(', ')}`)
-  }
-  if (typeof sessionTtlSeconds === 'number') {
-    check('sessionTtlSeconds', sessionTtlProblem(sessionTtlSeconds))
-  }
-  if (typeof messageText === 'string') check('messageText', messageTextProblem(messageText))
-  if (typeof messageButtonLabel === 'string') {
-    check('messageButtonLabel', messageButtonLabelProblem(messageButtonLabel))
-  }
-  return problems
-}
-
-/** Trims what is trimmed and collapses the scope; leaves absent fields absent. */
-function normalisePatch(input: Patch): Patch {
-  const out: { -readonly [K in SettingsKey]?: Settings[K] | null } = {}
-  for (const key of KEYS) {
-    const value = input[key]
-    if (value !== undefined) (out as Record<string, unknown>)[key] = value
-  }
-  if (typeof out.name === 'string') out.name = normaliseName(out.name)
-  if (typeof out.clientId === 'string') out.clientId = normaliseClientId(out.clientId)
-  if (typeof out.scope === 'string') out.scope = normaliseScope(out.scope)
-  if (typeof out.whoAmIMapping === 'string') out.whoAmIMapping = out.whoAmIMapping.trim()
-  if (typeof out.messageText === 'string') out.messageText = normaliseText(out.messageText)
-  if (typeof out.messageButtonLabel === 'string') {
-    out.messageButtonLabel = normaliseText(out.messageButtonLabel)
-  }
-  return out
-}
-
-/** Absent keeps; null clears an optional field and resets a defaulted one. */
-function applyPatch(current: Settings, patch: Patch): Settings {
-  const next: Record<string, unknown> = { ...current }
-  for (const key of KEYS) {
-    const value = patch[key]
-    if (value === undefined) continue
-    if (value === null) {
-      if (key in DEFAULTS) next[key] = DEFAULTS[key as keyof typeof DEFAULTS]
-      else if ((OPTIONAL as readonly string[]).includes(key)) next[key] = null
-      // Null for a required field was refused before.
-      continue
-    }
-    next[key] = value
-  }
-  return next as unknown as Settings
-}
-
-function rowToSettings(row: IntegrationRow): Settings {
-  const integration = integrations.rowToIntegration(row)
-  const settings: Record<string, unknown> = {}
-  for (const key of KEYS) settings[key] = integration[key]
-  return settings as unknown as Settings
-}
-
-function settingsToColumns(s: Settings) {
-  return {
-    name: s.name,
-    client_id: s.clientId,
-    scope: s.scope,
-    authorization_url: s.authorizationUrl,
-    authorization_host: authorizationHostOf(s.authorizationUrl),
-    token_url: s.tokenUrl,
-    whoami_url: s.whoAmIUrl,
-    whoami_mapping: s.whoAmIMapping,
-    token_endpoint_auth_method: s.tokenEndpointAuthMethod,
-    pkce: s.pkce,
-    issuer: s.issuer,
-    split_full_name: s.splitFullName,
-    overwrite_contact: s.overwriteContact,
-    session_ttl_seconds: s.sessionTtlSeconds,
-    message_text: s.messageText,
-    message_button_label: s.messageButtonLabel,
+  if (problems.length > 0) {
+    throw BadUserInputError.of(
+      problems.map((p) => ({ field: `input.${p.field}`, message: p.message })),
+    )
   }
 }
 
-async function assertClientFree(db: Db, tenantId: string, s: Settings): Promise<void> {
+function ruleContext(deps: Deps): RuleContext {
+  return { allowHosts: deps.config.outboundAllowHosts }
+}
+
+async function assertClientFree(db: Db, tenantId: string, s: IntegrationSettings): Promise<void> {
   const host = authorizationHostOf(s.authorizationUrl)
   await integrations.lockClientRegistration(db, host, s.clientId)
   if (await integrations.clientRegisteredElsewhere(db, tenantId, host, s.clientId)) {
@@ -534,8 +348,4 @@ async function audit(
     },
     at,
   )
-}
-
-function objectKeys<T extends object>(object: T): Array<keyof T> {
-  return Object.keys(object) as Array<keyof T>
 }

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
+import { BadUserInputError } from '../../src/core/errors.ts'
 import {
   authorizationHostOf,
   clientSecretProblem,
-  formatProblems,
   issuerProblem,
   messageTextProblem,
   nameProblem,
@@ -72,13 +72,19 @@ describe('integration rules', () => {
   it('compares authorization hosts by lower-case host name', () => {
     expect(authorizationHostOf('https://IDP.Example.com.:8443/authorize')).toBe('idp.example.com')
   })
+})
 
-  it('formats problems as "input.<field>: <problem>"', () => {
-    expect(
-      formatProblems([
-        { field: 'name', message: 'must not be empty' },
-        { field: 'tokenUrl', message: 'must be an absolute https URL' },
-      ]),
-    ).toBe('input.name: must not be empty; input.tokenUrl: must be an absolute https URL')
+describe('BadUserInputError.of', () => {
+  it('names every field in the message, joined by "; ", and keeps them apart in fields', () => {
+    const problems = [
+      { field: 'input.name', message: 'must not be empty' },
+      { field: 'input.tokenUrl', message: 'must be an absolute https URL; see the docs' },
+    ]
+    const error = BadUserInputError.of(problems)
+    expect(error.message).toBe(
+      'input.name: must not be empty; input.tokenUrl: must be an absolute https URL; see the docs',
+    )
+    expect(error.fields).toEqual(problems)
+    expect(error.code).toBe('BAD_USER_INPUT')
   })
 })

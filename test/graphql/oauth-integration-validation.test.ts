@@ -201,6 +201,37 @@ describe('OAuth integration input validation', () => {
     expect(await snapshot(t)).toEqual(before)
   })
 
+  it('names six wrong fields of six kinds at once, also one by one in extensions.fields', async () => {
+    const before = await snapshot(t)
+    const result = await t.gql(acme.adminKey, CREATE, {
+      input: validInput({
+        name: '',
+        scope: 'a"b',
+        // A private address: a rule that needs the configuration (OUTBOUND_ALLOW_HOSTS).
+        tokenUrl: 'https://10.1.2.3/token',
+        whoAmIMapping: 'foo[',
+        sessionTtlSeconds: 5,
+        messageText: 'Hi {nobody}',
+      }),
+    })
+    const message = expectBadInput(result, 'name', 'must not be empty')
+    const fields = (result.errors![0]!.extensions as { fields?: Array<{ field: string }> }).fields
+    const names = [
+      'input.name',
+      'input.scope',
+      'input.tokenUrl',
+      'input.whoAmIMapping',
+      'input.sessionTtlSeconds',
+      'input.messageText',
+    ]
+    expect(fields?.map((f) => f.field)).toEqual(names)
+    for (const [i, name] of names.entries()) {
+      expect(message).toContain(`${name}: `)
+      expect(fields![i]).toEqual({ field: name, message: expect.any(String) })
+    }
+    expect(await snapshot(t)).toEqual(before)
+  })
+
   it('accepts extra authorization parameters that the flow does not set', async () => {
     const created = await create(t, acme.adminKey, {
       authorizationUrl: 'https://idp.example.com/authorize?audience=https%3A%2F%2Fapi&prompt=login',
