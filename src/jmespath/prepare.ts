@@ -7,7 +7,7 @@
  * 1. Size and depth, by a walk without recursion: at most `maxNodes` nodes and `maxDepth`
  *    levels. The evaluator recurses once per level, so this bounds its stack; the node count
  *    bounds the cost of the later checks and of one pass over the expression.
- * 2. Every function is one of mapping-functions.ts, with a number of arguments it accepts, and
+ * 2. Every function is one of functions.ts, with a number of arguments it accepts, and
  *    `&expr` exactly where the function takes an expression.
  * 3. `&expr` appears only as a function argument (the library would otherwise leak the syntax
  *    tree into the result), `$name` only inside a `let` that binds it.
@@ -18,8 +18,8 @@
  * evaluation budget.
  */
 import type { compile } from '@jmespath-community/jmespath'
-import { toJsonValue, type JsonValue } from './json-limits.ts'
-import { arityProblem, FUNCTIONS, takesExpression } from './mapping-functions.ts'
+import { toJsonValue, type JsonValue } from '../core/json-limits.ts'
+import { arityProblem, FUNCTIONS, takesExpression } from './functions.ts'
 
 export type Node =
   | { readonly type: 'Field'; readonly name: string }

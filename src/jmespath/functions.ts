@@ -5,7 +5,7 @@
  * library at run time, is refused when the mapping is saved.
  *
  * They are written here rather than taken from the library because each one must pay the
- * evaluation meter for its work before doing it (mapping-runtime.ts), and some of the library's
+ * evaluation meter for its work before doing it (runtime.ts), and some of the library's
  * cannot be bounded or are unsafe: `replace(s, a, b, n)` allocates an n-element array, `trim_right`
  * uses a regular expression that backtracks quadratically, `merge` and `group_by` write provider
  * keys such as `__proto__` into ordinary objects, `sort_by` and `max_by` compare strings by
@@ -18,7 +18,12 @@
  * pads, and `to_number` accepts only JSON number syntax (the library takes `''` as 0 and `'0x1F'`
  * as 31).
  */
-import { isJsonObject, type JsonArray, type JsonObject, type JsonValue } from './json-limits.ts'
+import {
+  isJsonObject,
+  type JsonArray,
+  type JsonObject,
+  type JsonValue,
+} from '../core/json-limits.ts'
 import {
   compareStrings,
   deepEqual,
@@ -29,7 +34,7 @@ import {
   typeName,
   type Argument,
   type Meter,
-} from './mapping-runtime.ts'
+} from './runtime.ts'
 
 type ArgType =
   | 'any'

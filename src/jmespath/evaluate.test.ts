@@ -1,9 +1,12 @@
 import { compile, search } from '@jmespath-community/jmespath'
 import { describe, expect, it } from 'vitest'
-import { toJsonValue, type JsonValue } from '../../src/core/json-limits.ts'
-import { prepareExpression } from '../../src/core/mapping-ast.ts'
-import { evaluateExpression } from '../../src/core/mapping-evaluator.ts'
-import { EvaluationError, type EvaluationLimits } from '../../src/core/mapping-runtime.ts'
+import { toJsonValue, type JsonValue } from '../core/json-limits.ts'
+import {
+  evaluateExpression,
+  EvaluationError,
+  prepareExpression,
+  type EvaluationLimits,
+} from './index.ts'
 
 const LIMITS: EvaluationLimits = {
   maxSteps: 1_000_000,

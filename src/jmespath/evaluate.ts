@@ -1,8 +1,8 @@
 /**
- * A metered JMESPath evaluator over the checked syntax tree of mapping-ast.ts.
+ * A metered JMESPath evaluator over the checked syntax tree of prepare.ts.
  *
  * `@jmespath-community/jmespath` parses (it passes 907 of the 908 official compliance cases);
- * this module evaluates, because evaluation has to be bounded (mapping-runtime.ts) and
+ * this module evaluates, because evaluation has to be bounded (runtime.ts) and
  * prototype-safe, and the library's interpreter is neither:
  *
  * - A field is read only as an own property, and every object built here has a null
@@ -10,15 +10,15 @@
  *   (The library reads `value[name]`, so `{}`.constructor gives a function, and builds
  *   multi-select hashes in ordinary objects, where a `"__proto__"` key replaces the prototype.)
  * - Every visit pays one step; projections and flattens pay for the elements they create
- *   before creating them; functions pay in mapping-functions.ts.
+ *   before creating them; functions pay in functions.ts.
  *
  * Semantics follow the library's interpreter node by node, except: arithmetic refuses results
  * that are not finite numbers (division by zero, overflow) instead of returning them, and
  * `&expr` keeps its `let` scope inside functions (JEP-18; the library loses it).
  */
-import { isJsonObject, jsonTypeName, type JsonValue } from './json-limits.ts'
-import type { Node } from './mapping-ast.ts'
-import { checkArguments, FUNCTIONS, type FunctionContext } from './mapping-functions.ts'
+import { isJsonObject, jsonTypeName, type JsonValue } from '../core/json-limits.ts'
+import type { Node } from './prepare.ts'
+import { checkArguments, FUNCTIONS, type FunctionContext } from './functions.ts'
 import {
   deepEqual,
   emptyObject,
@@ -29,7 +29,7 @@ import {
   type Argument,
   type EvaluationLimits,
   type Scope,
-} from './mapping-runtime.ts'
+} from './runtime.ts'
 
 /**
  * Evaluates a prepared expression. Throws EvaluationError when the payload does not fit the

@@ -26,8 +26,8 @@
  * Evaluation is synchronous: no other sign-in runs while one evaluates, so both bounds are what
  * keeps a hostile mapping from stalling the process.
  */
-import { isJsonObject, type JsonObject, type JsonValue } from './json-limits.ts'
-import type { Node } from './mapping-ast.ts'
+import { isJsonObject, type JsonObject, type JsonValue } from '../core/json-limits.ts'
+import type { Node } from './prepare.ts'
 
 export const CHARS_PER_STEP = 16
 const CLOCK_CHECK_STEPS = 2048
