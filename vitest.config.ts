@@ -19,7 +19,11 @@ export default defineConfig({
     // Generous: a served test app on embedded PGlite can take long to build on a busy 2-core machine.
     hookTimeout: 120_000,
     projects: [
-      { extends: true, test: { name: 'app', include: ['test/**/*.test.ts'] } },
+      // src/**: modules that keep their unit tests beside them (src/jmespath).
+      {
+        extends: true,
+        test: { name: 'app', include: ['test/**/*.test.ts', 'src/**/*.test.ts'] },
+      },
       // The GraphQL tests again, each request over a socket to the listener `npm start` uses
       // (src/http/graphql-direct.ts in front of yoga), so both paths answer every case.
       {

@@ -28,7 +28,6 @@
  */
 import { jsonTypeName } from './json-limits.ts'
 import { splitFullName } from './person-name.ts'
-import type { MappingError } from './whoami-mapping.ts'
 
 export interface Identity {
   readonly email: string | null
@@ -56,16 +55,24 @@ export interface ToIdentityOptions {
   readonly splitFullName: boolean
 }
 
+/**
+ * Declared here rather than taken from whoami-mapping.ts, which imports this file; it has the
+ * shape of a MappingError, so the mapping passes these warnings on as its own.
+ */
+export interface IdentityWarning {
+  readonly message: string
+}
+
 export interface IdentityOutcome {
   readonly identity: Identity
-  readonly warnings: MappingError[]
+  readonly warnings: IdentityWarning[]
 }
 
 export function toIdentity(
   attributes: Readonly<Record<string, unknown>>,
   options: ToIdentityOptions,
 ): IdentityOutcome {
-  const warnings: MappingError[] = []
+  const warnings: IdentityWarning[] = []
   const email = pickEmail(pickText(attributes, 'email', warnings), warnings)
   const userName = pickText(attributes, 'userName', warnings)
   const fullName = pickText(attributes, 'fullName', warnings)
@@ -80,7 +87,7 @@ export function toIdentity(
 function pickText(
   attributes: Readonly<Record<string, unknown>>,
   field: StandardField,
-  warnings: MappingError[],
+  warnings: IdentityWarning[],
 ): string | null {
   const raw = Object.hasOwn(attributes, field) ? attributes[field] : undefined
   if (raw === undefined || raw === null) return null
@@ -114,7 +121,7 @@ const EMAIL_ASCII =
 const EMAIL =
   /^([^\s@"(),:;<>[\]\\]{1,64})@((?:[\p{L}\p{N}](?:[\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?\.)+\p{L}(?:[\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?)$/u
 
-function pickEmail(text: string | null, warnings: MappingError[]): string | null {
+function pickEmail(text: string | null, warnings: IdentityWarning[]): string | null {
   if (text === null) return null
   const match = EMAIL_ASCII.exec(text) ?? EMAIL.exec(text)
   if (match === null || match[1] === undefined || match[2] === undefined) {

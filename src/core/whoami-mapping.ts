@@ -12,10 +12,10 @@
  *    a multi-select hash is a quoted identifier.
  * 3. When saved, an expression is checked (`checkMapping`): at most
  *    `MAPPING_LIMITS.maxExpressionLength` characters, no NUL, valid syntax (errors give a position), and the tree checks of
- *    mapping-ast.ts (size, depth, known functions and their arity).
+ *    the JMESPath engine, src/jmespath/ (size, depth, known functions and their arity).
  * 4. The payload is bounded before evaluation (json-limits.ts): size, nesting depth, JSON types,
  *    null-prototype objects.
- * 5. Evaluation is metered (mapping-runtime.ts): a step allowance and a time budget, so an
+ * 5. Evaluation is metered (src/jmespath/runtime.ts): a step allowance and a time budget, so an
  *    expression that multiplies its data stops with an error instead of stalling the process.
  * 6. The result is bounded too: at most `maxResultBytes` of JSON and `maxResultDepth` levels,
  *    measured by a walk that stops at the bound (results share values, so a small result can
@@ -40,9 +40,12 @@ import {
   WHOAMI_MAX_DEPTH,
   type JsonValue,
 } from './json-limits.ts'
-import { prepareExpression, type Node } from './mapping-ast.ts'
-import { evaluateExpression } from './mapping-evaluator.ts'
-import { EvaluationError } from './mapping-runtime.ts'
+import {
+  evaluateExpression,
+  EvaluationError,
+  prepareExpression,
+  type Node,
+} from '../jmespath/index.ts'
 import { err, ok, type Result } from './result.ts'
 
 export interface MappingError {
@@ -55,7 +58,7 @@ export interface MappingLimits {
   /** Syntax-tree nodes and levels. */
   readonly maxNodes: number
   readonly maxDepth: number
-  /** Evaluation allowance (mapping-runtime.ts) and wall-clock budget. */
+  /** Evaluation allowance (src/jmespath/runtime.ts) and wall-clock budget. */
   readonly maxSteps: number
   readonly maxMillis: number
   /** The longest string evaluation may build. */

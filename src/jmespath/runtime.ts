@@ -1,5 +1,5 @@
 /**
- * What the mapping evaluator and its functions share: the work meter, the error type, expression
+ * What the evaluator and its functions share: the work meter, the error type, expression
  * references, and value helpers that charge the meter as they go.
  *
  * The meter is the bound on evaluation. `@jmespath-community/jmespath` has no limits of its own
@@ -16,18 +16,18 @@
  * - no string longer than `maxStringLength` is built.
  *
  * An operation whose size is not known in advance is linear in values that already exist, and is
- * charged right after; since every existing value was itself paid for (or is the bounded
- * payload), such an operation overshoots the allowance by at most one value's size. Values are
+ * charged right after; since every existing value was itself paid for (or is the input
+ * data, which the caller bounds), such an operation overshoots the allowance by at most one value's size. Values are
  * shared, not copied (`[@, @]` holds the same array twice), so nothing may walk a value without
  * paying per node; the helpers below (deep equality, `to_string`) pay as they walk.
  *
  * The wall clock is a second bound, checked every CLOCK_CHECK_STEPS steps (from the first
  * check on, so small evaluations never read it), in case the cost model is wrong somewhere.
- * Evaluation is synchronous: no other sign-in runs while one evaluates, so both bounds are what
- * keeps a hostile mapping from stalling the process.
+ * Evaluation is synchronous: nothing else runs on the thread while one evaluates, so both bounds
+ * are what keep a hostile expression from stalling the process.
  */
-import { isJsonObject, type JsonObject, type JsonValue } from './json-limits.ts'
-import type { Node } from './mapping-ast.ts'
+import type { Node } from './ast.ts'
+import { isJsonObject, type JsonObject, type JsonValue } from './json.ts'
 
 export const CHARS_PER_STEP = 16
 const CLOCK_CHECK_STEPS = 2048
@@ -41,7 +41,10 @@ export interface EvaluationLimits {
   readonly maxStringLength: number
 }
 
-/** A reason a mapping cannot be evaluated on a payload; the message is shown to admins. */
+/**
+ * A reason an expression cannot be evaluated on the given data. Messages name parts of the
+ * expression and types of values, never the values themselves, so they may be shown and logged.
+ */
 export class EvaluationError extends Error {
   override readonly name = 'EvaluationError'
   readonly kind: 'runtime' | 'budget'
@@ -150,6 +153,12 @@ export function typeName(value: Argument): string {
   return typeof value
 }
 
+/** A type name for messages: "a string", "an array", "null". */
+export function article(name: string): string {
+  if (name === 'null') return 'null'
+  return /^[aeiou]/.test(name) ? `an ${name}` : `a ${name}`
+}
+
 /** JMESPath equality: deep, on JSON values. Pays one step per node compared. */
 export function deepEqual(a: JsonValue, b: JsonValue, meter: Meter): boolean {
   if (typeof a === 'string' && typeof b === 'string') {
@@ -236,8 +245,4 @@ export function stringifyJson(value: JsonValue, meter: Meter): string {
   }
   walk(value)
   return parts.join('')
-}
-
-export function emptyObject(): Record<string, JsonValue> {
-  return Object.create(null) as Record<string, JsonValue>
 }

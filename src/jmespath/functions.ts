@@ -1,14 +1,14 @@
 /**
- * The JMESPath functions a WhoAmI mapping may call: the 26 of the JMESPath specification and the
+ * The JMESPath functions an expression may call: the 26 of the JMESPath specification and the
  * 15 that `@jmespath-community/jmespath` 1.3.0 adds (string functions of JEP-14, `items`,
  * `from_items`, `group_by`, `zip`, ...). Anything else, including functions registered on the
- * library at run time, is refused when the mapping is saved.
+ * library at run time, is refused by prepareExpression (prepare.ts).
  *
  * They are written here rather than taken from the library because each one must pay the
- * evaluation meter for its work before doing it (mapping-runtime.ts), and some of the library's
+ * evaluation meter for its work before doing it (runtime.ts), and some of the library's
  * cannot be bounded or are unsafe: `replace(s, a, b, n)` allocates an n-element array, `trim_right`
- * uses a regular expression that backtracks quadratically, `merge` and `group_by` write provider
- * keys such as `__proto__` into ordinary objects, `sort_by` and `max_by` compare strings by
+ * uses a regular expression that backtracks quadratically, `merge` and `group_by` write keys from
+ * the data such as `__proto__` into ordinary objects, `sort_by` and `max_by` compare strings by
  * allocating their code points on every comparison.
  *
  * Behaviour follows the library, except where the library contradicts the specification:
@@ -18,18 +18,24 @@
  * pads, and `to_number` accepts only JSON number syntax (the library takes `''` as 0 and `'0x1F'`
  * as 31).
  */
-import { isJsonObject, type JsonArray, type JsonObject, type JsonValue } from './json-limits.ts'
 import {
+  emptyObject,
+  isJsonObject,
+  type JsonArray,
+  type JsonObject,
+  type JsonValue,
+} from './json.ts'
+import {
+  article,
   compareStrings,
   deepEqual,
-  emptyObject,
   EvaluationError,
   Expref,
   stringifyJson,
   typeName,
   type Argument,
   type Meter,
-} from './mapping-runtime.ts'
+} from './runtime.ts'
 
 type ArgType =
   | 'any'
@@ -681,7 +687,7 @@ function arity(spec: FunctionSpec): { min: number; max: number; text: string } {
   return { min, max, text: max === min + 1 ? `${min} or ${max}` : `${min} to ${max}` }
 }
 
-/** A problem with the number of arguments, or null; used when the mapping is saved, too. */
+/** A problem with the number of arguments, or null; prepareExpression checks it too. */
 export function arityProblem(name: string, spec: FunctionSpec, count: number): string | null {
   const { min, max, text } = arity(spec)
   if (count >= min && count <= max) return null
@@ -766,9 +772,4 @@ function describeArgument(arg: Argument, types: readonly ArgType[]): string {
     if (odd !== undefined) return `an array containing ${article(typeName(odd))}`
   }
   return article(typeName(arg))
-}
-
-function article(name: string): string {
-  if (name === 'null') return 'null'
-  return /^[aeiou]/.test(name) ? `an ${name}` : `a ${name}`
 }

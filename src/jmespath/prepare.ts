@@ -1,87 +1,26 @@
 /**
- * The syntax tree a mapping is evaluated from, and the checks it passes when a mapping is saved.
+ * The checks a parsed expression passes before it can be evaluated.
  *
  * `@jmespath-community/jmespath` parses the expression; its tree is checked and copied into the
- * `Node` type below (the library does not export its node types). Checks, in order:
+ * `Node` type of ast.ts (the library does not export its node types). Checks, in order:
  *
  * 1. Size and depth, by a walk without recursion: at most `maxNodes` nodes and `maxDepth`
  *    levels. The evaluator recurses once per level, so this bounds its stack; the node count
  *    bounds the cost of the later checks and of one pass over the expression.
- * 2. Every function is one of mapping-functions.ts, with a number of arguments it accepts, and
+ * 2. Every function is one of functions.ts, with a number of arguments it accepts, and
  *    `&expr` exactly where the function takes an expression.
  * 3. `&expr` appears only as a function argument (the library would otherwise leak the syntax
  *    tree into the result), `$name` only inside a `let` that binds it.
  * 4. No slice has a step of 0; literals nest at most `maxDepth` levels and are copied into
  *    null-prototype JSON.
  *
- * What passes can only fail on a payload: a function given a value of the wrong type, or the
+ * What passes can only fail on the data: a function given a value of the wrong type, or the
  * evaluation budget.
  */
 import type { compile } from '@jmespath-community/jmespath'
-import { toJsonValue, type JsonValue } from './json-limits.ts'
-import { arityProblem, FUNCTIONS, takesExpression } from './mapping-functions.ts'
-
-export type Node =
-  | { readonly type: 'Field'; readonly name: string }
-  | { readonly type: 'Literal'; readonly value: JsonValue }
-  | { readonly type: 'Index'; readonly value: number }
-  | {
-      readonly type: 'Slice'
-      readonly start: number | null
-      readonly stop: number | null
-      readonly step: number | null
-    }
-  | { readonly type: 'Current' | 'Identity' | 'Root' }
-  | { readonly type: 'Variable'; readonly name: string }
-  | {
-      readonly type:
-        | 'Subexpression'
-        | 'IndexExpression'
-        | 'Pipe'
-        | 'Projection'
-        | 'ValueProjection'
-        | 'OrExpression'
-        | 'AndExpression'
-      readonly left: Node
-      readonly right: Node
-    }
-  | {
-      readonly type: 'Comparator'
-      readonly name: 'EQ' | 'NE' | 'GT' | 'GTE' | 'LT' | 'LTE'
-      readonly left: Node
-      readonly right: Node
-    }
-  | {
-      readonly type: 'Arithmetic'
-      readonly operator: string
-      readonly left: Node
-      readonly right: Node
-    }
-  | {
-      readonly type: 'FilterProjection'
-      readonly left: Node
-      readonly right: Node
-      readonly condition: Node
-    }
-  | { readonly type: 'Flatten' | 'NotExpression' | 'ExpressionReference'; readonly child: Node }
-  | { readonly type: 'Unary'; readonly operator: 'Plus' | 'Minus'; readonly operand: Node }
-  | { readonly type: 'MultiSelectList'; readonly children: readonly Node[] }
-  | {
-      readonly type: 'MultiSelectHash'
-      readonly children: readonly { readonly name: string; readonly value: Node }[]
-    }
-  | { readonly type: 'Function'; readonly name: string; readonly children: readonly Node[] }
-  | {
-      readonly type: 'LetExpression'
-      readonly bindings: readonly { readonly variable: string; readonly reference: Node }[]
-      readonly expression: Node
-    }
-  | {
-      readonly type: 'Ternary'
-      readonly condition: Node
-      readonly trueExpr: Node
-      readonly falseExpr: Node
-    }
+import type { Node } from './ast.ts'
+import { arityProblem, FUNCTIONS, takesExpression } from './functions.ts'
+import { copyJson } from './json.ts'
 
 type LibraryNode = ReturnType<typeof compile>
 type LibraryPart =
@@ -203,8 +142,8 @@ function rebuild(
     case 'Root':
       return { type: node.type }
     case 'Literal': {
-      const copy = toJsonValue(node.value, { maxDepth: limits.maxDepth, maxBytes: Infinity })
-      if (!copy.ok) throw new ExpressionProblem(`has a literal that ${copy.error.message}`)
+      const copy = copyJson(node.value, limits.maxDepth)
+      if (!copy.ok) throw new ExpressionProblem(`has a literal that ${copy.problem}`)
       return { type: 'Literal', value: copy.value }
     }
     case 'Slice':

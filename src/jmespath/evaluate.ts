@@ -1,48 +1,52 @@
 /**
- * A metered JMESPath evaluator over the checked syntax tree of mapping-ast.ts.
+ * A metered JMESPath evaluator over the checked syntax tree of prepare.ts.
  *
  * `@jmespath-community/jmespath` parses (it passes 907 of the 908 official compliance cases);
- * this module evaluates, because evaluation has to be bounded (mapping-runtime.ts) and
+ * this module evaluates, because evaluation has to be bounded (runtime.ts) and
  * prototype-safe, and the library's interpreter is neither:
  *
  * - A field is read only as an own property, and every object built here has a null
- *   prototype, so `constructor` or `__proto__` in a payload or an expression is plain data.
+ *   prototype, so `constructor` or `__proto__` in the data or an expression is plain data.
  *   (The library reads `value[name]`, so `{}`.constructor gives a function, and builds
  *   multi-select hashes in ordinary objects, where a `"__proto__"` key replaces the prototype.)
  * - Every visit pays one step; projections and flattens pay for the elements they create
- *   before creating them; functions pay in mapping-functions.ts.
+ *   before creating them; functions pay in functions.ts.
  *
  * Semantics follow the library's interpreter node by node, except: arithmetic refuses results
  * that are not finite numbers (division by zero, overflow) instead of returning them, and
  * `&expr` keeps its `let` scope inside functions (JEP-18; the library loses it).
  */
-import { isJsonObject, jsonTypeName, type JsonValue } from './json-limits.ts'
-import type { Node } from './mapping-ast.ts'
-import { checkArguments, FUNCTIONS, type FunctionContext } from './mapping-functions.ts'
+import type { Node } from './ast.ts'
+import { checkArguments, FUNCTIONS, type FunctionContext } from './functions.ts'
+import { emptyObject, isJsonObject, type JsonValue } from './json.ts'
 import {
+  article,
   deepEqual,
-  emptyObject,
   EvaluationError,
   Expref,
   isFalse,
   Meter,
+  typeName,
   type Argument,
   type EvaluationLimits,
   type Scope,
-} from './mapping-runtime.ts'
+} from './runtime.ts'
 
 /**
- * Evaluates a prepared expression. Throws EvaluationError when the payload does not fit the
- * expression (a function given the wrong type) or the evaluation goes over its budget.
+ * Evaluates a prepared expression on `data`. Throws EvaluationError when the data does not fit
+ * the expression (a function given the wrong type) or the evaluation goes over its budget.
+ *
+ * The data must be JSON nested no deeper than the caller is willing to recurse: deep equality
+ * and `to_string` walk values recursively. `clock` gives milliseconds, for the time budget.
  */
 export function evaluateExpression(
   ast: Node,
-  payload: JsonValue,
+  data: JsonValue,
   limits: EvaluationLimits,
   clock: () => number,
 ): { value: JsonValue; steps: number } {
-  const evaluator = new Evaluator(payload, new Meter(limits, clock))
-  const value = evaluator.visit(ast, payload, null)
+  const evaluator = new Evaluator(data, new Meter(limits, clock))
+  const value = evaluator.visit(ast, data, null)
   return { value, steps: evaluator.meter.stepsUsed }
 }
 
@@ -254,7 +258,7 @@ class Evaluator implements FunctionContext {
   private arithmetic(operator: string, left: JsonValue, right: JsonValue): number {
     if (typeof left !== 'number' || typeof right !== 'number') {
       throw new EvaluationError(
-        `arithmetic needs numbers, got ${jsonTypeName(left)} and ${jsonTypeName(right)}`,
+        `arithmetic needs numbers, got ${article(typeName(left))} and ${article(typeName(right))}`,
       )
     }
     let result: number

@@ -1,9 +1,13 @@
 import { compile, search } from '@jmespath-community/jmespath'
 import { describe, expect, it } from 'vitest'
-import { toJsonValue, type JsonValue } from '../../src/core/json-limits.ts'
-import { prepareExpression } from '../../src/core/mapping-ast.ts'
-import { evaluateExpression } from '../../src/core/mapping-evaluator.ts'
-import { EvaluationError, type EvaluationLimits } from '../../src/core/mapping-runtime.ts'
+import {
+  evaluateExpression,
+  EvaluationError,
+  prepareExpression,
+  type EvaluationLimits,
+  type JsonValue,
+} from './index.ts'
+import { copyJson } from './json.ts'
 
 const LIMITS: EvaluationLimits = {
   maxSteps: 1_000_000,
@@ -18,8 +22,9 @@ function evaluate(
 ): { value: JsonValue; steps: number } {
   const prepared = prepareExpression(compile(expression), { maxNodes: 500, maxDepth: 32 })
   if (!prepared.ok) throw new Error(prepared.problem)
-  const payload = toJsonValue(data)
-  if (!payload.ok) throw new Error(payload.error.message)
+  // Null-prototype JSON, as the engine's callers are expected to pass.
+  const payload = copyJson(data, 64)
+  if (!payload.ok) throw new Error(payload.problem)
   return evaluateExpression(prepared.ast, payload.value, limits, () => performance.now())
 }
 
