@@ -9,7 +9,8 @@
  * header. So a declared length is checked and trusted, and only a body without one (chunked) is
  * counted as it streams.
  */
-import { createGraphQLError, type Plugin } from 'graphql-yoga'
+import { createGraphQLError } from 'graphql-yoga'
+import { named, type NamedPlugin } from './named-plugin.ts'
 
 /** Yoga's default, kept. */
 export const MAX_REQUEST_BODY_BYTES = 25_000_000
@@ -27,8 +28,8 @@ function invalidLength(): Error {
 }
 
 /** Must come after the request parsers: among `plugins`, as yoga's own limit plugin does. */
-export function useRequestBodyLimit(limit = MAX_REQUEST_BODY_BYTES): Plugin {
-  return {
+export function useRequestBodyLimit(limit = MAX_REQUEST_BODY_BYTES): NamedPlugin {
+  return named('request-body-limit', {
     onRequestParse({ request, requestParser, setRequestParser, fetchAPI }) {
       const declared = request.headers.get('content-length')
       if (declared !== null) {
@@ -63,5 +64,5 @@ export function useRequestBodyLimit(limit = MAX_REQUEST_BODY_BYTES): Plugin {
         )
       })
     },
-  }
+  })
 }

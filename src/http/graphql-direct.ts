@@ -19,35 +19,20 @@
  * executor before any resolver runs, so it is handed over too).
  *
  * Envelop plugins given to yoga do not run here: a check that must apply to every GraphQL request
- * (a depth or cost limit, say) goes into `validationRules` or the context, which both paths share.
+ * (a depth or cost limit, say) goes into graphql/options.ts, which both paths share, and
+ * runtime/app.ts refuses to start when yoga is given a plugin outside the list of those this path
+ * honours or does not need.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { normalizedExecutor } from '@graphql-tools/executor'
 import { sendNodeResponse } from '@whatwg-node/server'
-import {
-  getOperationAST,
-  parse,
-  validate,
-  type DocumentNode,
-  type ExecutionResult,
-  type GraphQLError,
-  type GraphQLSchema,
-  type ValidationRule,
-} from 'graphql'
+import { getOperationAST, type DocumentNode, type ExecutionResult } from 'graphql'
 import { processRegularResult, type YogaServerInstance } from 'graphql-yoga'
 import type { GraphQLContext } from '../graphql/context.ts'
+import { parseWith, validateWith, type GraphQLOptions } from '../graphql/options.ts'
 
 /** Bodies larger than this go to yoga (its limit and its streaming parser apply there). */
 export const DIRECT_MAX_BODY_BYTES = 64 * 1024
-/**
- * Parsed documents (and yoga's parse errors) are kept by query text, and clients send a handful
- * of fixed queries. Only queries up to QUERY_CACHE_MAX_CHARS are kept, so that anyone sending many
- * large distinct queries cannot fill memory with their texts and syntax trees (a tree is some 20
- * times its text): at most about 500 x 4 KiB x 20 = 40 MB per cache. Larger queries are parsed
- * and validated on every request.
- */
-const QUERY_CACHE_SIZE = 500
-const QUERY_CACHE_MAX_CHARS = 4096
 /** yoga's message for an error it masks. */
 const MASKED_MESSAGE = 'Unexpected error.'
 
@@ -65,15 +50,8 @@ export interface DirectGraphQLCounts {
 
 export interface DirectGraphQLOptions {
   readonly yoga: YogaServerInstance<Record<string, unknown>, GraphQLContext>
-  readonly schema: GraphQLSchema
-  /** The rules yoga validates with. */
-  readonly validationRules: readonly ValidationRule[]
-  /** Parsed documents by query text: yoga's parser cache, so a text is parsed once for both paths. */
-  readonly documentCache: QueryCache<DocumentNode>
-  /** Builds the context from the Authorization header, as yoga's context option does. */
-  readonly context: (authorization: string | null) => Promise<GraphQLContext>
-  /** The maskError given to yoga. */
-  readonly maskError: (error: unknown, message: string) => GraphQLError
+  /** What yoga parses, validates and masks with, and the context it builds (graphql/options.ts). */
+  readonly graphql: GraphQLOptions
   /** An answer that could not be written (the connection is then closed). */
   readonly onError: (error: unknown) => void
 }
@@ -132,40 +110,15 @@ function paramsOf(body: unknown): Params | null {
   }
 }
 
-/**
- * What was made of a query text, for short texts only; the oldest entry is dropped first. Also
- * given to yoga as its parser cache (yoga's own is bounded in entries, not in size).
- */
-export class QueryCache<T> {
-  readonly #entries = new Map<string, T>()
-
-  get(query: string): T | undefined {
-    return this.#entries.get(query)
-  }
-
-  set(query: string, value: T): void {
-    if (query.length > QUERY_CACHE_MAX_CHARS) return
-    if (this.#entries.size >= QUERY_CACHE_SIZE) {
-      const oldest = this.#entries.keys().next()
-      if (!oldest.done) this.#entries.delete(oldest.value)
-    }
-    this.#entries.set(query, value)
-  }
-
-  get size(): number {
-    return this.#entries.size
-  }
-}
-
 /** A node:http listener: the direct path where it applies, else yoga's own node handler. */
 export function directGraphQLHandler(options: DirectGraphQLOptions): {
   readonly handle: NodeHandler
   readonly counts: Readonly<DirectGraphQLCounts>
 } {
-  const { yoga } = options
+  const { yoga, graphql } = options
   const counts: DirectGraphQLCounts = { answered: 0, handedOver: 0, passed: 0 }
   const endpoint = yoga.graphqlEndpoint
-  const documents = options.documentCache
+  const documents = graphql.documentCache
   /** Documents that passed validation (yoga keeps its own verdicts where this path cannot see). */
   const valid = new WeakSet<DocumentNode>()
 
@@ -174,14 +127,14 @@ export function directGraphQLHandler(options: DirectGraphQLOptions): {
     let document = documents.get(query)
     if (!document) {
       try {
-        document = parse(query)
+        document = parseWith(graphql, query)
       } catch {
         return null
       }
       documents.set(query, document)
     }
     if (valid.has(document)) return document
-    if (validate(options.schema, document, options.validationRules).length > 0) return null
+    if (validateWith(graphql, document).length > 0) return null
     valid.add(document)
     return document
   }
@@ -207,7 +160,7 @@ export function directGraphQLHandler(options: DirectGraphQLOptions): {
     if (!operation || operation.operation === 'subscription') return false
     let contextValue: GraphQLContext
     try {
-      contextValue = await options.context(req.headers.authorization ?? null)
+      contextValue = await graphql.context(req.headers.authorization ?? null)
     } catch {
       return false
     }
@@ -215,14 +168,14 @@ export function directGraphQLHandler(options: DirectGraphQLOptions): {
     try {
       // Queries and mutations without @defer/@stream (the schema has neither) give one result.
       result = (await normalizedExecutor({
-        schema: options.schema,
+        schema: graphql.schema,
         document,
         contextValue,
         variableValues: params.variables,
         operationName: params.operationName,
       })) as ExecutionResult
     } catch (error) {
-      respond(res, { errors: [options.maskError(error, MASKED_MESSAGE)] }, mediaType)
+      respond(res, { errors: [graphql.maskError(error, MASKED_MESSAGE)] }, mediaType)
       return true
     }
     // No `data`: a request error (variables) found before any resolver ran; yoga words it.
@@ -230,7 +183,7 @@ export function directGraphQLHandler(options: DirectGraphQLOptions): {
     if (result.errors?.length) {
       result = {
         ...result,
-        errors: result.errors.map((error) => options.maskError(error, MASKED_MESSAGE)),
+        errors: result.errors.map((error) => graphql.maskError(error, MASKED_MESSAGE)),
       }
     }
     respond(res, result, mediaType)
@@ -312,7 +265,7 @@ export function directGraphQLHandler(options: DirectGraphQLOptions): {
         (error: unknown) => {
           // Only reachable through a bug in this file: the client gets a masked error, the log the detail.
           counts.answered++
-          respond(res, { errors: [options.maskError(error, MASKED_MESSAGE)] }, mediaType)
+          respond(res, { errors: [graphql.maskError(error, MASKED_MESSAGE)] }, mediaType)
         },
       )
     })

@@ -3,7 +3,7 @@
  * function; exact method + path matches come first, then prefix matches (for paths carrying a
  * token). Anything unmatched falls through to yoga (GraphQL, or its 404).
  */
-import type { Plugin } from 'graphql-yoga'
+import { named, type NamedPlugin } from './named-plugin.ts'
 import type { Deps } from '../services/deps.ts'
 import { resultPage } from './pages.ts'
 
@@ -16,14 +16,14 @@ export interface Route {
   readonly handler: RouteHandler
 }
 
-export function useRoutes(routes: readonly Route[], deps: Deps): Plugin {
+export function useRoutes(routes: readonly Route[], deps: Deps): NamedPlugin {
   const exact = new Map<string, RouteHandler>()
   const prefixes: Route[] = []
   for (const route of routes) {
     if (route.path.endsWith('/')) prefixes.push(route)
     else for (const method of route.methods) exact.set(`${method} ${route.path}`, route.handler)
   }
-  return {
+  return named('routes', {
     async onRequest({ request, url, endResponse }) {
       const handler =
         exact.get(`${request.method} ${url.pathname}`) ??
@@ -38,7 +38,7 @@ export function useRoutes(routes: readonly Route[], deps: Deps): Plugin {
         endResponse(resultPage('error'))
       }
     },
-  }
+  })
 }
 
 export function json(body: unknown, status = 200): Response {

@@ -3,19 +3,14 @@
  * main.ts listens with `handleNode`; tests call `app.fetch` directly or listen on port 0.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { specifiedRules, type DocumentNode } from 'graphql'
 import { createYoga, type YogaServerInstance } from 'graphql-yoga'
 import type { DatabaseHandle } from '../db/database.ts'
-import { createContext, type GraphQLContext } from '../graphql/context.ts'
-import { createMaskError } from '../graphql/errors.ts'
-import { schema } from '../graphql/schema.ts'
+import type { GraphQLContext } from '../graphql/context.ts'
+import { createGraphQLOptions, useGraphQLOptions } from '../graphql/options.ts'
 import { useRequestBodyLimit } from '../http/body-limit.ts'
-import {
-  directGraphQLHandler,
-  QueryCache,
-  type DirectGraphQLCounts,
-} from '../http/graphql-direct.ts'
+import { directGraphQLHandler, type DirectGraphQLCounts } from '../http/graphql-direct.ts'
 import { healthRoutes } from '../http/health.ts'
+import { PLUGIN_NAME, type NamedPlugin } from '../http/named-plugin.ts'
 import { useRoutes, type Route } from '../http/routes.ts'
 import type { Deps } from '../services/deps.ts'
 
@@ -30,24 +25,54 @@ export interface App {
   close(): Promise<void>
 }
 
+/**
+ * The yoga plugins the service may run, each of them either honoured by the direct GraphQL path
+ * as well (the shared parse and validation options) or concerned only with requests that path
+ * never answers (routes other than /graphql; bodies it hands to yoga). Any other plugin would
+ * apply to some GraphQL requests and not to others, so createApp refuses it.
+ */
+export const DIRECT_PATH_COMPATIBLE: ReadonlySet<string> = new Set([
+  'graphql-options',
+  'routes',
+  'request-body-limit',
+])
+
+/** Throws unless every plugin is one of DIRECT_PATH_COMPATIBLE. */
+export function assertDirectPathCompatible(plugins: readonly NamedPlugin[]): void {
+  for (const plugin of plugins) {
+    const name = (plugin as Partial<NamedPlugin>)[PLUGIN_NAME]
+    if (name === undefined || !DIRECT_PATH_COMPATIBLE.has(name)) {
+      throw new Error(
+        `yoga plugin ${name ?? '(unnamed)'} is not one the direct GraphQL path honours or does not need ` +
+          '(runtime/app.ts DIRECT_PATH_COMPATIBLE): put the rule into graphql/options.ts instead',
+      )
+    }
+  }
+}
+
 export function createApp(
   deps: Deps,
   database: Pick<DatabaseHandle, 'ping'>,
   extraRoutes: readonly Route[] = [],
+  extraPlugins: readonly NamedPlugin[] = [],
 ): App {
   let closing = false
   const routes = [...healthRoutes(database, () => closing), ...extraRoutes]
-  const maskError = createMaskError(deps.logger)
-  // Shared by yoga and the direct path; bounded in size too: yoga's default keeps 1,024 query
-  // texts of any length (up to the body limit).
-  const documentCache = new QueryCache<DocumentNode>()
+  const graphql = createGraphQLOptions(deps)
+  const plugins = [
+    useGraphQLOptions(graphql),
+    useRoutes(routes, deps),
+    useRequestBodyLimit(),
+    ...extraPlugins,
+  ]
+  assertDirectPathCompatible(plugins)
   const yoga = createYoga<Record<string, unknown>, GraphQLContext>({
-    schema,
+    schema: graphql.schema,
     graphqlEndpoint: '/graphql',
-    context: ({ request }) => createContext(deps, request.headers.get('authorization')),
+    context: ({ request }) => graphql.context(request.headers.get('authorization')),
     graphiql: !deps.config.production,
     landingPage: false,
-    maskedErrors: { maskError },
+    maskedErrors: { maskError: graphql.maskError },
     logging: {
       debug: (...args) => deps.logger.debug(yogaLog(args), 'yoga'),
       info: (...args) => deps.logger.info(yogaLog(args), 'yoga'),
@@ -57,17 +82,17 @@ export function createApp(
     },
     // The same limit is enforced by useRequestBodyLimit, without re-streaming every body.
     maxRequestBodySize: false,
-    parserAndValidationCache: { documentCache, errorCache: new QueryCache() },
-    plugins: [useRoutes(routes, deps), useRequestBodyLimit()],
+    // Shared with the direct path, and bounded in size: yoga's default keeps 1,024 query texts
+    // of any length (up to the body limit).
+    parserAndValidationCache: {
+      documentCache: graphql.documentCache,
+      errorCache: graphql.errorCache,
+    },
+    plugins,
   })
   const direct = directGraphQLHandler({
     yoga,
-    schema,
-    // What yoga validates with (graphql's specified rules, nothing added).
-    validationRules: specifiedRules,
-    documentCache,
-    context: (authorization) => createContext(deps, authorization),
-    maskError,
+    graphql,
     onError: (error) => deps.logger.error({ err: error }, 'GraphQL answer could not be written'),
   })
   return {

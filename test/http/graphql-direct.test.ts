@@ -14,7 +14,7 @@ import {
   type TestApp,
 } from '../helpers/test-app.ts'
 import { CREATE, validInput } from '../graphql/integration-fixtures.ts'
-import { QueryCache } from '../../src/http/graphql-direct.ts'
+import { QueryCache } from '../../src/graphql/options.ts'
 
 const POLL = `query Poll($id: ID!) {
   authSession(id: $id) { id status conversationId contactId redirectRoute createdAt expiresAt openedAt completedAt

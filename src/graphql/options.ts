@@ -1,0 +1,109 @@
+/**
+ * How every GraphQL request is parsed, validated, given a context and has its errors masked: one
+ * object that both ways a request can take use, yoga (through `useGraphQLOptions`) and the direct
+ * path of src/http/graphql-direct.ts. A rule added here (a limit, introspection off) holds on both;
+ * a rule given to yoga alone as an envelop plugin would miss the direct path, which answers most
+ * requests, so runtime/app.ts refuses to start with a yoga plugin the direct path does not honour.
+ */
+import type { GraphQLError } from 'graphql'
+import {
+  NoSchemaIntrospectionCustomRule,
+  parse,
+  specifiedRules,
+  validate,
+  type DocumentNode,
+  type GraphQLSchema,
+  type ParseOptions,
+  type ValidationRule,
+} from 'graphql'
+import { named, type NamedPlugin } from '../http/named-plugin.ts'
+import type { Deps } from '../services/deps.ts'
+import { createContext, type GraphQLContext } from './context.ts'
+import { createMaskError } from './errors.ts'
+import { schema } from './schema.ts'
+
+export interface GraphQLOptions {
+  readonly schema: GraphQLSchema
+  /** Everything a document must pass: graphql's specified rules and ours. */
+  readonly validationRules: readonly ValidationRule[]
+  readonly parseOptions: ParseOptions
+  /** The context of a request, from its Authorization header. */
+  readonly context: (authorization: string | null) => Promise<GraphQLContext>
+  readonly maskError: (error: unknown, message: string) => GraphQLError
+  /** Parsed documents by query text, bounded in size; shared so a text is parsed once. */
+  readonly documentCache: QueryCache<DocumentNode>
+  /** yoga's cache of texts that failed to parse. */
+  readonly errorCache: QueryCache<Error>
+}
+
+/**
+ * Parsed documents (and yoga's parse errors) are kept by query text, and clients send a handful
+ * of fixed queries. Only queries up to QUERY_CACHE_MAX_CHARS are kept, so that anyone sending many
+ * large distinct queries cannot fill memory with their texts and syntax trees (a tree is some 20
+ * times its text): at most about 500 x 4 KiB x 20 = 40 MB per cache. Larger queries are parsed
+ * and validated on every request.
+ */
+const QUERY_CACHE_SIZE = 500
+const QUERY_CACHE_MAX_CHARS = 4096
+
+/** What was made of a query text, for short texts only; the oldest entry is dropped first. */
+export class QueryCache<T> {
+  readonly #entries = new Map<string, T>()
+
+  get(query: string): T | undefined {
+    return this.#entries.get(query)
+  }
+
+  set(query: string, value: T): void {
+    if (query.length > QUERY_CACHE_MAX_CHARS) return
+    if (this.#entries.size >= QUERY_CACHE_SIZE) {
+      const oldest = this.#entries.keys().next()
+      if (!oldest.done) this.#entries.delete(oldest.value)
+    }
+    this.#entries.set(query, value)
+  }
+
+  get size(): number {
+    return this.#entries.size
+  }
+}
+
+export function createGraphQLOptions(deps: Deps): GraphQLOptions {
+  const validationRules: ValidationRule[] = [...specifiedRules]
+  // The schema's shape is public outside production only (GraphiQL, codegen).
+  if (deps.config.production) validationRules.push(NoSchemaIntrospectionCustomRule)
+  return {
+    schema,
+    validationRules,
+    parseOptions: {},
+    context: (authorization) => createContext(deps, authorization),
+    maskError: createMaskError(deps.logger),
+    documentCache: new QueryCache<DocumentNode>(),
+    errorCache: new QueryCache<Error>(),
+  }
+}
+
+/** Parses a query text with the shared options (throws graphql's GraphQLError on a bad one). */
+export function parseWith(options: GraphQLOptions, query: string): DocumentNode {
+  return parse(query, options.parseOptions)
+}
+
+/** Validates a document with the shared rules. */
+export function validateWith(
+  options: GraphQLOptions,
+  document: DocumentNode,
+): readonly GraphQLError[] {
+  return validate(options.schema, document, options.validationRules)
+}
+
+/** Makes yoga parse and validate exactly as the direct path does. */
+export function useGraphQLOptions(options: GraphQLOptions): NamedPlugin {
+  return named('graphql-options', {
+    onParse({ setParseFn }) {
+      setParseFn((source) => parse(source, options.parseOptions))
+    },
+    onValidate({ setValidationFn }) {
+      setValidationFn((schema, document) => validate(schema, document, options.validationRules))
+    },
+  })
+}
