@@ -4,12 +4,13 @@
  */
 import type { Config } from '../config.ts'
 import { createSealer, loadOrCreateDevKey, type Sealer } from '../crypto/sealer.ts'
-import { migrateToLatest, openDatabase, type DatabaseHandle } from '../db/database.ts'
+import { migrateToLatest, openDatabase, type DatabaseHandle, type Db } from '../db/database.ts'
 import { acquireOwnerLock, type OwnerInfo, type OwnerLock } from './owner-lock.ts'
 import { createSessionEvents } from './events.ts'
 import type { Logger } from '../logger.ts'
 import { createProviderGateway } from '../oauth/gateway.ts'
-import type { Deps } from '../services/deps.ts'
+import type { OutboundOptions } from '../oauth/outbound.ts'
+import type { Deps, ProviderGateway } from '../services/deps.ts'
 
 export function sealerFor(config: Config, logger: Logger): Sealer {
   if (config.encryptionKey) return createSealer(config.encryptionKey, config.previousEncryptionKeys)
@@ -19,6 +20,37 @@ export function sealerFor(config: Config, logger: Logger): Sealer {
     'ENCRYPTION_KEY is not set: using a development key kept in DATA_DIR (required in production)',
   )
   return createSealer(key, config.previousEncryptionKeys)
+}
+
+/** What a caller other than `openRuntime` may choose (the test app pins the clock, for one). */
+export interface DepsOptions {
+  readonly now?: () => Date
+  /** Outbound client settings beyond OUTBOUND_ALLOW_HOSTS (short deadlines, another resolver). */
+  readonly outbound?: Partial<OutboundOptions>
+}
+
+/** Deps whose provider gateway holds connections: its owner closes it. */
+export interface OwnedDeps extends Deps {
+  readonly provider: ProviderGateway & { close(): Promise<void> }
+}
+
+/** The use cases' deps over an open, migrated database: one assembly for the service and tests. */
+export function createDeps(
+  config: Config,
+  db: Db,
+  logger: Logger,
+  options: DepsOptions = {},
+): OwnedDeps {
+  const sealer = sealerFor(config, logger)
+  return {
+    db,
+    config,
+    sealer,
+    logger,
+    now: options.now ?? (() => new Date()),
+    events: createSessionEvents(),
+    provider: createProviderGateway({ allowHosts: config.outboundAllowHosts, ...options.outbound }),
+  }
 }
 
 export interface Runtime {
@@ -50,22 +82,13 @@ export async function openRuntime(
       await database.close()
       throw error
     }
-    const provider = createProviderGateway({ allowHosts: config.outboundAllowHosts })
-    const deps: Deps = {
-      db: database.db,
-      config,
-      sealer: sealerFor(config, logger),
-      logger,
-      now: () => new Date(),
-      events: createSessionEvents(),
-      provider,
-    }
+    const deps = createDeps(config, database.db, logger)
     return {
       database,
       deps,
       lock,
       async close() {
-        await provider.close()
+        await deps.provider.close()
         await database.close()
         lock?.release()
       },

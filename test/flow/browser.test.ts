@@ -11,9 +11,18 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium, type Browser, type BrowserContext } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { REDIRECT_ROUTES } from '../../src/core/redirect-urls.ts'
+import {
+  contact,
+  createFlowApp,
+  poll as pollSession,
+  redirectUrl,
+  seedProviderIntegration,
+  start,
+  withoutQuery,
+  type SeededIntegration,
+} from '../helpers/flow.ts'
 import { startTestProvider, type TestProvider } from '../helpers/oidc-provider.ts'
-import { createTestApp, type SeededTenant, type TestApp } from '../helpers/test-app.ts'
+import type { SeededTenant, TestApp } from '../helpers/test-app.ts'
 
 const CHROMIUM = '/usr/bin/chromium'
 const CHROMIUM_ARGS = [
@@ -29,27 +38,6 @@ const CHROMIUM_ARGS = [
 const hasChromium = existsSync(CHROMIUM)
 const skip = !hasChromium && !process.env.CI
 
-const CREATE = `mutation($input: CreateOAuthIntegrationInput!) { createOAuthIntegration(input: $input) { integration { id } } }`
-const START = `mutation($input: StartEndUserAuthInput!) {
-  startEndUserAuth(input: $input) { authorizationLink session { id status } }
-}`
-const POLL = `query($id: ID!) {
-  authSession(id: $id) { status completedAt identity { email userName fullName firstName lastName } failure { code } }
-}`
-const CONTACT = `query($id: String!) { contact(contactId: $id) { contactId email userName fullName firstName lastName verifiedAt } }`
-
-type Started = {
-  startEndUserAuth: { authorizationLink: string; session: { id: string; status: string } }
-}
-type Polled = {
-  authSession: {
-    status: string
-    completedAt: string | null
-    identity: Record<string, string | null> | null
-    failure: { code: string } | null
-  } | null
-}
-
 describe.skipIf(skip)(
   skip
     ? `sign-in in real Chromium (skipped: ${CHROMIUM} is not installed; apt-get install -y chromium)`
@@ -58,7 +46,7 @@ describe.skipIf(skip)(
     let t: TestApp
     let provider: TestProvider
     let tenant: SeededTenant
-    let integrationId: string
+    let integration: SeededIntegration
     let browser: Browser | undefined
 
     beforeAll(async () => {
@@ -66,17 +54,8 @@ describe.skipIf(skip)(
         throw new Error(`CI is set but ${CHROMIUM} is missing: CI must install Debian's chromium`)
       }
       const launching = chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
-      t = await createTestApp({ serve: true, env: { OUTBOUND_ALLOW_HOSTS: '127.0.0.1' } })
-      const redirectUris = Object.values(REDIRECT_ROUTES).map((p) => `${t.baseUrl}${p}`)
+      t = await createFlowApp()
       provider = await startTestProvider({
-        clients: [
-          {
-            client_id: 'chromium-client',
-            client_secret: 'chromium-secret-0123456789',
-            redirect_uris: redirectUris,
-            token_endpoint_auth_method: 'client_secret_post',
-          },
-        ],
         accounts: {
           'grace.h': {
             email: 'grace@example.com',
@@ -87,26 +66,18 @@ describe.skipIf(skip)(
         },
       })
       tenant = await t.seedTenant('chromium-co')
-      const created = await t.gql<{ createOAuthIntegration: { integration: { id: string } } }>(
-        tenant.adminKey,
-        CREATE,
+      integration = await seedProviderIntegration(
+        t,
+        tenant,
+        provider,
+        { clientId: 'chromium-client', clientSecret: 'chromium-secret-0123456789' },
         {
-          input: {
-            name: 'oidc in chromium',
-            clientId: 'chromium-client',
-            clientSecret: 'chromium-secret-0123456789',
-            scope: 'openid email profile',
-            authorizationUrl: provider.authorizationUrl,
-            tokenUrl: provider.tokenUrl,
-            whoAmIUrl: provider.userinfoUrl,
-            whoAmIMapping:
-              '{userName: sub, fullName: name, email: email, firstName: given_name, lastName: family_name}',
-            issuer: provider.issuer,
-          },
+          name: 'oidc in chromium',
+          whoAmIMapping:
+            '{userName: sub, fullName: name, email: email, firstName: given_name, lastName: family_name}',
+          issuer: provider.issuer,
         },
       )
-      expect(created.errors).toBeUndefined()
-      integrationId = created.data!.createOAuthIntegration.integration.id
       browser = await launching
     })
     afterAll(async () => {
@@ -131,18 +102,15 @@ describe.skipIf(skip)(
     }
 
     async function poll(id: string) {
-      const polled = await t.gql<Polled>(tenant.agentKey, POLL, { id })
-      expect(polled.errors).toBeUndefined()
-      return polled.data!.authSession!
+      return (await pollSession(t, tenant.agentKey, id))!
     }
 
     it('signs in through our page, the provider login and consent, and shows the result', async () => {
       const conversationId = 'conv-chromium'
-      const started = await t.gql<Started>(tenant.agentKey, START, {
-        input: { integrationId, conversationId },
+      const { authorizationLink: link, session } = await start(t, tenant.agentKey, {
+        integrationId: integration.id,
+        conversationId,
       })
-      expect(started.errors).toBeUndefined()
-      const { authorizationLink: link, session } = started.data!.startEndUserAuth
       expect(session.status).toBe('PENDING')
       expect(link.startsWith(`${t.baseUrl}/`)).toBe(true)
 
@@ -192,7 +160,7 @@ describe.skipIf(skip)(
         await page.locator('button[type=submit]').click()
         await page.waitForURL((url) => url.origin === t.baseUrl)
 
-        expect(new URL(page.url()).pathname).toBe(REDIRECT_ROUTES.IDP)
+        expect(withoutQuery(page.url())).toBe(redirectUrl(integration, 'IDP'))
         await expect(page.getByRole('heading', { level: 1 }).textContent()).resolves.toBe(
           "You're signed in",
         )
@@ -224,15 +192,8 @@ describe.skipIf(skip)(
         failure: null,
       })
       expect(polled.completedAt).not.toBeNull()
-      const contact = await t.gql<{ contact: Record<string, unknown> | null }>(
-        tenant.agentKey,
-        CONTACT,
-        {
-          id: conversationId,
-        },
-      )
-      expect(contact.errors).toBeUndefined()
-      expect(contact.data!.contact).toMatchObject({
+      const filled = await contact(t, tenant.agentKey, conversationId)
+      expect(filled).toMatchObject({
         contactId: conversationId,
         email: 'grace@example.com',
         userName: 'grace.h',
@@ -240,7 +201,7 @@ describe.skipIf(skip)(
         firstName: 'Grace',
         lastName: 'Hopper',
       })
-      expect(contact.data!.contact!.verifiedAt).not.toBeNull()
+      expect(filled!.verifiedAt).not.toBeNull()
     })
   },
 )

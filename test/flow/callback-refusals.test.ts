@@ -4,61 +4,45 @@
  * provider saw (a refused callback makes none).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { REDIRECT_ROUTES } from '../../src/core/redirect-urls.ts'
+import type { RedirectRouteName } from '../../src/core/redirect-urls.ts'
 import { claimExchange } from '../../src/db/auth-sessions.ts'
 import { loginAtTestProvider, ScriptedBrowser } from '../helpers/browser.ts'
+import {
+  CANCEL,
+  complete,
+  createFlowApp,
+  poll,
+  postLink,
+  redirectUrl,
+  seedProviderIntegration,
+  start as startSignIn,
+  type SeededIntegration,
+} from '../helpers/flow.ts'
 import { startTestProvider, type TestProvider } from '../helpers/oidc-provider.ts'
-import { createTestApp, type SeededTenant, type TestApp } from '../helpers/test-app.ts'
-
-const CREATE = `mutation($input: CreateOAuthIntegrationInput!) { createOAuthIntegration(input: $input) { integration { id } } }`
-const START = `mutation($input: StartEndUserAuthInput!) { startEndUserAuth(input: $input) { authorizationLink session { id } } }`
-const POLL = `query($id: ID!) { authSession(id: $id) { status failure { code message } identity { userName } } }`
-const CANCEL = `mutation($id: ID!) { cancelEndUserAuth(id: $id) { session { status } } }`
+import type { SeededTenant, TestApp } from '../helpers/test-app.ts'
 
 describe('callback and link refusals', () => {
   let t: TestApp
   let provider: TestProvider
   let tenant: SeededTenant
+  let integration: SeededIntegration
   let integrationId: string
   let clock = Date.now()
 
   beforeAll(async () => {
-    t = await createTestApp({
-      serve: true,
-      env: { OUTBOUND_ALLOW_HOSTS: '127.0.0.1' },
-      now: () => new Date(clock),
-    })
-    const redirectUris = Object.values(REDIRECT_ROUTES).map((p) => `${t.baseUrl}${p}`)
+    t = await createFlowApp({ now: () => new Date(clock) })
     provider = await startTestProvider({
-      clients: [
-        {
-          client_id: 'app',
-          client_secret: 'app-secret-0123456789',
-          redirect_uris: redirectUris,
-          token_endpoint_auth_method: 'client_secret_post',
-        },
-      ],
       accounts: { alice: { email: 'alice@example.com', name: 'Alice Liddell' } },
     })
     tenant = await t.seedTenant('refusals')
-    const created = await t.gql<{ createOAuthIntegration: { integration: { id: string } } }>(
-      tenant.adminKey,
-      CREATE,
-      {
-        input: {
-          name: 'oidc',
-          clientId: 'app',
-          clientSecret: 'app-secret-0123456789',
-          scope: 'openid email profile',
-          authorizationUrl: provider.authorizationUrl,
-          tokenUrl: provider.tokenUrl,
-          whoAmIUrl: provider.userinfoUrl,
-          issuer: provider.issuer,
-        },
-      },
+    integration = await seedProviderIntegration(
+      t,
+      tenant,
+      provider,
+      { clientId: 'app', clientSecret: 'app-secret-0123456789' },
+      { name: 'oidc', issuer: provider.issuer },
     )
-    expect(created.errors).toBeUndefined()
-    integrationId = created.data!.createOAuthIntegration.integration.id
+    integrationId = integration.id
   })
   afterAll(async () => {
     await t?.close()
@@ -66,39 +50,26 @@ describe('callback and link refusals', () => {
   })
 
   let conversation = 0
-  async function start(route = 'IDP') {
-    const started = await t.gql<{
-      startEndUserAuth: { authorizationLink: string; session: { id: string } }
-    }>(tenant.agentKey, START, {
-      input: { integrationId, conversationId: `c-${++conversation}`, redirectRoute: route },
+  async function start(route: RedirectRouteName = 'IDP') {
+    const started = await startSignIn(t, tenant.agentKey, {
+      integrationId,
+      conversationId: `c-${++conversation}`,
+      redirectRoute: route,
     })
-    expect(started.errors).toBeUndefined()
-    return {
-      link: started.data!.startEndUserAuth.authorizationLink,
-      id: started.data!.startEndUserAuth.session.id,
-    }
+    return { link: started.authorizationLink, id: started.session.id }
   }
 
   /** Opens the link in `browser` and logs in at the provider; returns the (unvisited) callback. */
   async function reachCallback(browser: ScriptedBrowser, link: string) {
-    const posted = await browser.request(link, { method: 'POST' })
-    expect(posted.status).toBe(303)
-    const authorize = posted.headers.get('location')!
+    const authorize = await postLink(browser, link)
     return {
-      callback: await loginAtTestProvider(browser, authorize, 'alice'),
-      state: new URL(authorize).searchParams.get('state')!,
+      callback: await loginAtTestProvider(browser, authorize.href, 'alice'),
+      state: authorize.searchParams.get('state')!,
     }
   }
 
   async function status(id: string) {
-    const polled = await t.gql<{
-      authSession: {
-        status: string
-        failure: { code: string; message: string } | null
-        identity: unknown
-      }
-    }>(tenant.agentKey, POLL, { id })
-    return polled.data!.authSession
+    return (await poll(t, tenant.agentKey, id))!
   }
 
   it('refuses an unknown or tampered state, and the real callback still completes', async () => {
@@ -158,9 +129,9 @@ describe('callback and link refusals', () => {
     const { link, id } = await start('ABC')
     const { callback } = await reachCallback(browser, link)
     const tokens = provider.tokenRequests()
-    for (const path of [REDIRECT_ROUTES.IDP, REDIRECT_ROUTES.ABC_AUTH2]) {
-      const wrong = new URL(callback)
-      wrong.pathname = path
+    for (const route of ['IDP', 'ABC_AUTH2'] as const) {
+      const wrong = new URL(redirectUrl(integration, route))
+      wrong.search = new URL(callback).search
       expect((await browser.request(wrong.href)).status).toBe(400)
     }
     expect(provider.tokenRequests()).toBe(tokens)
@@ -229,7 +200,7 @@ describe('callback and link refusals', () => {
     const { link, id } = await start()
     const { callback } = await reachCallback(browser, link)
     const cancelled = await t.gql(tenant.agentKey, CANCEL, { id })
-    expect(cancelled.data).toEqual({ cancelEndUserAuth: { session: { status: 'CANCELLED' } } })
+    expect(cancelled.data).toEqual({ cancelEndUserAuth: { session: { id, status: 'CANCELLED' } } })
     const tokens = provider.tokenRequests()
     const page = await browser.request(callback)
     expect(page.status).toBe(410)
@@ -241,9 +212,8 @@ describe('callback and link refusals', () => {
   it('ends the session FAILED on a provider error, showing none of its text', async () => {
     const browser = new ScriptedBrowser()
     const { link, id } = await start()
-    const posted = await browser.request(link, { method: 'POST' })
-    const state = new URL(posted.headers.get('location')!).searchParams.get('state')!
-    const callback = new URL(`${t.baseUrl}${REDIRECT_ROUTES.IDP}`)
+    const state = (await postLink(browser, link)).searchParams.get('state')!
+    const callback = new URL(redirectUrl(integration, 'IDP'))
     callback.searchParams.set('error', 'access_denied')
     callback.searchParams.set(
       'error_description',
@@ -268,11 +238,9 @@ describe('callback and link refusals', () => {
   it('ends the session FAILED when the end user aborts at the provider', async () => {
     const browser = new ScriptedBrowser()
     const { link, id } = await start()
-    const posted = await browser.request(link, { method: 'POST' })
-    const callback = await loginAtTestProvider(browser, posted.headers.get('location')!, 'alice', {
-      abort: true,
-    })
-    expect((await browser.request(callback)).status).toBe(200)
+    const authorize = await postLink(browser, link)
+    const { result } = await complete(browser, authorize, 'alice', { abort: true })
+    expect(result.status).toBe(200)
     expect((await status(id)).failure?.code).toBe('access_denied')
   })
 
@@ -318,8 +286,8 @@ describe('callback and link refusals', () => {
     // The first browser may press Continue again (it came back): it gets a fresh state.
     const again = await first.request(link, { method: 'POST' })
     expect(again.status).toBe(303)
-    const callback = await loginAtTestProvider(first, again.headers.get('location')!, 'alice')
-    expect((await first.request(callback)).status).toBe(200)
+    const { result } = await complete(first, again.headers.get('location')!, 'alice')
+    expect(result.status).toBe(200)
     expect((await status(id)).status).toBe('AUTHENTICATED')
   })
 
@@ -373,14 +341,13 @@ describe('callback and link refusals', () => {
   })
 
   it('cancels the older link when a new one is started for the same conversation, dropping its sealed verifier', async () => {
-    const first = await t.gql<{
-      startEndUserAuth: { authorizationLink: string; session: { id: string } }
-    }>(tenant.agentKey, START, {
-      input: { integrationId, conversationId: 'supersede' },
+    const first = await startSignIn(t, tenant.agentKey, {
+      integrationId,
+      conversationId: 'supersede',
     })
-    const firstId = first.data!.startEndUserAuth.session.id
+    const firstId = first.session.id
     // Opened in a browser: the session now holds a sealed PKCE verifier.
-    const opened = await fetch(first.data!.startEndUserAuth.authorizationLink, {
+    const opened = await fetch(first.authorizationLink, {
       method: 'POST',
       headers: { origin: 'null', 'sec-fetch-site': 'same-origin' },
       redirect: 'manual',
@@ -393,16 +360,13 @@ describe('callback and link refusals', () => {
         .where('id', '=', firstId)
         .executeTakeFirstOrThrow()
     expect((await verifier()).code_verifier_sealed).toEqual(expect.any(String))
-    const second = await t.gql<{ startEndUserAuth: { session: { id: string } } }>(
-      tenant.agentKey,
-      START,
-      {
-        input: { integrationId, conversationId: 'supersede' },
-      },
-    )
+    const second = await startSignIn(t, tenant.agentKey, {
+      integrationId,
+      conversationId: 'supersede',
+    })
     expect((await status(firstId)).status).toBe('CANCELLED')
     expect((await verifier()).code_verifier_sealed).toBeNull()
-    expect((await status(second.data!.startEndUserAuth.session.id)).status).toBe('PENDING')
-    expect((await fetch(first.data!.startEndUserAuth.authorizationLink)).status).toBe(410)
+    expect((await status(second.session.id)).status).toBe('PENDING')
+    expect((await fetch(first.authorizationLink)).status).toBe(410)
   })
 })

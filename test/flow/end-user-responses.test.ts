@@ -5,12 +5,15 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApp } from '../../src/runtime/app.ts'
-import { REDIRECT_ROUTES } from '../../src/core/redirect-urls.ts'
+import {
+  poll,
+  redirectUrl,
+  seedIntegration,
+  start,
+  type SeededIntegration,
+} from '../helpers/flow.ts'
 import { createTestApp, type SeededTenant, type TestApp } from '../helpers/test-app.ts'
 
-const CREATE = `mutation($input: CreateOAuthIntegrationInput!) { createOAuthIntegration(input: $input) { integration { id } } }`
-const START = `mutation($input: StartEndUserAuthInput!) { startEndUserAuth(input: $input) { authorizationLink session { id } } }`
-const POLL = `query($id: ID!) { authSession(id: $id) { status failure { code } } }`
 const ORIGIN = 'https://headers-co.auth.example.test'
 
 function expectPageHeaders(response: Response): void {
@@ -27,7 +30,7 @@ function expectPageHeaders(response: Response): void {
 describe('end-user responses on an https origin', () => {
   let t: TestApp
   let tenant: SeededTenant
-  let integrationId: string
+  let integration: SeededIntegration
 
   beforeAll(async () => {
     t = await createTestApp({
@@ -40,32 +43,23 @@ describe('end-user responses on an https origin', () => {
       },
     })
     tenant = await t.seedTenant('headers-co')
-    const created = await t.gql<{ createOAuthIntegration: { integration: { id: string } } }>(
-      tenant.adminKey,
-      CREATE,
-      {
-        input: {
-          name: 'headers',
-          clientId: 'headers-client',
-          clientSecret: 'headers-secret-0123456789',
-          authorizationUrl: 'https://idp.example.com/authorize',
-          tokenUrl: 'https://idp.example.com/token',
-        },
-      },
-    )
-    expect(created.errors).toBeUndefined()
-    integrationId = created.data!.createOAuthIntegration.integration.id
+    integration = await seedIntegration(t, tenant, {
+      name: 'headers',
+      clientId: 'headers-client',
+      clientSecret: 'headers-secret-0123456789',
+      authorizationUrl: 'https://idp.example.com/authorize',
+      tokenUrl: 'https://idp.example.com/token',
+    })
   })
   afterAll(async () => {
     await t?.close()
   })
 
   it('sends them on the page, the 303, every callback page, and binds with a __Host- cookie', async () => {
-    const started = await t.gql<{
-      startEndUserAuth: { authorizationLink: string; session: { id: string } }
-    }>(tenant.agentKey, START, { input: { integrationId, conversationId: 'conv-headers' } })
-    expect(started.errors).toBeUndefined()
-    const { authorizationLink: link, session } = started.data!.startEndUserAuth
+    const { authorizationLink: link, session } = await start(t, tenant.agentKey, {
+      integrationId: integration.id,
+      conversationId: 'conv-headers',
+    })
     expect(link.startsWith(`${ORIGIN}/l/`)).toBe(true)
 
     const page = await t.fetch(link)
@@ -89,7 +83,7 @@ describe('end-user responses on an https origin', () => {
     expect(Number(maxAge)).toBeLessThanOrEqual(600)
     expect(value).not.toBe(location.searchParams.get('state'))
 
-    const callback = new URL(`${ORIGIN}${REDIRECT_ROUTES.IDP}`)
+    const callback = new URL(redirectUrl(integration, 'IDP'))
     callback.searchParams.set('code', 'code-0123456789')
     callback.searchParams.set('state', location.searchParams.get('state')!)
     const cookie = { cookie: `${name}=${value}` }
@@ -104,12 +98,7 @@ describe('end-user responses on an https origin', () => {
     expect(failed.headers.getSetCookie()).toEqual([
       `${name}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0; Secure`,
     ])
-    const polled = await t.gql<{ authSession: { status: string; failure: { code: string } } }>(
-      tenant.agentKey,
-      POLL,
-      { id: session.id },
-    )
-    expect(polled.data!.authSession).toEqual({
+    expect(await poll(t, tenant.agentKey, session.id)).toMatchObject({
       status: 'FAILED',
       failure: { code: 'provider_unreachable' },
     })
@@ -123,10 +112,10 @@ describe('end-user responses on an https origin', () => {
     const unknown = await t.fetch(`${ORIGIN}/l/${'A'.repeat(43)}`)
     expect(unknown.status).toBe(404)
     expectPageHeaders(unknown)
-    const noState = await t.fetch(`${ORIGIN}${REDIRECT_ROUTES.ABC}?code=x`)
+    const noState = await t.fetch(`${redirectUrl(integration, 'ABC')}?code=x`)
     expect(noState.status).toBe(400)
     expectPageHeaders(noState)
-    const unknownState = await t.fetch(`${ORIGIN}${REDIRECT_ROUTES.ABC_AUTH2}?code=x&state=y`)
+    const unknownState = await t.fetch(`${redirectUrl(integration, 'ABC_AUTH2')}?code=x&state=y`)
     expect(unknownState.status).toBe(404)
     expectPageHeaders(unknownState)
   })

@@ -28,12 +28,9 @@ import {
   type FakeProvider,
   type ProviderHandler,
 } from '../helpers/fake-provider.ts'
+import { poll, postLink, seedIntegration, start, type SessionView } from '../helpers/flow.ts'
 import { createTestApp, type SeededTenant, type TestApp } from '../helpers/test-app.ts'
 import { createTestDatabase, type TestDatabase } from '../helpers/test-db.ts'
-
-const CREATE = `mutation($input: CreateOAuthIntegrationInput!) { createOAuthIntegration(input: $input) { integration { id } } }`
-const START = `mutation($input: StartEndUserAuthInput!) { startEndUserAuth(input: $input) { authorizationLink session { id } } }`
-const POLL = `query($id: ID!) { authSession(id: $id) { status failure { code message } identity { email userName } } }`
 
 const DEADLINE_MS = 1500
 const OUTBOUND = { deadlineMs: DEADLINE_MS, headersTimeoutMs: 1000, connectTimeoutMs: 1000 }
@@ -49,14 +46,8 @@ const ACCESS_TOKEN = 'at-0123456789abcdef'
 const TOKEN = { access_token: ACCESS_TOKEN, token_type: 'bearer', expires_in: 3600 }
 const WHOAMI = { email: 'ada@example.com', userName: 'ada', fullName: 'Ada Lovelace' }
 
-interface Session {
-  readonly status: string
-  readonly failure: { readonly code: string; readonly message: string } | null
-  readonly identity: { readonly email: string | null; readonly userName: string | null } | null
-}
-
 interface Outcome {
-  readonly session: Session
+  readonly session: SessionView
   readonly html: string
   readonly pageStatus: number
   readonly elapsedMs: number
@@ -115,15 +106,13 @@ describe('hostile providers, through a whole sign-in', () => {
   })
 
   async function createIntegration(app: TestApp, input: Record<string, unknown>): Promise<string> {
-    const created = await app.gql<{ createOAuthIntegration: { integration: { id: string } } }>(
-      tenant.adminKey,
-      CREATE,
-      {
-        input: { name: `hostile ${++n}`, clientId: `client-${n}`, clientSecret: SECRET, ...input },
-      },
-    )
-    expect(created.errors).toBeUndefined()
-    return created.data!.createOAuthIntegration.integration.id
+    const created = await seedIntegration(app, tenant, {
+      name: `hostile ${++n}`,
+      clientId: `client-${n}`,
+      clientSecret: SECRET,
+      ...input,
+    })
+    return created.id
   }
 
   /**
@@ -151,16 +140,13 @@ describe('hostile providers, through a whole sign-in', () => {
         whoAmIUrl: idp.url('/whoami'),
         ...options.urls?.(idp),
       })
-      const started = await app.gql<{
-        startEndUserAuth: { authorizationLink: string; session: { id: string } }
-      }>(tenant.agentKey, START, { input: { integrationId, conversationId: `conv-${++n}` } })
-      expect(started.errors).toBeUndefined()
-      const { authorizationLink, session } = started.data!.startEndUserAuth
+      const { authorizationLink, session } = await start(app, tenant.agentKey, {
+        integrationId,
+        conversationId: `conv-${++n}`,
+      })
 
       const browser = new ScriptedBrowser()
-      const posted = await browser.request(authorizationLink, { method: 'POST' })
-      expect(posted.status).toBe(303)
-      const authorizeUrl = posted.headers.get('location')!
+      const authorizeUrl = (await postLink(browser, authorizationLink)).href
       expect(authorizeUrl.startsWith(idp.url('/authorize?'))).toBe(true)
       const back = await browser.request(authorizeUrl)
       expect(back.status).toBe(302)
@@ -172,14 +158,12 @@ describe('hostile providers, through a whole sign-in', () => {
       const html = await page.text()
       const elapsedMs = performance.now() - began
 
-      const polled = await app.gql<{ authSession: Session }>(tenant.agentKey, POLL, {
-        id: session.id,
-      })
+      const polled = await poll(app, tenant.agentKey, session.id)
       // Whatever the provider did, nothing of ours or of the browser's stays connected to it.
       await idp.waitForNoOpenSockets(1000)
       idp.assertAllCalled()
       return {
-        session: polled.data!.authSession,
+        session: polled!,
         html,
         pageStatus: page.status,
         elapsedMs,

@@ -4,17 +4,19 @@
  */
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { REDIRECT_ROUTES } from '../../src/core/redirect-urls.ts'
 import { fillContact, findContact } from '../../src/db/contacts.ts'
 import { sweepExpiredSessions } from '../../src/services/sign-in.ts'
-import { loginAtTestProvider, ScriptedBrowser } from '../helpers/browser.ts'
+import {
+  contact,
+  createFlowApp,
+  poll,
+  seedProviderIntegration,
+  signIn as signInAt,
+  start,
+} from '../helpers/flow.ts'
 import { startTestProvider, type TestProvider } from '../helpers/oidc-provider.ts'
-import { createTestApp, type SeededTenant, type TestApp } from '../helpers/test-app.ts'
+import type { SeededTenant, TestApp } from '../helpers/test-app.ts'
 
-const CREATE = `mutation($input: CreateOAuthIntegrationInput!) { createOAuthIntegration(input: $input) { integration { id } } }`
-const START = `mutation($input: StartEndUserAuthInput!) { startEndUserAuth(input: $input) { authorizationLink session { id } } }`
-const POLL = `query($id: ID!) { authSession(id: $id) { status completedAt failure { code message } identity { email userName fullName firstName lastName attributes } } }`
-const CONTACT = `query($id: String!) { contact(contactId: $id) { contactId email userName fullName firstName lastName verifiedAt verifiedBySessionId } }`
 const SECRET = 'app-secret-0123456789'
 
 describe('sign-in outcomes', () => {
@@ -24,21 +26,8 @@ describe('sign-in outcomes', () => {
   let clock = Date.now()
 
   beforeAll(async () => {
-    t = await createTestApp({
-      serve: true,
-      env: { OUTBOUND_ALLOW_HOSTS: '127.0.0.1' },
-      now: () => new Date(clock),
-    })
-    const redirectUris = Object.values(REDIRECT_ROUTES).map((p) => `${t.baseUrl}${p}`)
+    t = await createFlowApp({ now: () => new Date(clock) })
     provider = await startTestProvider({
-      clients: [
-        {
-          client_id: 'app',
-          client_secret: SECRET,
-          redirect_uris: redirectUris,
-          token_endpoint_auth_method: 'client_secret_post',
-        },
-      ],
       accounts: {
         carol: { email: 'carol@example.com', name: 'Carol Danvers' },
         dave: { email: 'not-an-email', name: 'Dave' },
@@ -52,25 +41,16 @@ describe('sign-in outcomes', () => {
   })
 
   let n = 0
+  /** An integration of the provider's one client, `app` (which every integration here shares). */
   async function integration(overrides: Record<string, unknown> = {}) {
-    const created = await t.gql<{ createOAuthIntegration: { integration: { id: string } } }>(
-      tenant.adminKey,
-      CREATE,
-      {
-        input: {
-          name: `oidc ${++n}`,
-          clientId: 'app',
-          clientSecret: SECRET,
-          scope: 'openid email profile',
-          authorizationUrl: provider.authorizationUrl,
-          tokenUrl: provider.tokenUrl,
-          whoAmIUrl: provider.userinfoUrl,
-          ...overrides,
-        },
-      },
+    const created = await seedProviderIntegration(
+      t,
+      tenant,
+      provider,
+      { clientId: 'app', clientSecret: SECRET },
+      { name: `oidc ${++n}`, ...overrides },
     )
-    expect(created.errors).toBeUndefined()
-    return created.data!.createOAuthIntegration.integration.id
+    return created.id
   }
 
   async function signIn(
@@ -79,27 +59,15 @@ describe('sign-in outcomes', () => {
     conversationId = `conv-${++n}`,
     contactId?: string,
   ) {
-    const started = await t.gql<{
-      startEndUserAuth: { authorizationLink: string; session: { id: string } }
-    }>(tenant.agentKey, START, {
-      input: { integrationId, conversationId, ...(contactId ? { contactId } : {}) },
-    })
-    expect(started.errors).toBeUndefined()
-    const browser = new ScriptedBrowser()
-    const posted = await browser.request(started.data!.startEndUserAuth.authorizationLink, {
-      method: 'POST',
-    })
-    const callback = await loginAtTestProvider(browser, posted.headers.get('location')!, account)
-    const page = await browser.request(callback)
-    const id = started.data!.startEndUserAuth.session.id
-    const polled = await t.gql<{
-      authSession: {
-        status: string
-        failure: { code: string; message: string } | null
-        identity: Record<string, unknown> | null
-      }
-    }>(tenant.agentKey, POLL, { id })
-    return { id, page, html: await page.text(), session: polled.data!.authSession }
+    const { started, result: page } = await signInAt(
+      t,
+      tenant.agentKey,
+      { integrationId, conversationId, ...(contactId ? { contactId } : {}) },
+      account,
+    )
+    const id = started.session.id
+    const session = (await poll(t, tenant.agentKey, id))!
+    return { id, page, html: await page.text(), session }
   }
 
   it('fails with provider_error when the token endpoint refuses the client, after one token request', async () => {
@@ -180,10 +148,7 @@ describe('sign-in outcomes', () => {
       now: new Date(clock),
     })
     const first = await signIn(keep, 'carol', 'conv-contact-1', 'shared-contact')
-    const kept = await t.gql<{ contact: Record<string, unknown> }>(tenant.agentKey, CONTACT, {
-      id: 'shared-contact',
-    })
-    expect(kept.data!.contact).toMatchObject({
+    expect(await contact(t, tenant.agentKey, 'shared-contact')).toMatchObject({
       email: 'carol@old.example',
       firstName: 'Caz',
       lastName: 'Danvers',
@@ -192,10 +157,7 @@ describe('sign-in outcomes', () => {
       verifiedBySessionId: first.id,
     })
     const second = await signIn(overwrite, 'carol', 'conv-contact-2', 'shared-contact')
-    const replaced = await t.gql<{ contact: Record<string, unknown> }>(tenant.agentKey, CONTACT, {
-      id: 'shared-contact',
-    })
-    expect(replaced.data!.contact).toMatchObject({
+    expect(await contact(t, tenant.agentKey, 'shared-contact')).toMatchObject({
       email: 'carol@example.com',
       firstName: 'Carol',
       verifiedBySessionId: second.id,
@@ -232,21 +194,15 @@ describe('sign-in outcomes', () => {
 
   it('sweeps expired sessions to EXPIRED in the table, and reads them EXPIRED before that', async () => {
     const id = await integration()
-    const started = await t.gql<{ startEndUserAuth: { session: { id: string } } }>(
-      tenant.agentKey,
-      START,
-      {
-        input: { integrationId: id, conversationId: 'to-expire' },
-      },
-    )
-    const sessionId = started.data!.startEndUserAuth.session.id
+    const started = await start(t, tenant.agentKey, {
+      integrationId: id,
+      conversationId: 'to-expire',
+    })
+    const sessionId = started.session.id
     const saved = clock
     clock += 11 * 60 * 1000
     try {
-      const polled = await t.gql<{ authSession: { status: string } }>(tenant.agentKey, POLL, {
-        id: sessionId,
-      })
-      expect(polled.data!.authSession.status).toBe('EXPIRED')
+      expect((await poll(t, tenant.agentKey, sessionId))?.status).toBe('EXPIRED')
       const row = () =>
         t.database.db
           .selectFrom('auth_sessions')
@@ -260,9 +216,6 @@ describe('sign-in outcomes', () => {
       clock = saved
     }
     // Once written, it stays EXPIRED whatever the clock says.
-    const after = await t.gql<{ authSession: { status: string } }>(tenant.agentKey, POLL, {
-      id: sessionId,
-    })
-    expect(after.data!.authSession.status).toBe('EXPIRED')
+    expect((await poll(t, tenant.agentKey, sessionId))?.status).toBe('EXPIRED')
   })
 })

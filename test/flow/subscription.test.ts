@@ -5,16 +5,21 @@
  * with `errors` and no data, then `complete`.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { REDIRECT_ROUTES } from '../../src/core/redirect-urls.ts'
-import { loginAtTestProvider, ScriptedBrowser } from '../helpers/browser.ts'
+import { ScriptedBrowser } from '../helpers/browser.ts'
+import {
+  CANCEL,
+  complete,
+  createFlowApp,
+  followLink,
+  poll,
+  seedProviderIntegration,
+  start as startSignIn,
+  SUBSCRIBE,
+  type Cancelled,
+  type SessionUpdate,
+} from '../helpers/flow.ts'
 import { startTestProvider, type TestProvider } from '../helpers/oidc-provider.ts'
-import { createTestApp, type SeededTenant, type TestApp } from '../helpers/test-app.ts'
-
-const CREATE = `mutation($input: CreateOAuthIntegrationInput!) { createOAuthIntegration(input: $input) { integration { id } } }`
-const START = `mutation($input: StartEndUserAuthInput!) { startEndUserAuth(input: $input) { authorizationLink session { id status } } }`
-const CANCEL = `mutation($id: ID!) { cancelEndUserAuth(id: $id) { session { status } } }`
-const POLL = `query($id: ID!) { authSession(id: $id) { status } }`
-const SUBSCRIBE = `subscription($id: ID!) { authSessionUpdated(id: $id) { id status identity { email userName } } }`
+import type { SeededTenant, TestApp } from '../helpers/test-app.ts'
 
 interface SseEvent {
   readonly event: string
@@ -22,13 +27,7 @@ interface SseEvent {
 }
 
 interface Update {
-  readonly data?: {
-    authSessionUpdated: {
-      id: string
-      status: string
-      identity: { email: string | null; userName: string | null } | null
-    }
-  } | null
+  readonly data?: SessionUpdate | null
   readonly errors?: ReadonlyArray<{ message: string; extensions?: { code?: string } }>
 }
 
@@ -115,45 +114,27 @@ describe('authSessionUpdated over server-sent events', () => {
   const streams: EventStream[] = []
 
   beforeAll(async () => {
-    t = await createTestApp({
-      serve: true,
-      env: { OUTBOUND_ALLOW_HOSTS: '127.0.0.1' },
-      now: () => new Date(Date.now() + clockOffset),
-    })
-    const redirectUris = Object.values(REDIRECT_ROUTES).map((p) => `${t.baseUrl}${p}`)
+    t = await createFlowApp({ now: () => new Date(Date.now() + clockOffset) })
     provider = await startTestProvider({
-      // One OAuth client per tenant: the service refuses a client shared across tenants (mix-up).
-      clients: ['sse-acme', 'sse-globex'].map((client_id) => ({
-        client_id,
-        client_secret: 'sse-secret-0123456789',
-        redirect_uris: redirectUris,
-        token_endpoint_auth_method: 'client_secret_post',
-      })),
       accounts: { ada: { email: 'ada@example.com', name: 'Ada Lovelace' } },
     })
     acme = await t.seedTenant('sse-acme')
     globex = await t.seedTenant('sse-globex')
     for (const tenant of [acme, globex]) {
-      const created = await t.gql<{ createOAuthIntegration: { integration: { id: string } } }>(
-        tenant.adminKey,
-        CREATE,
+      // One OAuth client per tenant: the service refuses a client shared across tenants (mix-up).
+      const created = await seedProviderIntegration(
+        t,
+        tenant,
+        provider,
+        { clientId: tenant.slug, clientSecret: 'sse-secret-0123456789' },
         {
-          input: {
-            name: 'oidc',
-            clientId: tenant.slug,
-            clientSecret: 'sse-secret-0123456789',
-            scope: 'openid email profile',
-            authorizationUrl: provider.authorizationUrl,
-            tokenUrl: provider.tokenUrl,
-            whoAmIUrl: provider.userinfoUrl,
-            whoAmIMapping: '{userName: sub, fullName: name, email: email}',
-            sessionTtlSeconds: 60,
-            issuer: provider.issuer,
-          },
+          name: 'oidc',
+          whoAmIMapping: '{userName: sub, fullName: name, email: email}',
+          sessionTtlSeconds: 60,
+          issuer: provider.issuer,
         },
       )
-      expect(created.errors).toBeUndefined()
-      integrationOf[tenant.slug] = created.data!.createOAuthIntegration.integration.id
+      integrationOf[tenant.slug] = created.id
     }
   })
   afterAll(async () => {
@@ -164,25 +145,15 @@ describe('authSessionUpdated over server-sent events', () => {
 
   let conversation = 0
   async function start(tenant: SeededTenant, conversationId = `sse-conv-${++conversation}`) {
-    const started = await t.gql<{
-      startEndUserAuth: { authorizationLink: string; session: { id: string; status: string } }
-    }>(tenant.agentKey, START, {
-      input: { integrationId: integrationOf[tenant.slug], conversationId },
-    })
-    expect(started.errors).toBeUndefined()
-    return {
-      link: started.data!.startEndUserAuth.authorizationLink,
-      id: started.data!.startEndUserAuth.session.id,
+    const started = await startSignIn(t, tenant.agentKey, {
+      integrationId: integrationOf[tenant.slug]!,
       conversationId,
-    }
+    })
+    return { link: started.authorizationLink, id: started.session.id, conversationId }
   }
 
   async function statusOf(tenant: SeededTenant, id: string) {
-    const polled = await t.gql<{ authSession: { status: string } | null }>(tenant.agentKey, POLL, {
-      id,
-    })
-    expect(polled.errors).toBeUndefined()
-    return polled.data!.authSession?.status
+    return (await poll(t, tenant.agentKey, id))?.status
   }
 
   /** GET /graphql?query=…&variables=… with Accept: text/event-stream. */
@@ -227,15 +198,11 @@ describe('authSessionUpdated over server-sent events', () => {
     expect(first.data?.authSessionUpdated).toEqual({ id, status: 'PENDING', identity: null })
 
     const browser = new ScriptedBrowser()
-    const page = await browser.request(link) // a GET (a link preview) changes nothing
-    expect(page.status).toBe(200)
-    await page.body?.cancel()
-    const posted = await browser.request(link, { method: 'POST' })
-    expect(posted.status).toBe(303)
+    // The GET of the page (as a link preview makes) changes nothing; the POST opens the session.
+    const authorize = await followLink(browser, link)
     expect(statusIn(await stream.update())).toBe('OPENED')
 
-    const callback = await loginAtTestProvider(browser, posted.headers.get('location')!, 'ada')
-    const result = await browser.request(callback)
+    const { result } = await complete(browser, authorize, 'ada')
     expect(result.status).toBe(200)
     expect(await result.text()).toContain('<h1>You&#39;re signed in</h1>')
 
@@ -254,11 +221,7 @@ describe('authSessionUpdated over server-sent events', () => {
     const { id } = await start(acme)
     const stream = await subscribeByPost(acme.agentKey, id)
     expect(statusIn(await stream.update())).toBe('PENDING')
-    const cancelled = await t.gql<{ cancelEndUserAuth: { session: { status: string } } }>(
-      acme.agentKey,
-      CANCEL,
-      { id },
-    )
+    const cancelled = await t.gql<Cancelled>(acme.agentKey, CANCEL, { id })
     expect(cancelled.errors).toBeUndefined()
     expect(cancelled.data!.cancelEndUserAuth.session.status).toBe('CANCELLED')
     expect(statusIn(await stream.update())).toBe('CANCELLED')

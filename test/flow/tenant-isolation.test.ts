@@ -5,35 +5,25 @@
  * rules of startEndUserAuth (BAD_USER_INPUT naming the field; never a masked "Unexpected error.").
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { REDIRECT_ROUTES } from '../../src/core/redirect-urls.ts'
-import { loginAtTestProvider, ScriptedBrowser } from '../helpers/browser.ts'
-import { startTestProvider, type TestProvider } from '../helpers/oidc-provider.ts'
 import {
-  codes,
-  createTestApp,
-  type GqlResult,
-  type SeededTenant,
-  type TestApp,
-} from '../helpers/test-app.ts'
-
-const CREATE = `mutation($input: CreateOAuthIntegrationInput!) { createOAuthIntegration(input: $input) { integration { id } } }`
-const START = `mutation($input: StartEndUserAuthInput!) {
-  startEndUserAuth(input: $input) { authorizationLink session { id status conversationId contactId } }
-}`
-const CANCEL = `mutation($id: ID!) { cancelEndUserAuth(id: $id) { session { id status } } }`
-const SESSION_FIELDS = `id status conversationId contactId openedAt completedAt identity { email userName } failure { code }`
-const POLL = `query($id: ID!) { authSession(id: $id) { ${SESSION_FIELDS} } }`
-const LIST = `query($c: String!) { authSessions(conversationId: $c) { ${SESSION_FIELDS} } }`
-const CONTACT = `query($id: String!) { contact(contactId: $id) { contactId email userName fullName firstName lastName verifiedAt } }`
-
-type Session = {
-  id: string
-  status: string
-  conversationId: string
-  contactId: string
-  [field: string]: unknown
-}
-type Started = { startEndUserAuth: { authorizationLink: string; session: Session } }
+  CANCEL,
+  CONTACT,
+  contact as contactOf,
+  createFlowApp,
+  poll as pollSession,
+  POLL,
+  seedProviderIntegration,
+  SESSIONS,
+  signIn as signInAt,
+  start as startSignIn,
+  START,
+  type Cancelled,
+  type Listed,
+  type StartInput,
+  type StartedSignIn,
+} from '../helpers/flow.ts'
+import { startTestProvider, type TestProvider } from '../helpers/oidc-provider.ts'
+import { codes, type GqlResult, type SeededTenant, type TestApp } from '../helpers/test-app.ts'
 
 describe('tenant isolation, roles and input rules of the sign-in', () => {
   let t: TestApp
@@ -42,21 +32,13 @@ describe('tenant isolation, roles and input rules of the sign-in', () => {
   let globex: SeededTenant
   const integrationOf: Record<string, string> = {}
   /** globex's own: a PENDING session, a conversation only globex used, a filled contact. */
-  let globexPending: Session
+  let globexPending: StartedSignIn['session']
   const globexConversation = 'globex-only-conversation'
   const globexContact = 'globex-only-contact'
 
   beforeAll(async () => {
-    t = await createTestApp({ serve: true, env: { OUTBOUND_ALLOW_HOSTS: '127.0.0.1' } })
-    const redirectUris = Object.values(REDIRECT_ROUTES).map((p) => `${t.baseUrl}${p}`)
+    t = await createFlowApp()
     provider = await startTestProvider({
-      // One OAuth client per tenant: the service refuses a client shared across tenants (mix-up).
-      clients: ['iso-acme', 'iso-globex'].map((client_id) => ({
-        client_id,
-        client_secret: 'iso-secret-0123456789',
-        redirect_uris: redirectUris,
-        token_endpoint_auth_method: 'client_secret_post',
-      })),
       accounts: {
         anna: { email: 'anna@acme.example', name: 'Anna Acme' },
         gus: { email: 'gus@globex.example', name: 'Gus Globex' },
@@ -65,25 +47,19 @@ describe('tenant isolation, roles and input rules of the sign-in', () => {
     acme = await t.seedTenant('iso-acme')
     globex = await t.seedTenant('iso-globex')
     for (const tenant of [acme, globex]) {
-      const created = await t.gql<{ createOAuthIntegration: { integration: { id: string } } }>(
-        tenant.adminKey,
-        CREATE,
+      // One OAuth client per tenant: the service refuses a client shared across tenants (mix-up).
+      const created = await seedProviderIntegration(
+        t,
+        tenant,
+        provider,
+        { clientId: tenant.slug, clientSecret: 'iso-secret-0123456789' },
         {
-          input: {
-            name: 'oidc',
-            clientId: tenant.slug,
-            clientSecret: 'iso-secret-0123456789',
-            scope: 'openid email profile',
-            authorizationUrl: provider.authorizationUrl,
-            tokenUrl: provider.tokenUrl,
-            whoAmIUrl: provider.userinfoUrl,
-            whoAmIMapping: '{userName: sub, fullName: name, email: email}',
-            issuer: provider.issuer,
-          },
+          name: 'oidc',
+          whoAmIMapping: '{userName: sub, fullName: name, email: email}',
+          issuer: provider.issuer,
         },
       )
-      expect(created.errors).toBeUndefined()
-      integrationOf[tenant.slug] = created.data!.createOAuthIntegration.integration.id
+      integrationOf[tenant.slug] = created.id
     }
     // globex: one finished sign-in (fills its contact), then an open one on the same conversation.
     await signIn(globex, globexConversation, 'gus', globexContact)
@@ -96,15 +72,8 @@ describe('tenant isolation, roles and input rules of the sign-in', () => {
     await provider?.close()
   })
 
-  async function start(
-    tenant: SeededTenant,
-    input: { conversationId: string; contactId?: string; integrationId?: string },
-  ) {
-    const started = await t.gql<Started>(tenant.agentKey, START, {
-      input: { integrationId: integrationOf[tenant.slug], ...input },
-    })
-    expect(started.errors).toBeUndefined()
-    return started.data!.startEndUserAuth
+  async function start(tenant: SeededTenant, input: Omit<StartInput, 'integrationId'>) {
+    return startSignIn(t, tenant.agentKey, { integrationId: integrationOf[tenant.slug]!, ...input })
   }
 
   async function signIn(
@@ -113,42 +82,33 @@ describe('tenant isolation, roles and input rules of the sign-in', () => {
     account: string,
     contactId?: string,
   ) {
-    const { authorizationLink, session } = await start(tenant, {
-      conversationId,
-      ...(contactId ? { contactId } : {}),
-    })
-    const browser = new ScriptedBrowser()
-    const posted = await browser.request(authorizationLink, { method: 'POST' })
-    expect(posted.status).toBe(303)
-    const callback = await loginAtTestProvider(browser, posted.headers.get('location')!, account)
-    const result = await browser.request(callback)
+    const { started, result } = await signInAt(
+      t,
+      tenant.agentKey,
+      {
+        integrationId: integrationOf[tenant.slug]!,
+        conversationId,
+        ...(contactId ? { contactId } : {}),
+      },
+      account,
+    )
     expect(result.status).toBe(200)
     await result.body?.cancel()
-    return session.id
+    return started.session.id
   }
 
   async function poll(tenant: SeededTenant, id: string) {
-    const polled = await t.gql<{ authSession: Session | null }>(tenant.agentKey, POLL, { id })
-    expect(polled.errors).toBeUndefined()
-    return polled.data!.authSession
+    return pollSession(t, tenant.agentKey, id)
   }
 
   async function list(tenant: SeededTenant, conversationId: string) {
-    const listed = await t.gql<{ authSessions: Session[] }>(tenant.agentKey, LIST, {
-      c: conversationId,
-    })
+    const listed = await t.gql<Listed>(tenant.agentKey, SESSIONS, { conversationId })
     expect(listed.errors).toBeUndefined()
     return listed.data!.authSessions
   }
 
   async function contact(tenant: SeededTenant, contactId: string) {
-    const found = await t.gql<{ contact: Record<string, unknown> | null }>(
-      tenant.agentKey,
-      CONTACT,
-      { id: contactId },
-    )
-    expect(found.errors).toBeUndefined()
-    return found.data!.contact
+    return contactOf(t, tenant.agentKey, contactId)
   }
 
   /** Everything globex can see of its own sign-ins, to compare before and after. */
@@ -294,8 +254,8 @@ describe('tenant isolation, roles and input rules of the sign-in', () => {
       ],
       ['cancelEndUserAuth', CANCEL, () => ({ id: globexPending.id })],
       ['authSession', POLL, () => ({ id: globexPending.id })],
-      ['authSessions', LIST, () => ({ c: globexConversation })],
-      ['contact', CONTACT, () => ({ id: globexContact })],
+      ['authSessions', SESSIONS, () => ({ conversationId: globexConversation })],
+      ['contact', CONTACT, () => ({ contactId: globexContact })],
     ]
 
     it.each(operations)(
@@ -318,37 +278,31 @@ describe('tenant isolation, roles and input rules of the sign-in', () => {
       ['ADMIN', () => acme.adminKey],
     ])('an %s key starts, reads, lists and cancels', async (role, key) => {
       const conversationId = `role-${role}`
-      const started = await t.gql<Started>(key(), START, {
-        input: { integrationId: integrationOf[acme.slug], conversationId },
+      const { session } = await startSignIn(t, key(), {
+        integrationId: integrationOf[acme.slug]!,
+        conversationId,
       })
-      expect(started.errors).toBeUndefined()
-      const session = started.data!.startEndUserAuth.session
       expect(session).toMatchObject({
         status: 'PENDING',
         conversationId,
         contactId: conversationId,
       })
 
-      const read = await t.gql<{ authSession: Session }>(key(), POLL, { id: session.id })
-      expect(read.errors).toBeUndefined()
-      expect(read.data!.authSession).toMatchObject({ id: session.id, status: 'PENDING' })
-      const listed = await t.gql<{ authSessions: Session[] }>(key(), LIST, { c: conversationId })
+      const read = await pollSession(t, key(), session.id)
+      expect(read).toMatchObject({ id: session.id, status: 'PENDING' })
+      const listed = await t.gql<Listed>(key(), SESSIONS, { conversationId })
       expect(listed.data!.authSessions.map((s) => s.id)).toEqual([session.id])
-      const noContactYet = await t.gql(key(), CONTACT, { id: conversationId })
+      const noContactYet = await t.gql(key(), CONTACT, { contactId: conversationId })
       expect(noContactYet).toMatchObject({ data: { contact: null } })
 
-      const cancelled = await t.gql<{ cancelEndUserAuth: { session: Session } }>(key(), CANCEL, {
-        id: session.id,
-      })
+      const cancelled = await t.gql<Cancelled>(key(), CANCEL, { id: session.id })
       expect(cancelled.errors).toBeUndefined()
       expect(cancelled.data!.cancelEndUserAuth.session).toEqual({
         id: session.id,
         status: 'CANCELLED',
       })
       // Cancelling again changes nothing and says what it is.
-      const again = await t.gql<{ cancelEndUserAuth: { session: Session } }>(key(), CANCEL, {
-        id: session.id,
-      })
+      const again = await t.gql<Cancelled>(key(), CANCEL, { id: session.id })
       expect(again.data!.cancelEndUserAuth.session.status).toBe('CANCELLED')
     })
 
@@ -435,8 +389,8 @@ describe('tenant isolation, roles and input rules of the sign-in', () => {
     ]
     const operations: Array<[string, string, (v: string) => Record<string, unknown>, unknown]> = [
       ['authSession', POLL, (id) => ({ id }), { authSession: null }],
-      ['authSessions', LIST, (c) => ({ c }), { authSessions: [] }],
-      ['contact', CONTACT, (id) => ({ id }), { contact: null }],
+      ['authSessions', SESSIONS, (conversationId) => ({ conversationId }), { authSessions: [] }],
+      ['contact', CONTACT, (contactId) => ({ contactId }), { contact: null }],
       ['cancelEndUserAuth', CANCEL, (id) => ({ id }), null],
     ]
     const cases = operations.flatMap(([name, query, variables, empty]) =>

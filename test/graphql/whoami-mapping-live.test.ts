@@ -8,8 +8,13 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { REDIRECT_ROUTES } from '../../src/core/redirect-urls.ts'
-import { loginAtTestProvider, ScriptedBrowser } from '../helpers/browser.ts'
+import {
+  createFlowApp,
+  poll,
+  seedIntegration,
+  seedProviderIntegration,
+  signIn,
+} from '../helpers/flow.ts'
 import { startTestProvider, type TestProvider } from '../helpers/oidc-provider.ts'
 import { codes, createTestApp, type SeededTenant, type TestApp } from '../helpers/test-app.ts'
 import { dumpDatabase } from './integration-fixtures.ts'
@@ -22,9 +27,6 @@ const TEST = `mutation ($input: TestWhoAmIMappingInput!) {
     notes
     expression
   }
-}`
-const CREATE = `mutation ($input: CreateOAuthIntegrationInput!) {
-  createOAuthIntegration(input: $input) { integration { id } }
 }`
 
 interface Result {
@@ -101,25 +103,18 @@ describe('testWhoAmIMapping against the live WhoAmI URL', () => {
     await whoAmI?.close()
   })
 
-  async function integration(overrides: Record<string, unknown> = {}, key = tenant.adminKey) {
-    const created = await t.gql<{ createOAuthIntegration: { integration: { id: string } } }>(
-      key,
-      CREATE,
-      {
-        input: {
-          name: `live ${++n}`,
-          clientId: `live-client-${n}`,
-          clientSecret: 'live-client-secret-0123',
-          authorizationUrl: `${whoAmI.origin}/authorize`,
-          tokenUrl: `${whoAmI.origin}/token`,
-          whoAmIUrl: `${whoAmI.origin}/me`,
-          whoAmIMapping: MAPPING,
-          ...overrides,
-        },
-      },
-    )
-    expect(created.errors).toBeUndefined()
-    return created.data!.createOAuthIntegration.integration.id
+  async function integration(overrides: Record<string, unknown> = {}, owner = tenant) {
+    const created = await seedIntegration(t, owner, {
+      name: `live ${++n}`,
+      clientId: `live-client-${n}`,
+      clientSecret: 'live-client-secret-0123',
+      authorizationUrl: `${whoAmI.origin}/authorize`,
+      tokenUrl: `${whoAmI.origin}/token`,
+      whoAmIUrl: `${whoAmI.origin}/me`,
+      whoAmIMapping: MAPPING,
+      ...overrides,
+    })
+    return created.id
   }
 
   async function run(input: Record<string, unknown>, key = tenant.adminKey) {
@@ -256,7 +251,7 @@ describe('testWhoAmIMapping against the live WhoAmI URL', () => {
     }
     expect(whoAmI.requests.length).toBe(before)
     // The other tenant's own integration with the same WhoAmI URL works for it.
-    const theirs = await integration({ clientId: 'their-live-client' }, other.adminKey)
+    const theirs = await integration({ clientId: 'their-live-client' }, other)
     const own = await run({ integrationId: theirs, accessToken: TOKEN }, other.agentKey)
     expect(own.identity?.userName).toBe('billy.bob')
     expect(whoAmI.requests.length).toBe(before + 1)
@@ -290,17 +285,8 @@ describe('testWhoAmIMapping and a real sign-in', () => {
 
   beforeAll(async () => {
     whoAmI = await startWhoAmI(PAYLOAD)
-    t = await createTestApp({ serve: true, env: { OUTBOUND_ALLOW_HOSTS: '127.0.0.1' } })
-    const redirectUris = Object.values(REDIRECT_ROUTES).map((p) => `${t.baseUrl}${p}`)
+    t = await createFlowApp()
     provider = await startTestProvider({
-      clients: [
-        {
-          client_id: 'app',
-          client_secret: SECRET,
-          redirect_uris: redirectUris,
-          token_endpoint_auth_method: 'client_secret_post',
-        },
-      ],
       accounts: { ada: { email: 'ada@example.org', name: 'Ada' } },
     })
     tenant = await t.seedTenant()
@@ -312,47 +298,26 @@ describe('testWhoAmIMapping and a real sign-in', () => {
   })
 
   it('returns the identity the sign-in stored, for the pasted payload and for the live call', async () => {
-    const created = await t.gql<{ createOAuthIntegration: { integration: { id: string } } }>(
-      tenant.adminKey,
-      CREATE,
+    const { id: integrationId } = await seedProviderIntegration(
+      t,
+      tenant,
+      provider,
+      { clientId: 'app', clientSecret: SECRET },
       {
-        input: {
-          name: 'oidc',
-          clientId: 'app',
-          clientSecret: SECRET,
-          scope: 'openid',
-          authorizationUrl: provider.authorizationUrl,
-          tokenUrl: provider.tokenUrl,
-          whoAmIUrl: `${whoAmI.origin}/any`,
-          whoAmIMapping: SIGN_IN_MAPPING,
-        },
+        name: 'oidc',
+        scope: 'openid',
+        whoAmIUrl: `${whoAmI.origin}/any`,
+        whoAmIMapping: SIGN_IN_MAPPING,
       },
     )
-    expect(created.errors).toBeUndefined()
-    const integrationId = created.data!.createOAuthIntegration.integration.id
 
-    const started = await t.gql<{
-      startEndUserAuth: { authorizationLink: string; session: { id: string } }
-    }>(
+    const { started } = await signIn(
+      t,
       tenant.agentKey,
-      `mutation ($input: StartEndUserAuthInput!) { startEndUserAuth(input: $input) { authorizationLink session { id } } }`,
-      { input: { integrationId, conversationId: 'conv-ada' } },
+      { integrationId, conversationId: 'conv-ada' },
+      'ada',
     )
-    expect(started.errors).toBeUndefined()
-    const browser = new ScriptedBrowser()
-    const posted = await browser.request(started.data!.startEndUserAuth.authorizationLink, {
-      method: 'POST',
-    })
-    const callback = await loginAtTestProvider(browser, posted.headers.get('location')!, 'ada')
-    await browser.request(callback)
-    const polled = await t.gql<{
-      authSession: { status: string; identity: Record<string, unknown> | null }
-    }>(
-      tenant.agentKey,
-      `query ($id: ID!) { authSession(id: $id) { status identity { email userName fullName firstName lastName attributes } } }`,
-      { id: started.data!.startEndUserAuth.session.id },
-    )
-    const session = polled.data!.authSession
+    const session = (await poll(t, tenant.agentKey, started.session.id))!
     expect(session.status).toBe('AUTHENTICATED')
     expect(session.identity).toMatchObject({
       userName: '4711',

@@ -2,10 +2,14 @@
  * A real authorization server for the tests: oidc-provider (a certified OpenID Provider) on
  * 127.0.0.1, with its development login and consent pages, PKCE required, and a count of the
  * token requests it received.
+ *
+ * It starts without clients: a test creates its integration first and then registers the client
+ * with the integration's `redirectUrls` as the service reports them (`registerClient`), so the
+ * redirect URIs at the provider are always the ones the service sends.
  */
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import Provider, { type ClientMetadata } from 'oidc-provider'
+import Provider, { type Adapter, type AdapterPayload, type ClientMetadata } from 'oidc-provider'
 
 export interface Account {
   readonly email?: string
@@ -21,17 +25,21 @@ export interface TestProvider {
   readonly authorizationUrl: string
   readonly tokenUrl: string
   readonly userinfoUrl: string
+  /**
+   * Registers a client, or changes a registered one: its `redirect_uris` are added to those it
+   * has, its other fields replaced. Takes effect at the next request.
+   */
+  registerClient(client: ClientMetadata): Promise<void>
   /** Requests received per path, e.g. tokenRequests() for '/token'. */
   tokenRequests(): number
   userinfoRequests(): number
   close(): Promise<void>
 }
 
-export async function startTestProvider(options: {
-  clients: ClientMetadata[]
-  accounts?: Record<string, Account>
-  /** Sends RFC 9207 `iss` on callbacks (oidc-provider's default). */
-}): Promise<TestProvider> {
+/** oidc-provider sends RFC 9207 `iss` on callbacks (its default). */
+export async function startTestProvider(
+  options: { accounts?: Record<string, Account> } = {},
+): Promise<TestProvider> {
   let tokenCount = 0
   let userinfoCount = 0
   let provider: Provider | undefined
@@ -43,8 +51,9 @@ export async function startTestProvider(options: {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
   const accounts = options.accounts ?? {}
+  const storage = createStorage()
   provider = new Provider(issuer, {
-    clients: options.clients,
+    adapter: storage.adapter,
     pkce: { required: () => true },
     features: { devInteractions: { enabled: true } },
     claims: {
@@ -67,6 +76,13 @@ export async function startTestProvider(options: {
     authorizationUrl: `${issuer}/auth`,
     tokenUrl: `${issuer}/token`,
     userinfoUrl: `${issuer}/me`,
+    async registerClient(client) {
+      const known = storage.clients.get(client.client_id)
+      const redirectUris = [...(known?.redirect_uris ?? []), ...(client.redirect_uris ?? [])]
+      const merged = { ...client, redirect_uris: [...new Set(redirectUris)] }
+      await provider.Client.validate(merged)
+      storage.clients.set(client.client_id, merged)
+    },
     tokenRequests: () => tokenCount,
     userinfoRequests: () => userinfoCount,
     close: () =>
@@ -75,4 +91,63 @@ export async function startTestProvider(options: {
         server.close(() => resolve())
       }),
   }
+}
+
+/**
+ * oidc-provider's storage, one per provider, kept in Maps. Clients live here rather than in its
+ * static `clients` setting, which it reads once at start; its default in-memory store is an LRU
+ * that may drop entries, a client registered long before its first use among them.
+ */
+function createStorage(): {
+  adapter: (model: string) => Adapter
+  clients: Map<string, ClientMetadata>
+} {
+  const clients = new Map<string, ClientMetadata>()
+  const entries = new Map<string, { payload: AdapterPayload; expiresAt: number }>()
+  const live = (key: string): AdapterPayload | undefined => {
+    const entry = entries.get(key)
+    if (entry === undefined) return undefined
+    if (entry.expiresAt > Date.now()) return entry.payload
+    entries.delete(key)
+    return undefined
+  }
+  const findBy = (model: string, matches: (payload: AdapterPayload) => boolean) => {
+    for (const key of entries.keys()) {
+      const payload = key.startsWith(`${model}:`) ? live(key) : undefined
+      if (payload && matches(payload)) return payload
+    }
+    return undefined
+  }
+  const adapter = (model: string): Adapter => {
+    const key = (id: string) => `${model}:${id}`
+    return {
+      async upsert(id, payload, expiresIn) {
+        if (model === 'Client') throw new Error('clients are registered with registerClient')
+        const expiresAt = expiresIn === undefined ? Infinity : Date.now() + expiresIn * 1000
+        entries.set(key(id), { payload, expiresAt })
+      },
+      async find(id) {
+        return model === 'Client' ? clients.get(id) : live(key(id))
+      },
+      async findByUid(uid) {
+        return findBy(model, (payload) => payload.uid === uid)
+      },
+      async findByUserCode(userCode) {
+        return findBy(model, (payload) => payload.userCode === userCode)
+      },
+      async consume(id) {
+        const payload = live(key(id))
+        if (payload) payload.consumed = Math.floor(Date.now() / 1000)
+      },
+      async destroy(id) {
+        entries.delete(key(id))
+      },
+      async revokeByGrantId(grantId) {
+        for (const [stored, { payload }] of entries) {
+          if (stored.startsWith(`${model}:`) && payload.grantId === grantId) entries.delete(stored)
+        }
+      },
+    }
+  }
+  return { adapter, clients }
 }

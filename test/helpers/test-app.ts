@@ -12,12 +12,10 @@ import {
 import type { AddressInfo } from 'node:net'
 import { createApp, type App } from '../../src/runtime/app.ts'
 import { loadConfig, type Config } from '../../src/config.ts'
-import { createSealer } from '../../src/crypto/sealer.ts'
 import { endUserRoutes } from '../../src/http/index.ts'
-import { createSessionEvents } from '../../src/runtime/events.ts'
 import { createLogger } from '../../src/logger.ts'
-import { createProviderGateway } from '../../src/oauth/gateway.ts'
 import type { OutboundOptions } from '../../src/oauth/outbound.ts'
+import { createDeps } from '../../src/runtime/open.ts'
 import type { Deps } from '../../src/services/deps.ts'
 import { createTenant, createApiKey } from '../../src/services/tenants.ts'
 import { createTestDatabase, type TestDatabase } from './test-db.ts'
@@ -90,22 +88,11 @@ export async function createTestApp(
     ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
     ...options.env,
   })
-  const provider = createProviderGateway({
-    allowHosts: config.outboundAllowHosts,
-    ...options.outbound,
+  // The service's own assembly; ENCRYPTION_KEY is always set here, so no development key is made.
+  const deps = createDeps(config, database.db, logger, {
+    ...(options.now ? { now: options.now } : {}),
+    ...(options.outbound ? { outbound: options.outbound } : {}),
   })
-  const deps: Deps = {
-    db: database.db,
-    config,
-    sealer: createSealer(
-      config.encryptionKey ?? TEST_ENCRYPTION_KEY,
-      config.previousEncryptionKeys,
-    ),
-    logger,
-    now: options.now ?? (() => new Date()),
-    events: createSessionEvents(),
-    provider,
-  }
   const app = createApp(deps, database, endUserRoutes)
   handler = app.handleNode
   const base = served ?? 'http://localhost:4000'
@@ -164,7 +151,7 @@ export async function createTestApp(
         await new Promise<void>((resolve) => server!.close(() => resolve()))
       }
       await app.close()
-      await provider.close()
+      await deps.provider.close()
       if (!options.database) await database.close()
     },
   }

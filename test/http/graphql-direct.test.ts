@@ -14,12 +14,8 @@ import {
   type TestApp,
 } from '../helpers/test-app.ts'
 import { CREATE, validInput } from '../graphql/integration-fixtures.ts'
+import { POLL, seedIntegration, start, START, SUBSCRIBE } from '../helpers/flow.ts'
 import { QueryCache } from '../../src/graphql/options.ts'
-
-const POLL = `query Poll($id: ID!) {
-  authSession(id: $id) { id status conversationId contactId redirectRoute createdAt expiresAt openedAt completedAt
-    identity { email userName fullName firstName lastName attributes } failure { code message } }
-}`
 
 /** Headers that frame or stamp a response rather than say anything about it. */
 const FRAMING = new Set(['date', 'connection', 'keep-alive', 'transfer-encoding', 'content-length'])
@@ -60,20 +56,8 @@ describe('the direct GraphQL path answers as yoga does', () => {
     })
     base = await t.listen()
     acme = await t.seedTenant('acme')
-    const created = await t.gql<{ createOAuthIntegration: { integration: { id: string } } }>(
-      acme.adminKey,
-      CREATE,
-      {
-        input: validInput(),
-      },
-    )
-    integrationId = created.data!.createOAuthIntegration.integration.id
-    const started = await t.gql<{ startEndUserAuth: { session: { id: string } } }>(
-      acme.agentKey,
-      'mutation ($i: ID!) { startEndUserAuth(input: { integrationId: $i, conversationId: "c-1" }) { session { id } } }',
-      { i: integrationId },
-    )
-    sessionId = started.data!.startEndUserAuth.session.id
+    integrationId = (await seedIntegration(t, acme, validInput())).id
+    sessionId = (await start(t, acme.agentKey, { integrationId, conversationId: 'c-1' })).session.id
   })
   afterAll(() => t.close())
 
@@ -240,7 +224,7 @@ describe('the direct GraphQL path answers as yoga does', () => {
       path: 'yoga',
       headers: json(f.agentKey, { accept: 'application/json' }),
       body: {
-        query: 'subscription ($id: ID!) { authSessionUpdated(id: $id) { status } }',
+        query: SUBSCRIBE,
         variables: { id: f.sessionId },
       },
     },
@@ -408,14 +392,29 @@ describe('the direct GraphQL path answers as yoga does', () => {
         method: 'POST',
         headers: json(acme.agentKey),
         body: JSON.stringify({
-          query:
-            'mutation ($i: ID!) { startEndUserAuth(input: { integrationId: $i, conversationId: "c-2" }) { session { status conversationId } } }',
-          variables: { i: integrationId },
+          query: START,
+          variables: { input: { integrationId, conversationId: 'c-2' } },
         }),
       }),
     )
     expect(await response.json()).toEqual({
-      data: { startEndUserAuth: { session: { status: 'PENDING', conversationId: 'c-2' } } },
+      data: {
+        startEndUserAuth: {
+          authorizationLink: expect.any(String),
+          message: {
+            text: expect.any(String),
+            buttonLabel: expect.any(String),
+            url: expect.any(String),
+          },
+          session: {
+            id: expect.any(String),
+            status: 'PENDING',
+            conversationId: 'c-2',
+            contactId: 'c-2',
+            expiresAt: expect.any(String),
+          },
+        },
+      },
     })
     expect(Number(await count())).toBe(before + 1)
     expect(t.app.directGraphQL.answered).toBe(answered + 1)
