@@ -19,6 +19,8 @@ export const AUTH_FAILURE_CODES = {
     'The callback did not carry the state of this sign-in, so it cannot be trusted to belong to it (RFC 6749 §10.12).',
   issuer_mismatch:
     'The callback named a different issuer than the one configured for the integration (RFC 9207 mix-up defence).',
+  issuer_missing:
+    "The callback carried no issuer (`iss`) although the provider's metadata says it sends one, or the sign-in came back on the shared callback URLs, which require it (RFC 9207 §2.4).",
   invalid_grant:
     'The token endpoint refused the authorization code: expired, already used, or issued for another redirect URL or PKCE verifier.',
   provider_error:
@@ -30,6 +32,25 @@ export const AUTH_FAILURE_CODES = {
     'The provider URL points at an address the service must not call (loopback, private, link-local, metadata service, ...) or uses plain http, and its host is not in OUTBOUND_ALLOW_HOSTS.',
   invalid_provider_response:
     'The provider answered something malformed: not JSON, invalid UTF-8, too large, not an object, or missing or mistyped fields.',
+  id_token_missing:
+    'OpenID Connect: the token endpoint answered without an ID token, which an openid sign-in requires.',
+  id_token_invalid:
+    'OpenID Connect: the ID token is not a well-formed signed JWT (no signature, an algorithm the issuer does not use, or a missing or mistyped claim such as sub or iat).',
+  id_token_signature_invalid:
+    "OpenID Connect: the ID token's signature does not verify with any of the issuer's published keys (its keys were fetched again once for an unknown key id).",
+  id_token_issuer_mismatch: "OpenID Connect: the ID token's iss is not the integration's issuer.",
+  id_token_audience_mismatch:
+    "OpenID Connect: the ID token's aud does not name this client, or it names several and azp is not this client.",
+  id_token_expired:
+    'OpenID Connect: the ID token has expired, or was issued in the future (beyond a small clock skew).',
+  nonce_mismatch:
+    'OpenID Connect: the ID token does not carry the nonce of this sign-in (a replayed or injected token).',
+  subject_mismatch:
+    "The WhoAmI answer (or the mapping) names another subject than the ID token's sub (OIDC Core §5.3.2).",
+  insufficient_authentication:
+    'The provider did not authenticate the end user as this sign-in asked: auth_time is older than maxAgeSeconds (or missing), or acr is not one of acrValues.',
+  confirmation_failed:
+    'The code shown after the sign-in was typed wrongly too many times in the conversation.',
   whoami_failed: 'The WhoAmI endpoint refused the access token or answered with an HTTP error.',
   mapping_failed: 'The WhoAmI answer did not map to a usable identity.',
   internal_error:

@@ -20,14 +20,19 @@ export function createProviderGateway(
       clientSecret,
       callbackUrl,
       expectedState,
+      issuer,
       redirectUri,
       codeVerifier,
+      oidc,
       deadlineMs,
     }) {
+      if (oidc !== null || issuer.required) {
+        return err(authFailure('internal_error', 'OpenID Connect sign-ins are not available yet'))
+      }
       const callback = validateCallback({
         params: callbackUrl.searchParams,
         expectedState,
-        issuer: integration.issuer,
+        issuer: issuer.expected,
         clientId: integration.clientId,
       })
       if (!callback.ok) return callback
@@ -42,20 +47,26 @@ export function createProviderGateway(
           clientSecret,
           tokenUrl: integration.tokenUrl,
           tokenEndpointAuthMethod: integration.tokenEndpointAuthMethod,
-          issuer: integration.issuer,
+          issuer: issuer.expected,
         },
         callback: callback.value,
         redirectUri,
         codeVerifier,
         ...(deadlineMs !== undefined && { deadlineMs }),
       })
-      return tokens.ok ? ok({ accessToken: tokens.value.accessToken }) : tokens
+      if (!tokens.ok) return tokens
+      return ok({
+        accessToken: tokens.value.accessToken,
+        idToken: null,
+        callbackIssuer: callbackUrl.searchParams.get('iss'),
+      })
     },
     async fetchWhoAmI(integration, accessToken, deadlineMs) {
       if (!integration.whoAmIUrl) return ok({})
       const answer = await client.fetchWhoAmI(integration.whoAmIUrl, accessToken, deadlineMs)
       return answer.ok ? ok(answer.value.payload) : answer
     },
+    discover: async () => err('discovery is not available yet'),
     close: () => outbound.close(),
   }
 }

@@ -140,7 +140,9 @@ async function redeem(
     clientSecret,
     callbackUrl: url,
     expectedState: state,
+    issuer: { expected: integration.issuer, required: false },
     redirectUri,
+    oidc: null,
     codeVerifier,
     deadlineMs: deps.provider.deadlineMs,
   })
