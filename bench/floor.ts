@@ -37,7 +37,7 @@ const SELECT_INTEGRATION =
 // src/db/auth-sessions.ts insertSessionSuperseding: the supersede UPDATE and the INSERT in one
 // statement, as Kysely compiles it.
 const START =
-  'with "superseded" as (update "auth_sessions" set "status" = $1, "completed_at" = $2, "updated_at" = $3, "code_verifier_sealed" = $4 where "tenant_id" = $5 and "conversation_id" = $6 and "integration_id" = $7 and "status" in ($8, $9) and "expires_at" > $10 returning *), "inserted" as (insert into "auth_sessions" ("id", "tenant_id", "integration_id", "conversation_id", "contact_id", "redirect_route", "status", "link_hash", "expires_at", "created_at", "updated_at") values ($11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) returning *) select *, true as "is_new" from "inserted" union all select *, false as "is_new" from "superseded"'
+  'with "superseded" as (update "auth_sessions" set "status" = $1, "updated_at" = $2, "completed_at" = $3, "code_verifier_sealed" = $4, "confirmation_code_sealed" = $5, "confirmation_code_hash" = $6 where "tenant_id" = $7 and "conversation_id" = $8 and "integration_id" = $9 and "status" in ($10, $11, $12) and "expires_at" > $13 returning *), "inserted" as (insert into "auth_sessions" ("id", "tenant_id", "integration_id", "conversation_id", "contact_id", "redirect_route", "redirect_uri", "status", "link_hash", "expires_at", "prompt", "max_age_seconds", "login_hint", "acr_values", "created_at", "updated_at") values ($14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29) returning *) select *, true as "is_new" from "inserted" union all select *, false as "is_new" from "superseded"'
 const SELECT_SESSION = 'select * from "auth_sessions" where "id" = $1 and "tenant_id" = $2'
 
 /**
@@ -79,8 +79,13 @@ async function serviceStatements(): Promise<string[]> {
     conversationId: 'c',
     contactId: 'c',
     redirectRoute: 'IDP',
+    redirectUri: 'http://127.0.0.1/idp/eu/oauth/callback/k',
     linkHash: new Uint8Array(32),
     expiresAt: now,
+    prompt: null,
+    maxAgeSeconds: null,
+    loginHint: null,
+    acrValues: null,
     now,
   }).catch(() => undefined) // no row comes back from nowhere
   await findSession(db, id, id)
@@ -201,11 +206,14 @@ async function start(body: Record<string, string>): Promise<Record<string, unkno
     now,
     now,
     null,
+    null,
+    null,
     tenantId,
     conversationId,
     integration.id,
     'PENDING',
     'OPENED',
+    'AWAITING_CONFIRMATION',
     now,
     randomUUID(),
     tenantId,
@@ -213,9 +221,14 @@ async function start(body: Record<string, string>): Promise<Record<string, unkno
     conversationId,
     conversationId,
     'IDP',
+    `http://127.0.0.1/idp/eu/oauth/callback/${integration.callback_key}`,
     'PENDING',
     createHash('sha256').update(token).digest(),
     new Date(now.getTime() + Number(integration.session_ttl_seconds) * 1000),
+    null,
+    null,
+    null,
+    null,
     now,
     now,
   ])

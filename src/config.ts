@@ -31,6 +31,10 @@ export interface Config {
   readonly outboundAllowHosts: readonly string[]
   readonly production: boolean
   readonly logLevel: string
+  /** Browser origins allowed to call /graphql (agent desktops); never with credentials. */
+  readonly corsOrigins: readonly string[]
+  /** Whether the schema may be introspected (and errors suggest field names). */
+  readonly introspection: boolean
 }
 
 type Env = Readonly<Record<string, string | undefined>>
@@ -47,6 +51,8 @@ export const CONFIG_VARIABLES = [
   'OUTBOUND_ALLOW_HOSTS',
   'LOG_LEVEL',
   'NODE_ENV',
+  'CORS_ORIGINS',
+  'GRAPHQL_INTROSPECTION',
 ] as const
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
@@ -58,7 +64,7 @@ export function loadConfig(env: Env = process.env): Config {
   const dataDir = path.resolve(nonEmpty(env.DATA_DIR, 'DATA_DIR') ?? './.data')
   const databaseUrl = nonEmpty(env.DATABASE_URL, 'DATABASE_URL')
   if (databaseUrl !== undefined) checkDatabaseUrl(databaseUrl)
-  const publicBaseUrl = parsePublicBaseUrl(env.PUBLIC_BASE_URL, port)
+  const publicBaseUrl = parsePublicBaseUrl(env.PUBLIC_BASE_URL, port, production)
   const encryptionKey = nonEmpty(env.ENCRYPTION_KEY, 'ENCRYPTION_KEY') ?? null
   if (encryptionKey !== null) checkKey(encryptionKey, 'ENCRYPTION_KEY')
   if (production && encryptionKey === null) {
@@ -83,7 +89,13 @@ export function loadConfig(env: Env = process.env): Config {
     }
   }
 
+  const corsOrigins = list(env.CORS_ORIGINS).map((origin) => parseOrigin(origin))
+  const introspection =
+    parseBoolean(env.GRAPHQL_INTROSPECTION, 'GRAPHQL_INTROSPECTION') ?? !production
+
   return Object.freeze({
+    corsOrigins,
+    introspection,
     port,
     host,
     database: databaseUrl
@@ -139,7 +151,7 @@ function checkDatabaseUrl(raw: string): void {
   }
 }
 
-function parsePublicBaseUrl(raw: string | undefined, port: number): string {
+function parsePublicBaseUrl(raw: string | undefined, port: number, production: boolean): string {
   if (raw === undefined) return `http://localhost:${port}`
   const value = raw.trim().replace(/\/+$/, '')
   let url: URL
@@ -158,7 +170,55 @@ function parsePublicBaseUrl(raw: string | undefined, port: number): string {
       'must be an origin (and optional path) without query, fragment or credentials',
     )
   }
+  // End users' browsers carry the binding cookie and the provider's code over this origin.
+  if (production && url.protocol !== 'https:' && !isLoopbackHost(url.hostname)) {
+    throw new ConfigError(
+      'PUBLIC_BASE_URL',
+      `must be https when NODE_ENV=production (got "${raw}"); plain http only on a loopback host such as localhost`,
+    )
+  }
   return value
+}
+
+/** localhost, 127.0.0.0/8 and [::1]: where plain http never leaves the machine. */
+function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.toLowerCase().replace(/\.$/, '')
+  return (
+    host === 'localhost' ||
+    host.endsWith('.localhost') ||
+    host === '[::1]' ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
+  )
+}
+
+function parseOrigin(raw: string): string {
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    throw new ConfigError(
+      'CORS_ORIGINS',
+      `"${raw}" is not an origin (e.g. https://desk.example.com)`,
+    )
+  }
+  if (
+    (url.protocol !== 'https:' && url.protocol !== 'http:') ||
+    url.origin !== raw.replace(/\/$/, '')
+  ) {
+    throw new ConfigError(
+      'CORS_ORIGINS',
+      `"${raw}" is not an origin: scheme, host and port only (e.g. https://desk.example.com)`,
+    )
+  }
+  return url.origin
+}
+
+function parseBoolean(raw: string | undefined, variable: string): boolean | undefined {
+  const value = nonEmpty(raw, variable)
+  if (value === undefined) return undefined
+  if (value === 'true') return true
+  if (value === 'false') return false
+  throw new ConfigError(variable, `must be true or false (got "${value}")`)
 }
 
 function checkKey(key: string, variable: string): void {

@@ -41,6 +41,8 @@ describe('loadConfig', () => {
       outboundAllowHosts: [],
       production: false,
       logLevel: 'info',
+      corsOrigins: [],
+      introspection: true,
     })
     expect(Object.isFrozen(config)).toBe(true)
   })
@@ -65,6 +67,8 @@ describe('loadConfig', () => {
       OUTBOUND_ALLOW_HOSTS: 'IdP.Local:8443, 127.0.0.1 ,',
       NODE_ENV: 'production',
       LOG_LEVEL: 'warn',
+      CORS_ORIGINS: 'https://desk.example.com, http://localhost:3000',
+      GRAPHQL_INTROSPECTION: 'true',
     })
     expect(config).toEqual({
       port: 5000,
@@ -77,7 +81,30 @@ describe('loadConfig', () => {
       outboundAllowHosts: ['idp.local:8443', '127.0.0.1'],
       production: true,
       logLevel: 'warn',
+      corsOrigins: ['https://desk.example.com', 'http://localhost:3000'],
+      introspection: true,
     })
+  })
+
+  it('turns introspection off in production unless GRAPHQL_INTROSPECTION says otherwise', () => {
+    const production = {
+      NODE_ENV: 'production',
+      ENCRYPTION_KEY: KEY,
+      PUBLIC_BASE_URL: 'https://a.example.com',
+    }
+    expect(loadConfig(production).introspection).toBe(false)
+    expect(loadConfig({ ...production, GRAPHQL_INTROSPECTION: 'true' }).introspection).toBe(true)
+    expect(loadConfig({ GRAPHQL_INTROSPECTION: 'false' }).introspection).toBe(false)
+  })
+
+  it('lets production use plain http for PUBLIC_BASE_URL on a loopback host only', () => {
+    const production = { NODE_ENV: 'production', ENCRYPTION_KEY: KEY }
+    for (const base of ['http://localhost:4000', 'http://127.0.0.1:8080', 'http://[::1]:4000']) {
+      expect(loadConfig({ ...production, PUBLIC_BASE_URL: base }).publicBaseUrl).toBe(base)
+    }
+    expect(loadConfig({ PUBLIC_BASE_URL: 'http://auth.example.com' }).publicBaseUrl).toBe(
+      'http://auth.example.com',
+    )
   })
 
   it('accepts postgresql:// and a socket host given as a parameter', () => {
@@ -109,6 +136,24 @@ describe('loadConfig', () => {
     ],
     [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL: must be one of/],
     [
+      { NODE_ENV: 'production', ENCRYPTION_KEY: KEY, PUBLIC_BASE_URL: 'http://auth.example.com' },
+      /^PUBLIC_BASE_URL: must be https when NODE_ENV=production/,
+    ],
+    [
+      {
+        NODE_ENV: 'production',
+        ENCRYPTION_KEY: KEY,
+        PUBLIC_BASE_URL: 'http://{tenant}.example.com',
+      },
+      /^PUBLIC_BASE_URL: must be https/,
+    ],
+    [{ CORS_ORIGINS: 'desk.example.com' }, /^CORS_ORIGINS: "desk.example.com" is not an origin/],
+    [
+      { CORS_ORIGINS: 'https://desk.example.com/app' },
+      /^CORS_ORIGINS: .* scheme, host and port only/,
+    ],
+    [{ GRAPHQL_INTROSPECTION: 'yes' }, /^GRAPHQL_INTROSPECTION: must be true or false/],
+    [
       { OUTBOUND_ALLOW_HOSTS: 'https://idp.example.com/' },
       /^OUTBOUND_ALLOW_HOSTS: .* is not a host name/,
     ],
@@ -131,6 +176,14 @@ describe('npm start with a bad configuration', () => {
       [{ DATABASE_URL: 'mysql://x' }, /DATABASE_URL: must start with postgres:\/\//],
       [{ DATABASE_URL: 'not a url' }, /DATABASE_URL: is not a URL/],
       [{ NODE_ENV: 'production' }, /ENCRYPTION_KEY: is required when NODE_ENV=production/],
+      [
+        {
+          NODE_ENV: 'production',
+          ENCRYPTION_KEY: 'k'.repeat(40),
+          PUBLIC_BASE_URL: 'http://auth.example.com',
+        },
+        /PUBLIC_BASE_URL: must be https when NODE_ENV=production/,
+      ],
       [{ ENCRYPTION_KEY: 'too-short' }, /ENCRYPTION_KEY: must be at least 32 characters/],
       [{ DATA_DIR: '' }, /DATA_DIR: is set but empty/],
     ]
@@ -141,8 +194,8 @@ describe('npm start with a bad configuration', () => {
       results.forEach((result, i) => {
         const [env, message] = cases[i]!
         const context = `${JSON.stringify(env)} → ${JSON.stringify(result)}`
-        expect(result.code, context).not.toBe(0)
-        expect(result.code, context).not.toBeNull()
+        // EX_CONFIG, for every wrong variable.
+        expect(result.code, context).toBe(78)
         const lines = result.stderr.split('\n').filter(Boolean)
         expect(lines, context).toHaveLength(1)
         expect(lines[0], context).toMatch(message)

@@ -3,19 +3,23 @@
  * statements are built from (db/auth-sessions.ts: every UPDATE that changes a status takes its
  * `from` set as its compare-and-set guard and its `to` status from here).
  *
- *   PENDING ──open──▶ OPENED ──authenticate──▶ AUTHENTICATED
- *      │                 │────fail──────────▶ FAILED
- *      └──cancel/expire──┴──cancel/expire───▶ CANCELLED / EXPIRED
+ *   PENDING ──open──▶ OPENED ──authenticate──────────────────────────────▶ AUTHENTICATED
+ *      │                 │──await_confirmation─▶ AWAITING_CONFIRMATION ──confirm──┘
+ *      │                 │──fail──▶ FAILED ◀──reject_confirmation──┘
+ *      └────────cancel / expire (from every open status)──────────▶ CANCELLED / EXPIRED
  *
  * Rules:
- * - AUTHENTICATED, FAILED, EXPIRED and CANCELLED are terminal: nothing leaves them, and a
- *   terminal session holds no sealed PKCE verifier and has a `completedAt` (a CHECK constraint
- *   of the database says so too).
- * - Only an OPENED session (a browser is bound to it) can authenticate or fail at the callback.
+ * - AUTHENTICATED, FAILED, EXPIRED and CANCELLED are terminal: nothing leaves them. A terminal
+ *   session holds no sealed value (PKCE verifier, confirmation code) and has a `completedAt`; a
+ *   session past its code exchange holds no verifier (a CHECK constraint of the database says so
+ *   too).
+ * - Only an OPENED session (a browser is bound to it) can end at the callback: authenticated, or
+ *   waiting for the end user to type the code shown to them into the conversation, or failed.
  * - Past `expiresAt` a session reads as EXPIRED, whether or not a sweeper has written it.
- * - Timing: `open` and `cancel` only before the expiry, `expire` only from it on; `authenticate`
- *   and `fail` at any time, because the callback checks the expiry when it claims the code
- *   exchange, before the provider is called, so a sign-in in time may end after `expiresAt`.
+ * - Timing: `open`, `confirm`, `reject_confirmation` and `cancel` only before the expiry,
+ *   `expire` only from it on; `authenticate`, `await_confirmation` and `fail` at any time,
+ *   because the callback checks the expiry when it claims the code exchange, before the
+ *   provider is called, so a sign-in in time may end after `expiresAt`.
  */
 import type { AuthFailure } from './auth-failure.ts'
 import type { Identity } from './identity.ts'
@@ -25,6 +29,7 @@ import type { RedirectRouteName } from './redirect-urls.ts'
 export const AUTH_SESSION_STATUSES = [
   'PENDING',
   'OPENED',
+  'AWAITING_CONFIRMATION',
   'AUTHENTICATED',
   'FAILED',
   'EXPIRED',
@@ -36,6 +41,18 @@ export type AuthSessionStatus = (typeof AUTH_SESSION_STATUSES)[number]
 /** The callback route the provider returns to (core/redirect-urls.ts). */
 export type RedirectRoute = RedirectRouteName
 
+/** What a sign-in did to its contact (set when the session ends, otherwise null). */
+export const CONTACT_UPDATES = ['FILLED', 'UNCHANGED', 'CONFLICT'] as const
+export type ContactUpdate = (typeof CONTACT_UPDATES)[number]
+
+/** What the agent asked of the provider for this sign-in (OpenID Connect step-up). */
+export interface StepUp {
+  readonly prompt: string | null
+  readonly maxAgeSeconds: number | null
+  readonly loginHint: string | null
+  readonly acrValues: readonly string[] | null
+}
+
 export interface AuthSession {
   readonly id: string
   readonly tenantId: string
@@ -43,17 +60,38 @@ export interface AuthSession {
   readonly conversationId: string
   readonly contactId: string
   readonly redirectRoute: RedirectRoute
+  /** The redirect_uri of the authorization request; null for sessions of earlier versions. */
+  readonly redirectUri: string | null
+  /** Whether its authorization request was OpenID Connect (a nonce sent, an ID token due). */
+  readonly openid: boolean
   readonly status: AuthSessionStatus
   readonly createdAt: Date
   readonly expiresAt: Date
   readonly openedAt: Date | null
   readonly completedAt: Date | null
+  /** Set when AUTHENTICATED; kept, not shown, while AWAITING_CONFIRMATION. */
   readonly identity: Identity | null
   readonly failure: AuthFailure | null
+  readonly stepUp: StepUp
+  /** The callback's RFC 9207 `iss`, as it came. */
+  readonly callbackIssuer: string | null
+  /** Codes that may still be tried; null when the sign-in involves no code. */
+  readonly confirmationAttemptsLeft: number | null
+  /** When the result page showed the confirmation code; null until then. */
+  readonly confirmationShownAt: Date | null
+  readonly contactUpdate: ContactUpdate | null
 }
 
 /** What can happen to a session; each event has one row in TRANSITIONS. */
-export type AuthSessionEvent = 'open' | 'authenticate' | 'fail' | 'cancel' | 'expire'
+export type AuthSessionEvent =
+  | 'open'
+  | 'authenticate'
+  | 'await_confirmation'
+  | 'fail'
+  | 'confirm'
+  | 'reject_confirmation'
+  | 'cancel'
+  | 'expire'
 
 /** When, against the session's `expiresAt`, an event may happen. */
 export type EventTiming = 'before_expiry' | 'from_expiry' | 'any_time'
@@ -64,14 +102,19 @@ export interface Transition {
   readonly timing: EventTiming
 }
 
+const OPEN: readonly AuthSessionStatus[] = ['PENDING', 'OPENED', 'AWAITING_CONFIRMATION']
+
 export const TRANSITIONS: { readonly [E in AuthSessionEvent]: Transition } = {
   // Also: the browser already bound may open its link again (a fresh state and verifier) while
   // no callback has claimed the code exchange; db/auth-sessions.ts bindSession adds that case.
   open: { from: ['PENDING'], to: 'OPENED', timing: 'before_expiry' },
   authenticate: { from: ['OPENED'], to: 'AUTHENTICATED', timing: 'any_time' },
+  await_confirmation: { from: ['OPENED'], to: 'AWAITING_CONFIRMATION', timing: 'any_time' },
   fail: { from: ['OPENED'], to: 'FAILED', timing: 'any_time' },
-  cancel: { from: ['PENDING', 'OPENED'], to: 'CANCELLED', timing: 'before_expiry' },
-  expire: { from: ['PENDING', 'OPENED'], to: 'EXPIRED', timing: 'from_expiry' },
+  confirm: { from: ['AWAITING_CONFIRMATION'], to: 'AUTHENTICATED', timing: 'before_expiry' },
+  reject_confirmation: { from: ['AWAITING_CONFIRMATION'], to: 'FAILED', timing: 'before_expiry' },
+  cancel: { from: OPEN, to: 'CANCELLED', timing: 'before_expiry' },
+  expire: { from: OPEN, to: 'EXPIRED', timing: 'from_expiry' },
 }
 
 /** The statuses that are not final: every status some event leaves from. */

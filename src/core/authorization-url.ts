@@ -3,6 +3,8 @@
  * nothing the tenant configured can smuggle parameters in. Parameters already on the configured
  * URL (e.g. `audience`, `prompt`) are kept; the integration rules refuse the ones set here.
  */
+import type { StepUp } from './auth-session.ts'
+
 export const FLOW_PARAMETERS = [
   'response_type',
   'client_id',
@@ -14,6 +16,9 @@ export const FLOW_PARAMETERS = [
   'nonce',
 ] as const
 
+/** Step-up parameters a sign-in may carry; each replaces one the configured URL already has. */
+const STEP_UP_PARAMETERS = ['prompt', 'max_age', 'login_hint', 'acr_values'] as const
+
 export function buildAuthorizationUrl(
   integration: {
     readonly authorizationUrl: string
@@ -24,6 +29,9 @@ export function buildAuthorizationUrl(
     readonly redirectUri: string
     readonly state: string
     readonly codeChallenge: string | null
+    /** OpenID Connect only (OIDC Core §3.1.2.1). */
+    readonly nonce: string | null
+    readonly stepUp: StepUp
   },
 ): string {
   const url = new URL(integration.authorizationUrl)
@@ -36,6 +44,18 @@ export function buildAuthorizationUrl(
   if (request.codeChallenge) {
     url.searchParams.set('code_challenge', request.codeChallenge)
     url.searchParams.set('code_challenge_method', 'S256')
+  }
+  if (request.nonce !== null) url.searchParams.set('nonce', request.nonce)
+  const { prompt, maxAgeSeconds, loginHint, acrValues } = request.stepUp
+  const stepUp: Record<(typeof STEP_UP_PARAMETERS)[number], string | null> = {
+    prompt,
+    max_age: maxAgeSeconds === null ? null : String(maxAgeSeconds),
+    login_hint: loginHint,
+    acr_values: acrValues === null ? null : acrValues.join(' '),
+  }
+  for (const name of STEP_UP_PARAMETERS) {
+    const value = stepUp[name]
+    if (value !== null) url.searchParams.set(name, value)
   }
   return url.href
 }

@@ -1,12 +1,32 @@
 /**
- * The identity a sign-in produces: five standard fields picked from the mapping's result, plus
- * that whole result as `attributes`.
+ * The identity a sign-in produces: standard fields picked from the ID token's claims (OpenID
+ * Connect sign-ins) and from the mapping's result (the WhoAmI answer after the JMESPath mapping),
+ * plus that whole mapping result as `attributes`.
  *
- * Rules for the standard fields (`email`, `userName`, `fullName`, `firstName`, `lastName`):
+ * Sources, in order: for each field the ID token's claim comes first (it is signed by the
+ * issuer), and the mapping's field fills it only where the ID token has none:
  *
- * 1. A field is taken only when it is a string; `userName` may also be a finite number, which
- *    becomes its decimal string (numeric ids are common). Any other type is ignored with a
- *    warning; a missing field or `null` is simply absent.
+ * | field         | ID token claim       | mapping field    |
+ * | ------------- | -------------------- | ---------------- |
+ * | subject       | sub                  | subject          |
+ * | email         | email                | email            |
+ * | emailVerified | email_verified       | emailVerified    | (from the same source as email)
+ * | userName      | preferred_username   | userName         |
+ * | fullName      | name                 | fullName         |
+ * | firstName     | given_name           | firstName        |
+ * | lastName      | family_name          | lastName         |
+ * | authTime      | auth_time            | —                |
+ * | acr, amr      | acr, amr             | —                |
+ *
+ * `issuer` is the ID token's `iss`, or else the integration's issuer. A mapping `subject` that
+ * differs from the ID token's `sub` is not a gap to fill but a contradiction: the sign-in flow
+ * fails it (subject_mismatch) before this runs.
+ *
+ * Rules for the text fields:
+ *
+ * 1. A field is taken only when it is a string; `userName` and `subject` may also be a finite
+ *    number, which becomes its decimal string (numeric ids are common). Any other type is ignored
+ *    with a warning; a missing field or `null` is simply absent.
  * 2. The text is cleaned: lone UTF-16 surrogates become U+FFFD (PostgreSQL refuses them), control
  *    characters (including NUL, which PostgreSQL refuses too), bidirectional formatting
  *    characters (U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069, which can make a name
@@ -17,12 +37,16 @@
  * 3. Each field is bounded in length, counted in code points (IDENTITY_FIELD_MAX_LENGTH); a longer
  *    value is not used rather than cut, with a warning.
  * 4. `email` must look like an address (`local@domain.tld`, letters of any script allowed, the
- *    domain lower-cased); otherwise it is not used as one, with a warning.
+ *    domain lower-cased); otherwise it is not used as one, with a warning. `emailVerified` is a
+ *    boolean (the strings "true" and "false" too, which some providers send); null when the
+ *    source of the email says nothing.
  * 5. When `fullName` is the only name given, it is split into `firstName` and `lastName` by the
  *    rules in person-name.ts, unless the integration turned that off. A usable `firstName` or
  *    `lastName` from the provider always wins: then nothing is split.
  * 6. `attributes` is the mapping's result as is (standard fields included, uncleaned except for
  *    what storage needs; see whoami-mapping.ts), so nothing the provider sent is lost.
+ * 7. No subject is a warning: a contact is then recognised by nothing stable, and one keyed by
+ *    email alone can be taken over by whoever gets that address at another provider.
  *
  * Warnings never quote the values: they are personal data and may end up in logs.
  */
@@ -30,19 +54,30 @@ import { jsonTypeName } from './json-limits.ts'
 import { splitFullName } from './person-name.ts'
 
 export interface Identity {
+  /** The provider's stable id of the person (`sub`). */
+  readonly subject: string | null
+  /** Who vouches for `subject`: the ID token's issuer, or the integration's. */
+  readonly issuer: string | null
   readonly email: string | null
+  /** Whether the provider verified `email`; null: it did not say. */
+  readonly emailVerified: boolean | null
   readonly userName: string | null
   readonly fullName: string | null
   readonly firstName: string | null
   readonly lastName: string | null
+  /** When the end user authenticated at the provider (ISO 8601), from the ID token. */
+  readonly authTime: string | null
+  readonly acr: string | null
+  readonly amr: readonly string[] | null
   /** The mapping's result: JSON with null-prototype objects, standard fields included. */
   readonly attributes: Readonly<Record<string, unknown>>
 }
 
-export type StandardField = 'email' | 'userName' | 'fullName' | 'firstName' | 'lastName'
+export type StandardField = 'subject' | 'email' | 'userName' | 'fullName' | 'firstName' | 'lastName'
 
 /** In code points. 254 is the longest address that fits an SMTP path (RFC 5321 §4.5.3.1.3). */
 export const IDENTITY_FIELD_MAX_LENGTH: Readonly<Record<StandardField, number>> = Object.freeze({
+  subject: 255,
   email: 254,
   userName: 256,
   fullName: 256,
@@ -50,9 +85,23 @@ export const IDENTITY_FIELD_MAX_LENGTH: Readonly<Record<StandardField, number>> 
   lastName: 256,
 })
 
+/** The ID token claim each field takes first (see the table above). */
+const CLAIM_OF: Readonly<Record<StandardField, string>> = {
+  subject: 'sub',
+  email: 'email',
+  userName: 'preferred_username',
+  fullName: 'name',
+  firstName: 'given_name',
+  lastName: 'family_name',
+}
+
 export interface ToIdentityOptions {
   /** Split `fullName` into first and last name when only `fullName` is given (on by default). */
   readonly splitFullName: boolean
+  /** The validated ID token's claims of an OpenID Connect sign-in; null otherwise. */
+  readonly claims?: Readonly<Record<string, unknown>> | null
+  /** The integration's issuer, for sign-ins without an ID token. */
+  readonly issuer?: string | null
 }
 
 /**
@@ -73,43 +122,114 @@ export function toIdentity(
   options: ToIdentityOptions,
 ): IdentityOutcome {
   const warnings: IdentityWarning[] = []
-  const email = pickEmail(pickText(attributes, 'email', warnings), warnings)
-  const userName = pickText(attributes, 'userName', warnings)
-  const fullName = pickText(attributes, 'fullName', warnings)
-  let firstName = pickText(attributes, 'firstName', warnings)
-  let lastName = pickText(attributes, 'lastName', warnings)
+  const claims = options.claims ?? null
+  /** The claim's value when the ID token has a usable one, else the mapping's. */
+  const pick = (field: StandardField): { value: string | null; fromClaims: boolean } => {
+    if (claims !== null) {
+      const claimed = pickText(claims, CLAIM_OF[field], field, warnings, 'ID token')
+      if (claimed !== null) return { value: claimed, fromClaims: true }
+    }
+    return { value: pickText(attributes, field, field, warnings, null), fromClaims: false }
+  }
+  const subject = pick('subject').value
+  const rawEmail = pick('email')
+  const email = pickEmail(rawEmail.value, warnings)
+  const emailVerified =
+    email === null
+      ? null
+      : pickBoolean(
+          rawEmail.fromClaims ? claims! : attributes,
+          rawEmail.fromClaims ? 'email_verified' : 'emailVerified',
+          warnings,
+        )
+  const userName = pick('userName').value
+  const fullName = pick('fullName').value
+  let firstName = pick('firstName').value
+  let lastName = pick('lastName').value
   if (options.splitFullName && fullName !== null && firstName === null && lastName === null) {
     ;({ firstName, lastName } = splitFullName(fullName))
   }
-  return { identity: { email, userName, fullName, firstName, lastName, attributes }, warnings }
+  if (subject === null) {
+    warnings.push({
+      message:
+        'subject: none (map one, e.g. subject: sub or subject: user.id): without a stable id, a contact is recognised by its email alone, which another account at another provider can claim',
+    })
+  }
+  const iss = claims !== null && typeof claims.iss === 'string' ? claims.iss : null
+  return {
+    identity: {
+      subject,
+      issuer: iss ?? options.issuer ?? null,
+      email,
+      emailVerified,
+      userName,
+      fullName,
+      firstName,
+      lastName,
+      authTime: claims !== null ? epochToIso(claims.auth_time) : null,
+      acr: claims !== null && typeof claims.acr === 'string' ? claims.acr : null,
+      amr: claims !== null ? stringList(claims.amr) : null,
+      attributes,
+    },
+    warnings,
+  }
+}
+
+function pickBoolean(
+  source: Readonly<Record<string, unknown>>,
+  key: string,
+  warnings: IdentityWarning[],
+): boolean | null {
+  const raw = Object.hasOwn(source, key) ? source[key] : undefined
+  if (raw === undefined || raw === null) return null
+  if (typeof raw === 'boolean') return raw
+  if (raw === 'true' || raw === 'false') return raw === 'true'
+  warnings.push({ message: `${key} must be true or false, got ${jsonTypeName(raw)}; not used` })
+  return null
+}
+
+function epochToIso(value: unknown): string | null {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) return null
+  const date = new Date(value * 1000)
+  return Number.isNaN(date.getTime()) ? null : date.toISOString()
+}
+
+function stringList(value: unknown): readonly string[] | null {
+  if (!Array.isArray(value)) return null
+  const strings = value.filter((v): v is string => typeof v === 'string' && v.length <= 64)
+  return strings.slice(0, 16)
 }
 
 function pickText(
-  attributes: Readonly<Record<string, unknown>>,
+  source: Readonly<Record<string, unknown>>,
+  key: string,
   field: StandardField,
   warnings: IdentityWarning[],
+  from: string | null,
 ): string | null {
-  const raw = Object.hasOwn(attributes, field) ? attributes[field] : undefined
+  const raw = Object.hasOwn(source, key) ? source[key] : undefined
   if (raw === undefined || raw === null) return null
+  const label = from === null ? field : `${field} (${from} ${key})`
   let text: string
+  const numeric = field === 'userName' || field === 'subject'
   if (typeof raw === 'string') text = raw
-  else if (field === 'userName' && typeof raw === 'number' && Number.isFinite(raw)) {
+  else if (numeric && typeof raw === 'number' && Number.isFinite(raw)) {
     text = String(raw)
   } else {
-    const expected = field === 'userName' ? 'a string or a number' : 'a string'
-    warnings.push({ message: `${field} must be ${expected}, got ${jsonTypeName(raw)}; not used` })
+    const expected = numeric ? 'a string or a number' : 'a string'
+    warnings.push({ message: `${label} must be ${expected}, got ${jsonTypeName(raw)}; not used` })
     return null
   }
   const { text: cleaned, removed } = cleanText(text)
   if (removed > 0) {
     const what = removed === 1 ? 'character' : 'characters'
     const kind = 'control, invisible or bidirectional formatting'
-    warnings.push({ message: `${field}: removed ${removed} ${kind} ${what}` })
+    warnings.push({ message: `${label}: removed ${removed} ${kind} ${what}` })
   }
   if (cleaned === '') return null
   const max = IDENTITY_FIELD_MAX_LENGTH[field]
   if (codePointLength(cleaned) > max) {
-    warnings.push({ message: `${field} is longer than ${max} characters; not used` })
+    warnings.push({ message: `${label} is longer than ${max} characters; not used` })
     return null
   }
   return cleaned

@@ -23,6 +23,9 @@ import { checkMapping, MAPPING_LIMITS } from './whoami-mapping.ts'
 export const SESSION_TTL_DEFAULT_SECONDS = 600
 export const SESSION_TTL_MIN_SECONDS = 60
 export const SESSION_TTL_MAX_SECONDS = 3600
+export const VERIFICATION_TTL_MIN_SECONDS = 60
+/** A year: longer than that, a verification is not worth expiring. */
+export const VERIFICATION_TTL_MAX_SECONDS = 31_536_000
 
 export const LIMITS = {
   name: 100,
@@ -239,6 +242,17 @@ export function sessionTtlProblem(seconds: number): string | null {
     seconds > SESSION_TTL_MAX_SECONDS
   ) {
     return `must be a whole number of seconds from ${SESSION_TTL_MIN_SECONDS} to ${SESSION_TTL_MAX_SECONDS}`
+  }
+  return null
+}
+
+export function verificationTtlProblem(seconds: number): string | null {
+  if (
+    !Number.isInteger(seconds) ||
+    seconds < VERIFICATION_TTL_MIN_SECONDS ||
+    seconds > VERIFICATION_TTL_MAX_SECONDS
+  ) {
+    return `must be a whole number of seconds from ${VERIFICATION_TTL_MIN_SECONDS} to ${VERIFICATION_TTL_MAX_SECONDS} (null: never expires)`
   }
   return null
 }

@@ -28,6 +28,9 @@ import {
   SESSION_TTL_MIN_SECONDS,
   sessionTtlProblem,
   TOKEN_ENDPOINT_AUTH_METHODS,
+  VERIFICATION_TTL_MAX_SECONDS,
+  VERIFICATION_TTL_MIN_SECONDS,
+  verificationTtlProblem,
   whoAmIMappingProblem,
   type FieldProblem,
   type TokenEndpointAuthMethod,
@@ -39,6 +42,8 @@ export type { TokenEndpointAuthMethod }
 export interface RuleContext {
   /** OUTBOUND_ALLOW_HOSTS: hosts provider URLs may name although they are private or plain http. */
   readonly allowHosts: readonly string[]
+  /** Whether each tenant has a host of its own (`{tenant}` in PUBLIC_BASE_URL's host). */
+  readonly tenantHosts: boolean
 }
 
 interface FieldBase<V> {
@@ -50,6 +55,8 @@ interface FieldBase<V> {
   readonly normalise?: (value: V) => V | null
   /** What is wrong with a (non-null) value, phrased to follow the field name; null if nothing. */
   readonly problem?: (value: V, context: RuleContext) => string | null
+  /** The issuer's metadata can supply it (create may leave it out when `issuer` is given). */
+  readonly discoverable?: true
 }
 
 type ValueType = 'string' | 'boolean' | 'int' | 'tokenEndpointAuthMethod'
@@ -114,21 +121,23 @@ export const INTEGRATION_FIELDS = {
     type: 'string',
     column: 'authorization_url',
     problem: url('authorizationUrl'),
-    description: `The provider's authorization endpoint, where end users sign in. An absolute https URL without credentials or fragment, on a public host unless the host is in OUTBOUND_ALLOW_HOSTS (which also allows plain http). It may carry extra query parameters (e.g. audience, prompt) but none the service sets itself: response_type, client_id, redirect_uri, state, scope, nonce, code_challenge*.`,
+    discoverable: true,
+    description: `The provider's authorization endpoint, where end users sign in. An absolute https URL without credentials or fragment, on a public host unless the host is in OUTBOUND_ALLOW_HOSTS (which also allows plain http). It may carry extra query parameters (e.g. audience, prompt) but none the service sets itself: response_type, client_id, redirect_uri, state, scope, nonce, code_challenge* (prompt, max_age, login_hint and acr_values given to startEndUserAuth replace the URL's). May be left out when issuer is given: the issuer's metadata supplies it.`,
   },
   tokenUrl: {
     kind: 'required',
     type: 'string',
     column: 'token_url',
     problem: url('tokenUrl'),
-    description: `The provider's token endpoint, which the service calls to redeem the authorization code. The same URL rules as authorizationUrl, except for the query parameters.`,
+    discoverable: true,
+    description: `The provider's token endpoint, which the service calls to redeem the authorization code, sending the client secret. The same URL rules as authorizationUrl, except for the query parameters. May be left out when issuer is given: the issuer's metadata supplies it. A change of it (or of the issuer that supplies it) needs a new clientSecret, so that the secret never goes to an endpoint it was not given for.`,
   },
   whoAmIUrl: {
     kind: 'optional',
     type: 'string',
     column: 'whoami_url',
     problem: url('whoAmIUrl'),
-    description: `An endpoint the service calls with the access token (as a Bearer header) to learn who signed in; the same URL rules as tokenUrl. Null: no WhoAmI call, the identity is empty.`,
+    description: `An endpoint the service calls with the access token (as a Bearer header) to learn who signed in; the same URL rules as tokenUrl. Left out when issuer is given: the issuer's userinfo endpoint, if its metadata names one. Null: no WhoAmI call (an OpenID Connect sign-in still has the ID token's claims).`,
   },
   whoAmIMapping: {
     kind: 'optional',
@@ -162,7 +171,7 @@ export const INTEGRATION_FIELDS = {
     type: 'string',
     column: 'issuer',
     problem: (value: string, context: RuleContext) => issuerProblem(value, context.allowHosts),
-    description: `The provider's issuer identifier (RFC 8414 §2: an https URL without query or fragment). When set, a callback that carries an \`iss\` parameter must carry exactly this value (RFC 9207), or the sign-in fails.`,
+    description: `The provider's issuer identifier (RFC 8414 §2: an https URL without query or fragment). When set, its metadata (OpenID Connect Discovery, RFC 8414) is read when the integration is saved, and must name exactly this issuer; it supplies the endpoints left out and, with openid in scope, the keys ID tokens are checked with. A callback that carries an \`iss\` parameter must carry exactly this value (RFC 9207), and one without is refused when the metadata says the provider sends it. With openid in scope, the sign-in is OpenID Connect: a nonce is sent and the ID token is required and validated.`,
   },
   splitFullName: {
     kind: 'defaulted',
@@ -187,6 +196,37 @@ export const INTEGRATION_FIELDS = {
     default: SESSION_TTL_DEFAULT_SECONDS,
     problem: sessionTtlProblem,
     description: `How long a sign-in link stays usable, in seconds (${SESSION_TTL_MIN_SECONDS} to ${SESSION_TTL_MAX_SECONDS}).`,
+  },
+  sharedRedirectUrls: {
+    kind: 'defaulted',
+    type: 'boolean',
+    column: 'shared_redirect_urls',
+    default: false,
+    description:
+      "Use the tenant's three bare callback URLs (the routes without the integration's key, which several integrations may share) instead of this integration's own. Needs issuer, and a host for each tenant ({tenant} in the host of PUBLIC_BASE_URL): on the bare routes a callback must carry the issuer as `iss` (RFC 9207), and on a host shared by tenants another tenant could claim the same issuer.",
+  },
+  requireConfirmationCode: {
+    kind: 'defaulted',
+    type: 'boolean',
+    column: 'require_confirmation_code',
+    default: false,
+    description:
+      'After the provider sign-in, show the end user a code to type into the conversation, and keep the session AWAITING_CONFIRMATION (identity null, contact untouched) until confirmEndUserAuth receives that code: proof that the person who signed in is the one in the conversation, not someone a link was forwarded to or who sent their own link to a victim.',
+  },
+  trustUnverifiedEmail: {
+    kind: 'defaulted',
+    type: 'boolean',
+    column: 'trust_unverified_email',
+    default: false,
+    description:
+      'Let an email the provider marks unverified (email_verified: false) fill the contact. When false, such an email stays in the identity (with emailVerified false) and never reaches the contact.',
+  },
+  verificationTtlSeconds: {
+    kind: 'optional',
+    type: 'int',
+    column: 'verification_ttl_seconds',
+    problem: verificationTtlProblem,
+    description: `How long a sign-in with this integration keeps its contact verified, in seconds (${VERIFICATION_TTL_MIN_SECONDS} to ${VERIFICATION_TTL_MAX_SECONDS}): Contact.verifiedUntil is the sign-in time plus this, and Contact.verified is false after it. Null: a verification does not expire.`,
   },
   messageText: {
     kind: 'optional',
@@ -219,12 +259,66 @@ export type IntegrationSettings = {
     : ValueOf<K>
 }
 
+/** An authorization server's metadata (RFC 8414 §2, OpenID Connect Discovery 1.0 §3). */
+export interface ProviderMetadata {
+  readonly issuer: string
+  readonly authorizationEndpoint: string
+  readonly tokenEndpoint: string
+  readonly userinfoEndpoint: string | null
+  readonly jwksUri: string | null
+  readonly issParameterSupported: boolean
+  readonly signingAlgorithms: readonly string[] | null
+  readonly codeChallengeMethods: readonly string[] | null
+  readonly tokenEndpointAuthMethods: readonly string[] | null
+}
+
 export interface OAuthIntegration extends IntegrationSettings {
   readonly id: string
   readonly tenantId: string
+  /** The last segment of its own callback URLs (core/redirect-urls.ts). */
+  readonly callbackKey: string
+  /** The issuer's metadata as read when the integration was saved; null when not needed. */
+  readonly providerMetadata: ProviderMetadata | null
+  readonly metadataFetchedAt: Date | null
   readonly hasClientSecret: boolean
   readonly createdAt: Date
   readonly updatedAt: Date
+}
+
+/** Whether sign-ins with these settings are OpenID Connect: openid in the scope and an issuer. */
+export function isOpenIdConnect(settings: Pick<IntegrationSettings, 'scope' | 'issuer'>): boolean {
+  return settings.issuer !== null && scopeTokens(settings.scope).includes('openid')
+}
+
+/**
+ * The metadata an OpenID Connect sign-in of this integration checks its ID token with, or null
+ * when its sign-ins are plain OAuth (no openid, no issuer, or no keys known: an integration saved
+ * before the metadata was read stays plain OAuth until it is saved again).
+ */
+export function openIdConnectMetadata(
+  integration: Pick<OAuthIntegration, 'scope' | 'issuer' | 'providerMetadata'>,
+): (ProviderMetadata & { readonly jwksUri: string }) | null {
+  const metadata = integration.providerMetadata
+  if (!isOpenIdConnect(integration) || metadata === null || metadata.jwksUri === null) return null
+  return metadata as ProviderMetadata & { readonly jwksUri: string }
+}
+
+export function scopeTokens(scope: string | null): string[] {
+  return scope === null ? [] : scope.split(' ').filter(Boolean)
+}
+
+/** Random callback keys: `random` gives bytes (the service passes crypto's); 16 base-36 chars. */
+export function newCallbackKey(random: (bytes: number) => Uint8Array): string {
+  const alphabet = '0123456789abcdefghijklmnopqrstuvwxyz'
+  let key = ''
+  // 252 is the largest multiple of 36 below 256: rejecting larger bytes keeps every
+  // character equally likely.
+  while (key.length < 16) {
+    for (const byte of random(32)) {
+      if (byte < 252 && key.length < 16) key += alphabet[byte % 36]
+    }
+  }
+  return key
 }
 
 export const CLIENT_SECRET_DESCRIPTION = `The client secret the provider issued; printable ASCII, at most ${LIMITS.clientSecret} characters. Write-only: stored sealed (AES-256-GCM) and never returned by any query.`
@@ -262,7 +356,10 @@ export function patchProblems(
     const value = patch[field]
     const { kind, problem } = spec(field)
     if (value === undefined || value === null) {
-      if (kind === 'required' && (mode === 'create' || value === null)) {
+      // A discoverable field left out of a create is checked once discovery has run
+      // (settingsProblems).
+      const missing = mode === 'create' && !spec(field).discoverable
+      if (kind === 'required' && (missing || (mode === 'update' && value === null))) {
         problems.push({ field, message: value === null ? NULL_KEEPS : 'is required' })
       }
       continue
@@ -321,4 +418,57 @@ export function settingsOf(integration: IntegrationSettings): IntegrationSetting
   const settings: Record<string, unknown> = {}
   for (const field of INTEGRATION_FIELD_NAMES) settings[field] = integration[field]
   return settings as IntegrationSettings
+}
+
+/**
+ * The rules between fields, on the settings a create or an update produces (after discovery
+ * filled what it could): what a field needs of the others.
+ */
+export function settingsProblems(
+  settings: IntegrationSettings,
+  context: RuleContext,
+): FieldProblem[] {
+  const problems: FieldProblem[] = []
+  for (const field of INTEGRATION_FIELD_NAMES) {
+    const s = spec(field)
+    if (s.kind === 'required' && s.discoverable && settings[field] === '') {
+      problems.push({
+        field,
+        message: 'is required unless issuer is given (its metadata supplies it)',
+      })
+    }
+  }
+  if (settings.sharedRedirectUrls) {
+    if (settings.issuer === null) {
+      problems.push({
+        field: 'sharedRedirectUrls',
+        message:
+          'needs issuer: a callback on the shared URLs is accepted only when it names the issuer (RFC 9207 iss)',
+      })
+    }
+    if (!context.tenantHosts) {
+      problems.push({
+        field: 'sharedRedirectUrls',
+        message:
+          'needs a host for each tenant ({tenant} in the host of PUBLIC_BASE_URL): on a host shared by tenants, another tenant could claim the same issuer',
+      })
+    }
+  }
+  return problems
+}
+
+/** What an admin should know about settings that are valid: they do less than they may seem to. */
+export function settingsWarnings(settings: IntegrationSettings): string[] {
+  const warnings: string[] = []
+  if (settings.issuer === null && scopeTokens(settings.scope).includes('openid')) {
+    warnings.push(
+      'scope asks for openid, but no issuer is set: there is nothing to check an ID token against, so sign-ins are plain OAuth (no nonce, no ID token validation); set issuer to make them OpenID Connect',
+    )
+  }
+  if (!settings.pkce) {
+    warnings.push(
+      'pkce is off: an authorization code stolen on its way back could be redeemed by someone else',
+    )
+  }
+  return warnings
 }

@@ -29,7 +29,7 @@
  * `mapping: …`, or the standard field's name.
  */
 import { compile, tokenize } from '@jmespath-community/jmespath'
-import { toIdentity, type Identity } from './identity.ts'
+import { toIdentity, type Identity, type ToIdentityOptions } from './identity.ts'
 import {
   formatBytes,
   isJsonObject,
@@ -117,9 +117,8 @@ export interface CompiledMapping {
   readonly [AST]: Node
 }
 
-export interface ApplyMappingOptions {
-  /** The integration's switch for splitting `fullName` (identity.ts). */
-  readonly splitFullName: boolean
+/** The integration's switch for splitting `fullName`, and the ID token's claims (identity.ts). */
+export interface ApplyMappingOptions extends ToIdentityOptions {
   readonly limits?: MappingLimits
   /** Milliseconds, for the time budget; `performance.now` unless a test replaces it. */
   readonly clock?: () => number

@@ -7,7 +7,14 @@
  *
  * Format: `v1.<keyId>.<iv>.<tag>.<ciphertext>` (base64url parts).
  */
-import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto'
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  hkdfSync,
+  randomBytes,
+} from 'node:crypto'
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 
@@ -25,6 +32,12 @@ export interface Sealer {
   open(sealed: string, context: SealContext): string
   /** True when the value was sealed under an older key and should be sealed again. */
   isStale(sealed: string): boolean
+  /**
+   * A keyed hash (HMAC-SHA256 under a key derived from the current key) of a short secret bound
+   * to its place: what is stored of a value that must only be compared later, such as a
+   * confirmation code whose few digits a plain hash would not hide.
+   */
+  digest(value: string, context: SealContext): Buffer
 }
 
 export class SealError extends Error {
@@ -54,6 +67,9 @@ function aad(context: SealContext): Buffer {
 
 export function createSealer(current: string, previous: readonly string[] = []): Sealer {
   const currentKey = deriveKey(current)
+  const digestKey = Buffer.from(
+    hkdfSync('sha256', Buffer.from(current, 'utf8'), 'end-user-oauth', 'digest v1', 32),
+  )
   const keys = new Map<string, Key>([currentKey, ...previous.map(deriveKey)].map((k) => [k.id, k]))
   return {
     currentKeyId: currentKey.id,
@@ -87,6 +103,13 @@ export function createSealer(current: string, previous: readonly string[] = []):
     },
     isStale(sealed) {
       return sealed.split('.')[1] !== currentKey.id
+    },
+    digest(value, context) {
+      return createHmac('sha256', digestKey)
+        .update(aad(context))
+        .update('\u0000')
+        .update(value)
+        .digest()
     },
   }
 }

@@ -14,6 +14,7 @@ import {
   TRANSITIONS,
   type AuthSession,
   type AuthSessionEvent,
+  type ContactUpdate,
 } from '../core/auth-session.ts'
 import type { Identity } from '../core/identity.ts'
 import type { Db } from './database.ts'
@@ -28,6 +29,9 @@ export interface SessionRecord {
   readonly stateHash: Uint8Array | null
   readonly codeVerifierSealed: string | null
   readonly exchangeClaimedAt: Date | null
+  /** The confirmation code until the result page shows it (then only its hash is kept). */
+  readonly confirmationCodeSealed: string | null
+  readonly confirmationCodeHash: Uint8Array | null
 }
 
 export function rowToAuthSession(row: AuthSessionRow): AuthSession {
@@ -38,6 +42,8 @@ export function rowToAuthSession(row: AuthSessionRow): AuthSession {
     conversationId: row.conversation_id,
     contactId: row.contact_id,
     redirectRoute: row.redirect_route,
+    redirectUri: row.redirect_uri,
+    openid: row.openid,
     status: row.status,
     createdAt: row.created_at,
     expiresAt: row.expires_at,
@@ -45,6 +51,16 @@ export function rowToAuthSession(row: AuthSessionRow): AuthSession {
     completedAt: row.completed_at,
     identity: (row.identity as Identity | null) ?? null,
     failure: (row.failure as AuthFailure | null) ?? null,
+    stepUp: {
+      prompt: row.prompt,
+      maxAgeSeconds: row.max_age_seconds,
+      loginHint: row.login_hint,
+      acrValues: (row.acr_values as string[] | null) ?? null,
+    },
+    callbackIssuer: row.callback_issuer,
+    confirmationAttemptsLeft: row.confirmation_attempts_left,
+    confirmationShownAt: row.confirmation_shown_at,
+    contactUpdate: row.contact_update,
   }
 }
 
@@ -56,15 +72,18 @@ function rowToRecord(row: AuthSessionRow): SessionRecord {
     stateHash: row.state_hash,
     codeVerifierSealed: row.code_verifier_sealed,
     exchangeClaimedAt: row.exchange_claimed_at,
+    confirmationCodeSealed: row.confirmation_code_sealed,
+    confirmationCodeHash: row.confirmation_code_hash,
   }
 }
 
 type SessionUpdate<O> = UpdateQueryBuilder<Database, 'auth_sessions', 'auth_sessions', O>
 
 /**
- * The columns an event writes: its target status and, when that status is final, the
- * completion time (`completedAt`, by default `at`) and no sealed PKCE verifier, which has no use
- * once a session is over. Every UPDATE that changes a status sets these and no others of them.
+ * The columns an event writes: its target status; past the code exchange (any status but
+ * PENDING and OPENED) no sealed PKCE verifier, which has no use any more; and when the status is
+ * final, the completion time (`completedAt`, by default `at`) and no confirmation code, sealed
+ * or hashed. Every UPDATE that changes a status sets these and no others of them.
  */
 export function statusColumns(
   event: AuthSessionEvent,
@@ -72,8 +91,16 @@ export function statusColumns(
   completedAt: Date | RawBuilder<Date> = at,
 ) {
   const to = TRANSITIONS[event].to
-  if (!isTerminal(to)) return { status: to, updated_at: at }
-  return { status: to, updated_at: at, completed_at: completedAt, code_verifier_sealed: null }
+  if (to === 'PENDING' || to === 'OPENED') return { status: to, updated_at: at }
+  if (!isTerminal(to)) return { status: to, updated_at: at, code_verifier_sealed: null }
+  return {
+    status: to,
+    updated_at: at,
+    completed_at: completedAt,
+    code_verifier_sealed: null,
+    confirmation_code_sealed: null,
+    confirmation_code_hash: null,
+  }
 }
 
 /** The compare-and-set guard of an event: its `from` set and its timing against the expiry. */
@@ -96,8 +123,14 @@ export interface NewSession {
   readonly conversationId: string
   readonly contactId: string
   readonly redirectRoute: AuthSession['redirectRoute']
+  readonly redirectUri: string
   readonly linkHash: Uint8Array
   readonly expiresAt: Date
+  readonly prompt: string | null
+  readonly maxAgeSeconds: number | null
+  readonly loginHint: string | null
+  /** JSON text of the acr_values list, or null. */
+  readonly acrValues: string | null
   readonly now: Date
 }
 
@@ -143,9 +176,14 @@ const insertSuperseding = prepared((db, s: NewSession & Record<string, unknown>)
           conversation_id: s.conversationId,
           contact_id: s.contactId,
           redirect_route: s.redirectRoute,
+          redirect_uri: s.redirectUri,
           status: 'PENDING',
           link_hash: s.linkHash,
           expires_at: s.expiresAt,
+          prompt: s.prompt,
+          max_age_seconds: s.maxAgeSeconds,
+          login_hint: s.loginHint,
+          acr_values: s.acrValues,
           created_at: s.now,
           updated_at: s.now,
         })
@@ -235,6 +273,8 @@ export async function bindSession(
     bindingHash: Uint8Array
     stateHash: Uint8Array
     codeVerifierSealed: string | null
+    /** Whether this authorization request is OpenID Connect (a nonce sent). */
+    openid: boolean
     now: Date
   },
 ): Promise<AuthSession | undefined> {
@@ -247,6 +287,7 @@ export async function bindSession(
       binding_hash: b.bindingHash,
       state_hash: b.stateHash,
       code_verifier_sealed: b.codeVerifierSealed,
+      openid: b.openid,
       opened_at: sql<Date>`coalesce(opened_at, ${b.now})`,
     })
     .where('id', '=', b.id)
@@ -280,21 +321,51 @@ export async function claimExchange(db: Db, id: string, now: Date): Promise<bool
   return result.numUpdatedRows > 0n
 }
 
-/** Ends an OPENED session as AUTHENTICATED or FAILED; undefined if it was no longer OPENED. */
-export async function completeSession(
+/** How a callback ends its session. */
+export type CallbackEnd =
+  | {
+      readonly kind: 'authenticated'
+      readonly identity: Identity
+      readonly contactUpdate: ContactUpdate
+    }
+  | {
+      readonly kind: 'awaiting_confirmation'
+      readonly identity: Identity
+      readonly confirmationCodeSealed: string
+      readonly attempts: number
+    }
+  | { readonly kind: 'failed'; readonly failure: AuthFailure }
+
+const CALLBACK_EVENTS = {
+  authenticated: 'authenticate',
+  awaiting_confirmation: 'await_confirmation',
+  failed: 'fail',
+} as const satisfies Record<CallbackEnd['kind'], AuthSessionEvent>
+
+/**
+ * Ends the callback of an OPENED session: AUTHENTICATED, AWAITING_CONFIRMATION or FAILED, with
+ * the `iss` the callback carried. Undefined if it was no longer OPENED (cancelled meanwhile).
+ */
+export async function endCallback(
   db: Db,
   id: string,
-  outcome: { identity: Identity } | { failure: AuthFailure },
+  end: CallbackEnd,
+  callbackIssuer: string | null,
   now: Date,
 ): Promise<AuthSession | undefined> {
-  const event = 'identity' in outcome ? 'authenticate' : 'fail'
+  const event = CALLBACK_EVENTS[end.kind]
   const row = await guarded(
     db
       .updateTable('auth_sessions')
       .set({
         ...statusColumns(event, now),
-        identity: 'identity' in outcome ? JSON.stringify(outcome.identity) : null,
-        failure: 'failure' in outcome ? JSON.stringify(outcome.failure) : null,
+        callback_issuer: callbackIssuer,
+        identity: end.kind === 'failed' ? null : JSON.stringify(end.identity),
+        failure: end.kind === 'failed' ? JSON.stringify(end.failure) : null,
+        contact_update: end.kind === 'authenticated' ? end.contactUpdate : null,
+        confirmation_code_sealed:
+          end.kind === 'awaiting_confirmation' ? end.confirmationCodeSealed : null,
+        confirmation_attempts_left: end.kind === 'awaiting_confirmation' ? end.attempts : null,
       })
       .where('id', '=', id),
     event,
@@ -303,6 +374,137 @@ export async function completeSession(
     .returningAll()
     .executeTakeFirst()
   return row && rowToAuthSession(row)
+}
+
+/**
+ * The result page shows the confirmation code, once: the sealed code gives way to its hash, and
+ * the code is valid for `validMs` from now, never past the session's expiry (which is lowered to
+ * it). Undefined when there was no code left to show (shown already, or the session moved on).
+ */
+export async function markConfirmationShown(
+  db: Db,
+  id: string,
+  codeHash: Uint8Array,
+  validMs: number,
+  now: Date,
+): Promise<AuthSession | undefined> {
+  const until = new Date(now.getTime() + validMs)
+  const row = await db
+    .updateTable('auth_sessions')
+    .set({
+      confirmation_code_sealed: null,
+      confirmation_code_hash: codeHash,
+      confirmation_shown_at: now,
+      expires_at: sql<Date>`least(expires_at, ${until})`,
+      updated_at: now,
+    })
+    .where('id', '=', id)
+    .where('status', '=', 'AWAITING_CONFIRMATION')
+    .where('confirmation_code_sealed', 'is not', null)
+    .where('expires_at', '>', now)
+    .returningAll()
+    .executeTakeFirst()
+  return row && rowToAuthSession(row)
+}
+
+/** AWAITING_CONFIRMATION → AUTHENTICATED with what the contact got; undefined if not possible. */
+export async function confirmSession(
+  db: Db,
+  tenantId: string,
+  id: string,
+  contactUpdate: ContactUpdate,
+  now: Date,
+): Promise<AuthSession | undefined> {
+  const row = await guarded(
+    db
+      .updateTable('auth_sessions')
+      .set({ ...statusColumns('confirm', now), contact_update: contactUpdate })
+      .where('id', '=', id)
+      .where('tenant_id', '=', tenantId),
+    'confirm',
+    now,
+  )
+    .returningAll()
+    .executeTakeFirst()
+  return row && rowToAuthSession(row)
+}
+
+/**
+ * A wrong code: one attempt fewer, atomically (concurrent wrong codes each cost one). Returns
+ * the attempts left, or undefined when the session is not waiting (any more) in time.
+ */
+export async function spendConfirmationAttempt(
+  db: Db,
+  tenantId: string,
+  id: string,
+  now: Date,
+): Promise<number | undefined> {
+  const row = await db
+    .updateTable('auth_sessions')
+    .set({
+      confirmation_attempts_left: sql<number>`confirmation_attempts_left - 1`,
+      updated_at: now,
+    })
+    .where('id', '=', id)
+    .where('tenant_id', '=', tenantId)
+    .where('status', 'in', allowedFrom('reject_confirmation'))
+    .where('confirmation_attempts_left', '>', 0)
+    .where('expires_at', '>', now)
+    .returning('confirmation_attempts_left')
+    .executeTakeFirst()
+  return row?.confirmation_attempts_left ?? undefined
+}
+
+/** AWAITING_CONFIRMATION → FAILED (no attempts left). */
+export async function rejectConfirmation(
+  db: Db,
+  tenantId: string,
+  id: string,
+  failure: AuthFailure,
+  now: Date,
+): Promise<AuthSession | undefined> {
+  const row = await guarded(
+    db
+      .updateTable('auth_sessions')
+      .set({
+        ...statusColumns('reject_confirmation', now),
+        identity: null,
+        failure: JSON.stringify(failure),
+        contact_update: null,
+      })
+      .where('id', '=', id)
+      .where('tenant_id', '=', tenantId),
+    'reject_confirmation',
+    now,
+  )
+    .returningAll()
+    .executeTakeFirst()
+  return row && rowToAuthSession(row)
+}
+
+/** The session with its hashes and sealed values, by id within a tenant. */
+export async function findRecord(
+  db: Db,
+  tenantId: string,
+  id: string,
+): Promise<SessionRecord | undefined> {
+  const row = await db
+    .selectFrom('auth_sessions')
+    .selectAll()
+    .where('id', '=', id)
+    .where('tenant_id', '=', tenantId)
+    .executeTakeFirst()
+  return row && rowToRecord(row)
+}
+
+/** The session with its hashes and sealed values, by id alone (the end user's result page). */
+export async function findRecordById(db: Db, id: string): Promise<SessionRecord | undefined> {
+  const row = await db
+    .selectFrom('auth_sessions')
+    .selectAll()
+    .where('id', '=', id)
+    .executeTakeFirst()
+  return row && rowToRecord(row)
 }
 
 /** CANCELLED, if it is still open and in time; undefined otherwise. */

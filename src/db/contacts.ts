@@ -1,5 +1,8 @@
 import { sql } from 'kysely'
 import type { Db } from './database.ts'
+import type { ContactUpdate } from '../core/auth-session.ts'
+import { planContactUpdate, type ContactPolicy } from '../core/contact.ts'
+import type { Identity } from '../core/identity.ts'
 import type { ContactRow } from './schema.ts'
 
 export interface Contact {
@@ -12,6 +15,9 @@ export interface Contact {
   readonly verifiedSessionId: string | null
   readonly verifiedIntegrationId: string | null
   readonly verifiedAt: Date | null
+  readonly verifiedSubject: string | null
+  readonly verifiedIssuer: string | null
+  readonly verifiedUntil: Date | null
   readonly updatedAt: Date
 }
 
@@ -26,6 +32,9 @@ export function rowToContact(row: ContactRow): Contact {
     verifiedSessionId: row.verified_session_id,
     verifiedIntegrationId: row.verified_integration_id,
     verifiedAt: row.verified_at,
+    verifiedSubject: row.verified_subject,
+    verifiedIssuer: row.verified_issuer,
+    verifiedUntil: row.verified_until,
     updatedAt: row.updated_at,
   }
 }
@@ -44,66 +53,74 @@ export async function findContact(
   return row && rowToContact(row)
 }
 
-export interface ContactFields {
-  readonly email: string | null
-  readonly userName: string | null
-  readonly fullName: string | null
-  readonly firstName: string | null
-  readonly lastName: string | null
-}
-
 /**
- * Fills the contact from a verified identity in one statement (so concurrent sign-ins cannot
- * interleave a read and a write): a field gets the identity's value where the contact has none
- * yet, or always when `overwrite` is set; a null in the identity never erases a value.
+ * Applies a sign-in's identity to its contact, inside the caller's transaction (the session's
+ * own): the row is created if missing and locked, so concurrent sign-ins into one contact take
+ * turns; core/contact.ts decides; a CONFLICT writes nothing. Returns what happened.
  */
-export async function fillContact(
+export async function applyIdentityToContact(
   db: Db,
   c: {
     tenantId: string
     contactId: string
-    fields: ContactFields
-    overwrite: boolean
+    identity: Identity
+    policy: ContactPolicy
     sessionId: string
-    integrationId: string
     now: Date
   },
-): Promise<Contact> {
-  const column = (name: 'email' | 'user_name' | 'full_name' | 'first_name' | 'last_name') =>
-    c.overwrite
-      ? sql<string | null>`coalesce(excluded.${sql.ref(name)}, contacts.${sql.ref(name)})`
-      : sql<string | null>`coalesce(contacts.${sql.ref(name)}, excluded.${sql.ref(name)})`
-  const f = c.fields
+): Promise<ContactUpdate> {
+  // Creates the row or, when it exists, locks it (DO UPDATE takes the row lock) and returns it.
   const row = await db
     .insertInto('contacts')
     .values({
       tenant_id: c.tenantId,
       contact_id: c.contactId,
-      email: f.email,
-      user_name: f.userName,
-      full_name: f.fullName,
-      first_name: f.firstName,
-      last_name: f.lastName,
-      verified_session_id: c.sessionId,
-      verified_integration_id: c.integrationId,
-      verified_at: c.now,
       created_at: c.now,
       updated_at: c.now,
     })
     .onConflict((oc) =>
-      oc.columns(['tenant_id', 'contact_id']).doUpdateSet({
-        email: column('email'),
-        user_name: column('user_name'),
-        full_name: column('full_name'),
-        first_name: column('first_name'),
-        last_name: column('last_name'),
-        verified_session_id: c.sessionId,
-        verified_integration_id: c.integrationId,
-        verified_at: c.now,
-        updated_at: c.now,
-      }),
+      oc.columns(['tenant_id', 'contact_id']).doUpdateSet({ updated_at: sql`contacts.updated_at` }),
     )
     .returningAll()
     .executeTakeFirstOrThrow()
-  return rowToContact(row)
+  // Contacts are made by sign-ins only: one never verified is the row just created.
+  const existing = row.verified_at === null ? null : row
+  const plan = planContactUpdate(
+    existing && {
+      email: existing.email,
+      userName: existing.user_name,
+      fullName: existing.full_name,
+      firstName: existing.first_name,
+      lastName: existing.last_name,
+      verifiedSubject: existing.verified_subject,
+      verifiedIssuer: existing.verified_issuer,
+      verifiedIntegrationId: existing.verified_integration_id,
+      verifiedAt: existing.verified_at,
+    },
+    c.identity,
+    c.policy,
+    c.now,
+  )
+  if (plan.outcome === 'CONFLICT') return 'CONFLICT'
+  const v = plan.values
+  await db
+    .updateTable('contacts')
+    .set({
+      email: v.email,
+      user_name: v.userName,
+      full_name: v.fullName,
+      first_name: v.firstName,
+      last_name: v.lastName,
+      verified_session_id: c.sessionId,
+      verified_integration_id: c.policy.integrationId,
+      verified_subject: plan.verifiedSubject,
+      verified_issuer: plan.verifiedIssuer,
+      verified_at: c.now,
+      verified_until: plan.verifiedUntil,
+      updated_at: c.now,
+    })
+    .where('tenant_id', '=', c.tenantId)
+    .where('contact_id', '=', c.contactId)
+    .execute()
+  return plan.outcome
 }

@@ -10,8 +10,8 @@ import {
   INTEGRATION_FIELDS,
   type IntegrationSettings,
   type OAuthIntegration,
+  type ProviderMetadata,
 } from '../core/integration.ts'
-import { authorizationHostOf } from '../core/integration-rules.ts'
 import type { Db } from './database.ts'
 import { prepared } from './prepared.ts'
 import type { IntegrationRow, IntegrationUpdate, NewIntegrationRow } from './schema.ts'
@@ -29,6 +29,9 @@ export function rowToIntegration(row: IntegrationRow): OAuthIntegration {
     ...(settings as IntegrationSettings),
     id: row.id,
     tenantId: row.tenant_id,
+    callbackKey: row.callback_key,
+    providerMetadata: (row.provider_metadata as ProviderMetadata | null) ?? null,
+    metadataFetchedAt: row.metadata_fetched_at,
     hasClientSecret: row.client_secret_sealed !== null,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
@@ -38,16 +41,24 @@ export function rowToIntegration(row: IntegrationRow): OAuthIntegration {
 /** The columns of a row that hold its settings. */
 export type SettingsColumns = Omit<
   NewIntegrationRow,
-  'id' | 'tenant_id' | 'client_secret_sealed' | 'created_at' | 'updated_at' | 'deleted_at'
+  | 'id'
+  | 'tenant_id'
+  | 'client_secret_sealed'
+  | 'created_at'
+  | 'updated_at'
+  | 'deleted_at'
+  | 'callback_key'
+  | 'authorization_host'
+  | 'provider_metadata'
+  | 'metadata_fetched_at'
 >
 
-/** The columns that store `settings` (and the host the authorization URL names). */
+/** The columns that store `settings`. */
 export function settingsToColumns(settings: IntegrationSettings): SettingsColumns {
   const columns: Record<string, unknown> = {}
   for (const field of INTEGRATION_FIELD_NAMES) {
     columns[INTEGRATION_FIELDS[field].column] = settings[field]
   }
-  columns.authorization_host = authorizationHostOf(settings.authorizationUrl)
   return columns as SettingsColumns
 }
 
@@ -118,37 +129,6 @@ export async function nameTaken(
     .where('deleted_at', 'is', null)
   if (exceptId !== null) query = query.where('id', '<>', exceptId)
   return (await query.executeTakeFirst()) !== undefined
-}
-
-/**
- * Serialises every write of one (authorization host, client id) pair until the transaction ends,
- * so that two tenants registering the same client at once cannot both pass the mix-up check.
- * Must run inside a transaction (a transaction-level advisory lock; PGlite has them too).
- */
-export async function lockClientRegistration(
-  db: Db,
-  host: string,
-  clientId: string,
-): Promise<void> {
-  await sql`select pg_advisory_xact_lock(hashtext(${host} || ' ' || ${clientId}))`.execute(db)
-}
-
-/** Whether a live integration of another tenant uses this client at this authorization host. */
-export async function clientRegisteredElsewhere(
-  db: Db,
-  tenantId: string,
-  host: string,
-  clientId: string,
-): Promise<boolean> {
-  const row = await db
-    .selectFrom('oauth_integrations')
-    .select('id')
-    .where('authorization_host', '=', host)
-    .where('client_id', '=', clientId)
-    .where('tenant_id', '<>', tenantId)
-    .where('deleted_at', 'is', null)
-    .executeTakeFirst()
-  return row !== undefined
 }
 
 export async function insertIntegration(db: Db, row: NewIntegrationRow): Promise<IntegrationRow> {

@@ -5,7 +5,7 @@
  */
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely'
 import type { ApiKeyRole as Role } from '../core/api-key.ts'
-import type { AuthSessionStatus as SessionStatus } from '../core/auth-session.ts'
+import type { AuthSessionStatus as SessionStatus, ContactUpdate } from '../core/auth-session.ts'
 import type { TokenEndpointAuthMethod } from '../core/integration.ts'
 import type { RedirectRouteName as RedirectRoute } from '../core/redirect-urls.ts'
 
@@ -41,7 +41,8 @@ export interface OAuthIntegrationsTable {
   client_secret_sealed: string | null
   scope: string | null
   authorization_url: string
-  authorization_host: string
+  /** Written by versions before the per-integration callback URLs; no longer read or written. */
+  authorization_host: string | null
   token_url: string
   whoami_url: string | null
   whoami_mapping: string | null
@@ -57,6 +58,15 @@ export interface OAuthIntegrationsTable {
   updated_at: Generated<Date>
   /** Set when the integration was deleted; the row stays for the sessions that used it. */
   deleted_at: Date | null
+  /** The last segment of this integration's callback URLs. */
+  callback_key: string
+  shared_redirect_urls: Generated<boolean>
+  require_confirmation_code: Generated<boolean>
+  trust_unverified_email: Generated<boolean>
+  verification_ttl_seconds: number | null
+  /** The issuer's metadata as read when the integration was saved (ProviderMetadata). */
+  provider_metadata: Json<unknown> | null
+  metadata_fetched_at: Date | null
 }
 
 export interface AuthSessionsTable {
@@ -79,6 +89,21 @@ export interface AuthSessionsTable {
   completed_at: Date | null
   created_at: Generated<Date>
   updated_at: Generated<Date>
+  /** The redirect_uri of the authorization request; null for sessions of earlier versions. */
+  redirect_uri: string | null
+  /** Whether the authorization request was OpenID Connect (a nonce sent, an ID token due). */
+  openid: Generated<boolean>
+  /** The callback's RFC 9207 `iss`, as it came. */
+  callback_issuer: string | null
+  prompt: string | null
+  max_age_seconds: number | null
+  login_hint: string | null
+  acr_values: Json<string[]> | null
+  confirmation_code_sealed: string | null
+  confirmation_code_hash: Uint8Array | null
+  confirmation_shown_at: Date | null
+  confirmation_attempts_left: number | null
+  contact_update: ContactUpdate | null
 }
 
 export interface ContactsTable {
@@ -92,6 +117,9 @@ export interface ContactsTable {
   verified_session_id: string | null
   verified_integration_id: string | null
   verified_at: Date | null
+  verified_subject: string | null
+  verified_issuer: string | null
+  verified_until: Date | null
   created_at: Generated<Date>
   updated_at: Generated<Date>
 }

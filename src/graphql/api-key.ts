@@ -48,6 +48,7 @@ builder.mutationField('createApiKey', (t) =>
         slug: principal.tenantSlug,
         role: args.role,
         label: args.label ?? undefined,
+        actorKeyId: principal.apiKeyId,
       })
     },
   }),
@@ -63,7 +64,12 @@ builder.mutationField('revokeApiKey', (t) =>
       keyId: t.arg.string({ required: true, description: 'The keyId returned at creation.' }),
     },
     resolve: async (_root, { keyId }, ctx) => {
-      await revokeApiKey(ctx.deps, { slug: principalOf(ctx).tenantSlug, keyId })
+      const principal = principalOf(ctx)
+      await revokeApiKey(ctx.deps, {
+        slug: principal.tenantSlug,
+        keyId,
+        actorKeyId: principal.apiKeyId,
+      })
       return { keyId }
     },
   }),

@@ -7,7 +7,9 @@ import { AUTH_FAILURE_CODES, type AuthFailure } from '../core/auth-failure.ts'
 import { isTerminal, type AuthSession } from '../core/auth-session.ts'
 import type { Identity } from '../core/identity.ts'
 import { NotFoundError } from '../core/errors.ts'
+import { isVerified } from '../core/contact.ts'
 import { findContact, type Contact } from '../db/contacts.ts'
+import { confirmSignIn } from '../services/confirm-sign-in.ts'
 import {
   cancelSignIn,
   getSession,
@@ -22,12 +24,17 @@ import { principalOf } from './context.ts'
 import { OAuthIntegrationRef } from './oauth-integration.ts'
 
 const AuthSessionStatusEnum = builder.enumType('AuthSessionStatus', {
-  description: 'Where a sign-in stands. PENDING and OPENED are open; the other four are final.',
+  description:
+    'Where a sign-in stands. PENDING, OPENED and AWAITING_CONFIRMATION are open; the other four are final.',
   values: {
     PENDING: { description: 'The link was created and has not been opened yet.' },
     OPENED: {
       description:
         'A browser opened the link and was sent to the provider; it is bound to this session.',
+    },
+    AWAITING_CONFIRMATION: {
+      description:
+        'The end user signed in at the provider and was shown a code to type into the conversation (integrations with requireConfirmationCode); identity stays null and the contact untouched until confirmEndUserAuth gets that code. The code works for 5 minutes after it was shown, and never past expiresAt.',
     },
     AUTHENTICATED: { description: 'The end user signed in; `identity` holds who they are.' },
     FAILED: { description: 'The sign-in ended without an identity; `failure` says why.' },
@@ -51,10 +58,66 @@ const RedirectRouteEnum = builder.enumType('RedirectRoute', {
   } as const,
 })
 
+const ContactUpdateEnum = builder.enumType('ContactUpdate', {
+  description: 'What a sign-in did to its contact record (null until the session ends).',
+  values: {
+    FILLED: {
+      description:
+        'The contact was created, or got values (or its first verified subject) from this sign-in.',
+    },
+    UNCHANGED: {
+      description:
+        'The contact, verified as the same person, already held everything this sign-in found; only its verification time was renewed.',
+    },
+    CONFLICT: {
+      description:
+        "The sign-in proved another person (issuer or integration, and subject) than the one who verified the contact, so the contact was left as it is; the session still holds this sign-in's identity, and an audit record was written.",
+    },
+  } as const,
+})
+
 export const IdentityRef = builder.objectRef<Identity>('Identity').implement({
   description:
-    'Who the end user is, as the WhoAmI answer (after the JMESPath mapping) says. Standard fields are taken only when they are strings, trimmed, normalised and bounded; when only fullName is given (and the integration splits names) firstName is its first word and lastName the rest, "Last, First" is understood, and nothing is lost or reordered.',
+    'Who the end user is. Sources, in order: the validated ID token of an OpenID Connect sign-in (sub, email, email_verified, preferred_username, name, given_name, family_name, auth_time, acr, amr), then the WhoAmI answer after the JMESPath mapping, which fills only what the ID token does not say (a WhoAmI or mapped subject other than the ID token\'s fails the sign-in). Standard fields are taken only when they are strings, trimmed, normalised and bounded; when only fullName is given (and the integration splits names) firstName is its first word and lastName the rest, "Last, First" is understood, and nothing is lost or reordered.',
   fields: (t) => ({
+    subject: t.field({
+      type: 'String',
+      nullable: true,
+      description:
+        "The provider's stable id of the person: the ID token's sub, or the mapping's subject. With issuer (or, without one, the integration), what recognises the same person again; an email alone does not.",
+      resolve: (i) => i.subject ?? null,
+    }),
+    issuer: t.field({
+      type: 'String',
+      nullable: true,
+      description: "Who vouches for subject: the ID token's iss, or the integration's issuer.",
+      resolve: (i) => i.issuer ?? null,
+    }),
+    emailVerified: t.field({
+      type: 'Boolean',
+      nullable: true,
+      description:
+        "Whether the provider verified email (email_verified, or the mapping's emailVerified); null: it did not say. An email marked false never fills the contact unless the integration sets trustUnverifiedEmail.",
+      resolve: (i) => i.emailVerified ?? null,
+    }),
+    authTime: t.field({
+      type: 'DateTime',
+      nullable: true,
+      description: "When the end user authenticated at the provider (the ID token's auth_time).",
+      resolve: (i) => (i.authTime ? new Date(i.authTime) : null),
+    }),
+    acr: t.field({
+      type: 'String',
+      nullable: true,
+      description: "How the end user authenticated (the ID token's acr).",
+      resolve: (i) => i.acr ?? null,
+    }),
+    amr: t.field({
+      type: ['String'],
+      nullable: true,
+      description: "The authentication methods used (the ID token's amr, e.g. pwd, mfa, otp).",
+      resolve: (i) => (i.amr ? [...i.amr] : null),
+    }),
     email: t.exposeString('email', {
       nullable: true,
       description: 'An email address; absent when the value was not one.',
@@ -145,8 +208,28 @@ export const AuthSessionRef = builder.objectRef<AuthSession>('AuthSession').impl
     identity: t.field({
       type: IdentityRef,
       nullable: true,
-      description: 'Set when AUTHENTICATED.',
+      description: 'Set when AUTHENTICATED (and never before, AWAITING_CONFIRMATION included).',
       resolve: (s) => (s.status === 'AUTHENTICATED' ? s.identity : null),
+    }),
+    confirmationAttemptsLeft: t.field({
+      type: 'Int',
+      nullable: true,
+      description:
+        'How many more codes confirmEndUserAuth will try (5 to start with; at 0 the sign-in ends FAILED with confirmation_failed). Null when the sign-in involves no code.',
+      resolve: (s) => s.confirmationAttemptsLeft,
+    }),
+    contactUpdate: t.field({
+      type: ContactUpdateEnum,
+      nullable: true,
+      description: 'What the sign-in did to the contact; null until the session is AUTHENTICATED.',
+      resolve: (s) => (s.status === 'AUTHENTICATED' ? s.contactUpdate : null),
+    }),
+    callbackIssuer: t.field({
+      type: 'String',
+      nullable: true,
+      description:
+        "The issuer the provider named in its answer (RFC 9207 iss), as it came; checked against the integration's issuer when that is set, recorded otherwise.",
+      resolve: (s) => s.callbackIssuer,
     }),
     failure: t.field({
       type: AuthFailureRef,
@@ -232,6 +315,39 @@ const StartEndUserAuthInput = builder.inputType('StartEndUserAuthInput', {
       type: RedirectRouteEnum,
       description: 'Which callback the provider returns to (default IDP).',
     }),
+    prompt: t.string({
+      description:
+        'Sent as the prompt parameter (OpenID Connect Core §3.1.2.1), e.g. login to make the end user sign in again, or consent; up to 5 space-separated values, none alone. Passed on to any provider.',
+    }),
+    maxAgeSeconds: t.int({
+      description:
+        "Sent as max_age: the end user must have authenticated at most this many seconds ago, which the ID token's auth_time must show, or the sign-in ends FAILED with insufficient_authentication. Needs an OpenID Connect integration (openid in scope and an issuer).",
+    }),
+    loginHint: t.string({
+      description:
+        'Sent as login_hint: who the provider should expect (an email or user name), at most 256 characters. Passed on to any provider.',
+    }),
+    acrValues: t.stringList({
+      description:
+        "Sent as acr_values: the ID token's acr must be one of them, or the sign-in ends FAILED with insufficient_authentication. Needs an OpenID Connect integration (openid in scope and an issuer).",
+    }),
+  }),
+})
+
+const ConfirmEndUserAuthInput = builder.inputType('ConfirmEndUserAuthInput', {
+  description: 'The code an end user typed into the conversation.',
+  fields: (t) => ({
+    id: t.id({ required: true, description: 'The session id.' }),
+    code: t.string({
+      required: true,
+      description: 'The code as typed (spaces and hyphens are ignored).',
+      validate: z.string().max(64, 'must be at most 64 characters'),
+    }),
+    conversationId: t.string({
+      description:
+        "The conversation the code was typed into: NOT_FOUND when it is not the session's, so a code only counts in the conversation the link was sent to.",
+      validate: externalId('conversationId').optional().nullable(),
+    }),
   }),
 })
 
@@ -248,7 +364,28 @@ builder.mutationField('startEndUserAuth', (t) =>
         conversationId: input.conversationId.trim(),
         contactId: input.contactId?.trim() ?? null,
         redirectRoute: input.redirectRoute ?? null,
+        prompt: input.prompt ?? null,
+        maxAgeSeconds: input.maxAgeSeconds ?? null,
+        loginHint: input.loginHint ?? null,
+        acrValues: input.acrValues ?? null,
       }),
+  }),
+)
+
+builder.mutationField('confirmEndUserAuth', (t) =>
+  t.field({
+    type: AuthSessionPayload,
+    description:
+      'Completes an AWAITING_CONFIRMATION sign-in with the code the end user typed into the conversation: the right code makes it AUTHENTICATED (and fills the contact); a wrong one lowers confirmationAttemptsLeft, and the last one ends it FAILED with confirmation_failed. A finished session is returned unchanged; one not yet waiting for a code is BAD_USER_INPUT.',
+    authScopes: { agent: true },
+    args: { input: t.arg({ type: ConfirmEndUserAuthInput, required: true }) },
+    resolve: async (_root, { input }, ctx) => ({
+      session: await confirmSignIn(ctx.deps, principalOf(ctx).tenantId, {
+        id: String(input.id),
+        code: input.code,
+        conversationId: input.conversationId ?? null,
+      }),
+    }),
   }),
 )
 
@@ -323,6 +460,30 @@ const ContactRef = builder.objectRef<Contact>('Contact').implement({
     verifiedBySessionId: t.exposeID('verifiedSessionId', {
       nullable: true,
       description: 'The session that last verified it.',
+    }),
+    verifiedSubject: t.exposeString('verifiedSubject', {
+      nullable: true,
+      description:
+        'The subject of the person who verified it: a sign-in as another person leaves the contact unchanged (contactUpdate CONFLICT).',
+    }),
+    verifiedIssuer: t.exposeString('verifiedIssuer', {
+      nullable: true,
+      description: 'The issuer that vouched for verifiedSubject (null: the integration did).',
+    }),
+    verifiedIntegrationId: t.exposeID('verifiedIntegrationId', {
+      nullable: true,
+      description: 'The integration of the sign-in that last verified it.',
+    }),
+    verifiedUntil: t.field({
+      type: 'DateTime',
+      nullable: true,
+      description:
+        "Until when the verification counts: the last verification plus its integration's verificationTtlSeconds; null: it does not expire.",
+      resolve: (c) => c.verifiedUntil,
+    }),
+    verified: t.boolean({
+      description: 'Whether a sign-in verified it and verifiedUntil has not passed.',
+      resolve: (c, _args, ctx) => isVerified(c, ctx.deps.now()),
     }),
   }),
 })

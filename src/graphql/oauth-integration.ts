@@ -21,6 +21,7 @@ import {
   createIntegration,
   deleteIntegration,
   getIntegration,
+  integrationWarnings,
   listIntegrations,
   redirectUrlsOf,
   updateIntegration,
@@ -89,7 +90,7 @@ function settingInput(
     description +=
       mode === 'create' ? ` Default ${spec.default}.` : ` Null resets it to ${spec.default}.`
   }
-  const required = mode === 'create' && spec.kind === 'required'
+  const required = mode === 'create' && spec.kind === 'required' && !('discoverable' in spec)
   const defaults =
     mode === 'create' && spec.kind === 'defaulted' ? { defaultValue: spec.default } : {}
   switch (spec.type) {
@@ -127,13 +128,25 @@ export const OAuthIntegrationRef = builder
       }),
       redirectUrls: t.stringList({
         description:
-          "The three callback URLs of this tenant, to allow-list at the provider as redirect URIs: /idp/eu/oauth/callback, /web/inbound/abc/oauth/redirect and /web/inbound/abc/oauth/abcAuth2Redirect under the tenant's public base URL.",
+          "The three callback URLs of this integration, to allow-list at the provider as redirect URIs: /idp/eu/oauth/callback, /web/inbound/abc/oauth/redirect and /web/inbound/abc/oauth/abcAuth2Redirect under the tenant's public base URL, each followed by /<key of this integration> (the tenant's bare routes with sharedRedirectUrls). A callback is accepted only on the URL its sign-in was started with.",
         resolve: (integration, _args, ctx) =>
           redirectUrlsOf(
             ctx.deps,
-            integration.tenantId,
+            integration,
             ctx.principal?.tenantId === integration.tenantId ? ctx.principal.tenantSlug : null,
           ),
+      }),
+      warnings: t.stringList({
+        description:
+          'What the integration does less than it may seem to, although valid: e.g. openid in scope without an issuer (plain OAuth, no ID token checked), PKCE off, a provider whose metadata does not list S256.',
+        resolve: (integration) => integrationWarnings(integration),
+      }),
+      discoveredAt: t.field({
+        type: 'DateTime',
+        nullable: true,
+        description:
+          "When the issuer's metadata (OpenID Connect Discovery / RFC 8414) was last read, for the endpoints and keys it supplies; null when it was not needed.",
+        resolve: (integration) => integration.metadataFetchedAt,
       }),
       createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When it was created.' }),
       updatedAt: t.expose('updatedAt', {

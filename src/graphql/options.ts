@@ -5,8 +5,8 @@
  * a rule given to yoga alone as an envelop plugin would miss the direct path, which answers most
  * requests, so runtime/app.ts refuses to start with a yoga plugin the direct path does not honour.
  */
-import type { GraphQLError } from 'graphql'
 import {
+  GraphQLError,
   NoSchemaIntrospectionCustomRule,
   parse,
   specifiedRules,
@@ -34,6 +34,8 @@ export interface GraphQLOptions {
   readonly documentCache: QueryCache<DocumentNode>
   /** yoga's cache of texts that failed to parse. */
   readonly errorCache: QueryCache<Error>
+  /** Strip "Did you mean" suggestions from validation errors (introspection off). */
+  readonly hideSuggestions: boolean
 }
 
 /**
@@ -70,8 +72,8 @@ export class QueryCache<T> {
 
 export function createGraphQLOptions(deps: Deps): GraphQLOptions {
   const validationRules: ValidationRule[] = [...specifiedRules]
-  // The schema's shape is public outside production only (GraphiQL, codegen).
-  if (deps.config.production) validationRules.push(NoSchemaIntrospectionCustomRule)
+  // GRAPHQL_INTROSPECTION (default: outside production only, for GraphiQL and codegen).
+  if (!deps.config.introspection) validationRules.push(NoSchemaIntrospectionCustomRule)
   return {
     schema,
     validationRules,
@@ -80,6 +82,7 @@ export function createGraphQLOptions(deps: Deps): GraphQLOptions {
     maskError: createMaskError(deps.logger),
     documentCache: new QueryCache<DocumentNode>(),
     errorCache: new QueryCache<Error>(),
+    hideSuggestions: !deps.config.introspection,
   }
 }
 
@@ -88,12 +91,24 @@ export function parseWith(options: GraphQLOptions, query: string): DocumentNode 
   return parse(query, options.parseOptions)
 }
 
-/** Validates a document with the shared rules. */
+/**
+ * Validates a document with the shared rules. Without introspection, graphql's "Did you mean
+ * …?" hints go too: they would spell out the schema one guess at a time.
+ */
 export function validateWith(
   options: GraphQLOptions,
   document: DocumentNode,
 ): readonly GraphQLError[] {
-  return validate(options.schema, document, options.validationRules)
+  const errors = validate(options.schema, document, options.validationRules)
+  if (!options.hideSuggestions) return errors
+  return errors.map((error) =>
+    / Did you mean /.test(error.message)
+      ? new GraphQLError(error.message.replace(/ Did you mean .*$/s, ''), {
+          nodes: error.nodes ?? null,
+          ...(error.extensions ? { extensions: error.extensions } : {}),
+        })
+      : error,
+  )
 }
 
 /** Makes yoga parse and validate exactly as the direct path does. */
@@ -103,7 +118,7 @@ export function useGraphQLOptions(options: GraphQLOptions): NamedPlugin {
       setParseFn((source) => parse(source, options.parseOptions))
     },
     onValidate({ setValidationFn }) {
-      setValidationFn((schema, document) => validate(schema, document, options.validationRules))
+      setValidationFn((schema, document) => validateWith({ ...options, schema }, document))
     },
   })
 }

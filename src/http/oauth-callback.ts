@@ -1,21 +1,26 @@
 /**
- * The three callback routes of the public contract (README, "Sign-in flow"). Each completes the
- * flow the same way; the session decides which one it accepts. The page shows only a short,
- * escaped outcome: the provider's own text never reaches the end user.
+ * The callback routes of the public contract (README, "Sign-in flow"): the three routes, bare
+ * (integrations with shared callback URLs) and followed by an integration's key. Each completes
+ * the flow the same way; the session decides which URL it accepts. A completed callback answers
+ * 303 to the session's result page, so the code and state leave the address bar and the
+ * history; a refused one shows a short page at once (nothing changed, nothing to come back to).
+ * The provider's own text never reaches the end user.
  */
 import { REDIRECT_ROUTES } from '../core/redirect-urls.ts'
-import { completeSignIn, type CallbackOutcome } from '../services/complete-sign-in.ts'
+import { completeSignIn, type RefusalReason } from '../services/complete-sign-in.ts'
+import { viewResult } from '../services/confirm-sign-in.ts'
 import type { Deps } from '../services/deps.ts'
+import { RESULT_PATH } from '../services/sign-in.ts'
 import { bindingCookieLookup, clearBindingCookieHeader, isSecureOrigin } from './cookies.ts'
-import { resultPage, type ResultKind } from './pages.ts'
+import { codePage, resultPage, securityHeaders, type ResultKind } from './pages.ts'
+import { requestInfo } from './request-info.ts'
 import type { Route } from './routes.ts'
 
 /** The page for each refusal: nothing changed, so nothing but the page goes back. */
-const REFUSAL_PAGES: {
-  readonly [R in Extract<CallbackOutcome, { kind: 'refused' }>['reason']]: ResultKind
-} = {
+const REFUSAL_PAGES: { readonly [R in RefusalReason]: ResultKind } = {
   bad_request: 'bad_request',
   wrong_route: 'bad_request',
+  wrong_host: 'bad_request',
   unknown_state: 'unknown',
   wrong_browser: 'wrong_browser',
   already_used: 'already_used',
@@ -23,18 +28,46 @@ const REFUSAL_PAGES: {
   cancelled: 'cancelled',
 }
 
-async function handle(request: Request, url: URL, deps: Deps): Promise<Response> {
+async function callback(request: Request, url: URL, deps: Deps): Promise<Response> {
   const secure = isSecureOrigin(deps)
-  const outcome = await completeSignIn(deps, url, bindingCookieLookup(request, secure))
+  const info = requestInfo(request)
+  const outcome = await completeSignIn(deps, url, {
+    cookieFor: bindingCookieLookup(request, secure),
+    ...info,
+  })
   if (outcome.kind === 'refused') return resultPage(REFUSAL_PAGES[outcome.reason])
-  // The binding cookie has done its job once the session is final; drop it.
-  const headers = { 'set-cookie': clearBindingCookieHeader(outcome.session.id, secure) }
-  if (outcome.kind === 'authenticated') return resultPage('authenticated', { headers })
-  return resultPage('failed', { reasonCode: outcome.session.failure?.code ?? '', headers })
+  const headers = new Headers(securityHeaders())
+  headers.set('location', outcome.resultUrl)
+  return new Response(null, { status: 303, headers })
 }
 
-export const callbackRoutes: Route[] = Object.values(REDIRECT_ROUTES).map((path) => ({
-  methods: ['GET'],
-  path,
-  handler: handle,
-}))
+/** The result page: what became of the sign-in, and the confirmation code once. */
+async function result(request: Request, url: URL, deps: Deps): Promise<Response> {
+  const secure = isSecureOrigin(deps)
+  const sessionId = url.pathname.slice(RESULT_PATH.length)
+  const { view, clearCookie } = await viewResult(
+    deps,
+    sessionId,
+    bindingCookieLookup(request, secure),
+  )
+  // The binding cookie has done its job once the outcome is shown; drop it.
+  const headers: Record<string, string> = clearCookie
+    ? { 'set-cookie': clearBindingCookieHeader(sessionId, secure) }
+    : {}
+  switch (view.kind) {
+    case 'code':
+      return codePage(view.business, view.code, { headers })
+    case 'failed':
+      return resultPage('failed', { reasonCode: view.reasonCode, headers })
+    default:
+      return resultPage(view.kind, { headers })
+  }
+}
+
+export const callbackRoutes: Route[] = [
+  ...Object.values(REDIRECT_ROUTES).flatMap((path) => [
+    { methods: ['GET'], path, handler: callback },
+    { methods: ['GET'], path: `${path}/`, handler: callback },
+  ]),
+  { methods: ['GET', 'HEAD'], path: RESULT_PATH, handler: result },
+]

@@ -1,7 +1,9 @@
 /**
  * The end user's pages: the link's Continue page and the result pages. Small, mobile-first,
- * self-contained (no third-party resources), every dynamic value HTML-escaped, and sent with
- * no-store, no-referrer, nosniff, HSTS and a CSP that forbids framing.
+ * self-contained (no third-party resources, no script at all), every dynamic value HTML-escaped,
+ * and sent with no-store, no-referrer, nosniff, HSTS and a CSP that forbids framing and scripts.
+ * The Continue page sends nothing by itself: only the person's press of its button does, so a
+ * page that merely navigates someone's browser to a link cannot sign them in.
  *
  * Texts live in a catalog keyed by message id, so a language is a new catalog, not new code.
  */
@@ -32,6 +34,11 @@ export type PageMessageId =
   | 'bad_request.body'
   | 'error.title'
   | 'error.body'
+  | 'code.title'
+  | 'code.body'
+  | 'code.warning'
+  | 'code_shown.title'
+  | 'code_shown.body'
 
 type Catalog = Record<PageMessageId, string>
 
@@ -40,7 +47,7 @@ const en: Catalog = {
   'continue.body':
     'You will continue to the sign-in page of {business}. When you are done, come back to your conversation.',
   'continue.warning': 'Only continue if you asked for this in your conversation with {business}.',
-  'continue.button': 'Continue',
+  'continue.button': 'Continue to {provider} to sign in to {business}',
   'unknown.title': 'This link is not valid',
   'unknown.body': 'Please ask for a new sign-in link in your conversation.',
   'in_use.title': 'This link is already in use',
@@ -65,6 +72,14 @@ const en: Catalog = {
     'Sign-in has to finish in the browser where you opened the link. Please open the link from your conversation again.',
   'bad_request.title': 'Something was wrong with this request',
   'bad_request.body': 'Please return to the conversation and ask for a new link.',
+  'code.title': 'One more step',
+  'code.body':
+    'Type this code into your conversation with {business} to finish signing in. It works for 5 minutes and is shown only once.',
+  'code.warning':
+    'Never give this code to anyone else. Only type it into the conversation where you asked to sign in.',
+  'code_shown.title': 'Finish in your conversation',
+  'code_shown.body':
+    'Type the code you were shown into your conversation. If you no longer have it, ask for a new sign-in link there.',
   'error.title': 'Something went wrong on our side',
   'error.body': 'Please return to the conversation and ask for a new link.',
 }
@@ -101,9 +116,10 @@ const STYLE = `body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-s
 main{max-width:28rem;margin:12vh auto 0;padding:1.5rem;background:#fff;border-radius:12px;box-shadow:0 1px 4px #0002}
 h1{font-size:1.35rem;margin:0 0 .75rem}p{line-height:1.45}.warn{font-size:.9rem;color:#5b6170}
 @media (max-width:30rem){main{margin:1rem}}
+.code{font:600 2.2rem/1.2 ui-monospace,Menlo,Consolas,monospace;letter-spacing:.15em;text-align:center;margin:1.2rem 0}
 button{font-size:1.05rem;padding:.8rem 1.4rem;border:0;border-radius:8px;background:#2457d6;color:#fff;width:100%;cursor:pointer}`
 
-export function securityHeaders(nonce?: string): Record<string, string> {
+export function securityHeaders(): Record<string, string> {
   return {
     'content-type': 'text/html; charset=utf-8',
     'cache-control': 'no-store',
@@ -116,7 +132,7 @@ export function securityHeaders(nonce?: string): Record<string, string> {
     'content-security-policy': [
       "default-src 'none'",
       `style-src 'unsafe-inline'`,
-      nonce ? `script-src 'nonce-${nonce}'` : "script-src 'none'",
+      "script-src 'none'",
       "form-action 'self' https: http:",
       "frame-ancestors 'none'",
       "base-uri 'none'",
@@ -127,23 +143,43 @@ export function securityHeaders(nonce?: string): Record<string, string> {
 function page(
   title: string,
   body: string,
-  options: { status: number; nonce?: string; headers?: Record<string, string> },
+  options: { status: number; headers?: Record<string, string> },
 ): Response {
   const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><meta name="referrer" content="no-referrer"><title>${escapeHtml(title)}</title><style>${STYLE}</style></head><body><main>${body}</main></body></html>`
-  const headers = new Headers(securityHeaders(options.nonce))
+  const headers = new Headers(securityHeaders())
   for (const [k, v] of Object.entries(options.headers ?? {})) headers.append(k, v)
   return new Response(html, { status: options.status, headers })
 }
 
-/** The link's page: continues by POST, submitted by script at once, with the button as fallback. */
-export function continuePage(business: string, nonce: string): Response {
-  const vars = { business }
+/**
+ * The link's page: a form that POSTs back to the link, sent only when the person presses its
+ * button, which names where it goes (the provider's host) and for which business.
+ */
+export function continuePage(business: string, provider: string): Response {
+  const vars = { business, provider }
   const body = `<h1>${escapeHtml(text('continue.title', vars))}</h1>
 <p>${escapeHtml(text('continue.body', vars))}</p>
 <p class="warn">${escapeHtml(text('continue.warning', vars))}</p>
-<form id="continue" method="post"><button type="submit">${escapeHtml(text('continue.button', vars))}</button></form>
-<script nonce="${nonce}">document.getElementById('continue').submit()</script>`
-  return page(text('continue.title', vars), body, { status: 200, nonce })
+<form id="continue" method="post"><button type="submit">${escapeHtml(text('continue.button', vars))}</button></form>`
+  return page(text('continue.title', vars), body, { status: 200 })
+}
+
+/** The confirmation code, shown once, in large digits. */
+export function codePage(
+  business: string,
+  code: string,
+  options: { headers?: Record<string, string> } = {},
+): Response {
+  const vars = { business }
+  const digits = escapeHtml(code.replace(/(\d{3})(?=\d)/g, '$1 '))
+  const body = `<h1>${escapeHtml(text('code.title', vars))}</h1>
+<p>${escapeHtml(text('code.body', vars))}</p>
+<p class="code" id="code">${digits}</p>
+<p class="warn">${escapeHtml(text('code.warning', vars))}</p>`
+  return page(text('code.title', vars), body, {
+    status: 200,
+    ...(options.headers ? { headers: options.headers } : {}),
+  })
 }
 
 export type ResultKind =
@@ -158,6 +194,7 @@ export type ResultKind =
   | 'wrong_browser'
   | 'bad_request'
   | 'error'
+  | 'code_shown'
 
 const STATUS: Record<ResultKind, number> = {
   unknown: 404,
@@ -171,6 +208,7 @@ const STATUS: Record<ResultKind, number> = {
   wrong_browser: 403,
   bad_request: 400,
   error: 500,
+  code_shown: 200,
 }
 
 export function resultPage(

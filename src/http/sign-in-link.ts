@@ -1,13 +1,14 @@
 /**
  * The link sent to the end user: GET shows a page and changes nothing (chat apps and mail
- * scanners fetch links for previews); the page continues by POST, which binds the session to
- * this browser and answers 303 to the provider's authorization URL.
+ * scanners fetch links for previews, some running scripts); only the person's press of the
+ * page's button POSTs, which binds the session to this browser and answers 303 to the
+ * provider's authorization URL.
  */
-import { randomToken } from '../crypto/tokens.ts'
 import type { Deps } from '../services/deps.ts'
 import { LINK_PATH, openLink, viewLink, type LinkView } from '../services/sign-in.ts'
 import { bindingCookieHeader, bindingCookieLookup, isSecureOrigin } from './cookies.ts'
 import { continuePage, resultPage, securityHeaders } from './pages.ts'
+import { requestInfo } from './request-info.ts'
 import type { Route } from './routes.ts'
 
 function notReady(view: Exclude<LinkView, { kind: 'ready' }>): Response {
@@ -16,6 +17,7 @@ function notReady(view: Exclude<LinkView, { kind: 'ready' }>): Response {
   if (view.kind === 'in_progress') return resultPage('in_progress')
   const status = view.session.status
   if (status === 'AUTHENTICATED') return resultPage('already_used')
+  if (status === 'AWAITING_CONFIRMATION') return resultPage('code_shown')
   if (status === 'FAILED') {
     return resultPage('failed', { reasonCode: view.session.failure?.code ?? '' })
   }
@@ -26,15 +28,18 @@ function notReady(view: Exclude<LinkView, { kind: 'ready' }>): Response {
 async function handle(request: Request, url: URL, deps: Deps): Promise<Response> {
   const token = url.pathname.slice(LINK_PATH.length)
   const secure = isSecureOrigin(deps)
-  const cookieFor = bindingCookieLookup(request, secure)
+  const browser = {
+    cookieFor: bindingCookieLookup(request, secure),
+    host: requestInfo(request).host,
+  }
   if (request.method === 'GET' || request.method === 'HEAD') {
-    const view = await viewLink(deps, token, cookieFor)
+    const view = await viewLink(deps, token, browser)
     if (view.kind !== 'ready') return notReady(view)
-    return continuePage(view.business, randomToken(16))
+    return continuePage(view.business, view.providerHost)
   }
   // POST. A cross-site form post is refused (login CSRF into someone else's session).
   if (isCrossSitePost(request, deps)) return resultPage('bad_request')
-  const outcome = await openLink(deps, token, cookieFor)
+  const outcome = await openLink(deps, token, browser)
   if (outcome.kind !== 'redirect') return notReady(outcome)
   const maxAge = (outcome.session.expiresAt.getTime() - deps.now().getTime()) / 1000
   const headers = new Headers(securityHeaders())

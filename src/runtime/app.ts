@@ -71,6 +71,20 @@ export function createApp(
     graphqlEndpoint: '/graphql',
     context: ({ request }) => graphql.context(request.headers.get('authorization')),
     graphiql: !deps.config.production,
+    // Only CORS_ORIGINS may call /graphql from a browser, and never with the browser's
+    // credentials (the API key is a header); the end-user pages and callbacks answer no CORS.
+    cors: (request) => {
+      const origin = request.headers.get('origin')
+      if (origin === null || !deps.config.corsOrigins.includes(origin)) return false
+      if (new URL(request.url).pathname !== '/graphql') return false
+      return {
+        origin,
+        credentials: false,
+        methods: ['GET', 'POST'],
+        allowedHeaders: ['authorization', 'content-type', 'accept'],
+        maxAge: 600,
+      }
+    },
     landingPage: false,
     maskedErrors: { maskError: graphql.maskError },
     logging: {

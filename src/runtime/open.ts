@@ -5,6 +5,7 @@
 import type { Config } from '../config.ts'
 import { createSealer, loadOrCreateDevKey, type Sealer } from '../crypto/sealer.ts'
 import { migrateToLatest, openDatabase, type DatabaseHandle, type Db } from '../db/database.ts'
+import { makeDataDirPrivate } from './data-dir.ts'
 import { acquireOwnerLock, type OwnerInfo, type OwnerLock } from './owner-lock.ts'
 import { createSessionEvents } from './events.ts'
 import type { Logger } from '../logger.ts'
@@ -70,6 +71,7 @@ export async function openRuntime(
 ): Promise<Runtime | { owner: OwnerInfo }> {
   let lock: OwnerLock | null = null
   if (config.database.kind === 'pglite') {
+    makeDataDirPrivate(config.dataDir)
     const taken = acquireOwnerLock(config.dataDir)
     if ('owner' in taken) return { owner: taken.owner }
     lock = taken.lock

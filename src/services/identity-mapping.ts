@@ -33,9 +33,13 @@ import {
 import type { Deps } from './deps.ts'
 import { getIntegration } from './integrations.ts'
 
-/** The integration settings that change what a mapping produces. */
+/** What changes what a mapping produces: the integration's settings and the ID token. */
 export interface MappingSettings {
   readonly splitFullName: boolean
+  /** The validated ID token's claims (OpenID Connect sign-ins): the identity's first source. */
+  readonly claims?: Readonly<Record<string, unknown>> | null
+  /** The integration's issuer: the identity's, when there is no ID token. */
+  readonly issuer?: string | null
 }
 
 /**
@@ -47,7 +51,11 @@ export function mapCompiled(
   payload: unknown,
   settings: MappingSettings,
 ): MappingOutcome {
-  return applyMapping(compiled, payload, { splitFullName: settings.splitFullName })
+  return applyMapping(compiled, payload, {
+    splitFullName: settings.splitFullName,
+    claims: settings.claims ?? null,
+    issuer: settings.issuer ?? null,
+  })
 }
 
 const compiledSaved = new Map<string, CompiledMapping>()
@@ -156,6 +164,7 @@ export async function testMapping(
 
   const settings: MappingSettings = {
     splitFullName: input.splitFullName ?? integration?.splitFullName ?? true,
+    issuer: integration?.issuer ?? null,
   }
 
   if (input.mapping === undefined && integration !== null) {

@@ -9,33 +9,41 @@
  * - The client secret is write-only. It is sealed (AES-256-GCM) bound to tenant, table, row and
  *   column, so the row id is generated here before sealing. An update without a secret keeps it;
  *   with one, rotates it. It is never logged, audited or put in a message.
- * - Mix-up defence (RFC 9700 §4.4): one (authorization host, client id) pair
- *   belongs to one tenant. Writes of a pair are serialised by an advisory lock, so two tenants
- *   racing for the same pair cannot both win.
+ * - Each integration has callback URLs of its own (core/redirect-urls.ts): the mix-up defence of
+ *   RFC 9700 §4.4.2, so tenants may share a provider's client id (no rule keeps one per tenant).
+ * - With an issuer, its metadata is read when needed (see discoverIfNeeded) and kept.
+ * - The secret follows its token endpoint: an update that changes tokenUrl (typed, or from the
+ *   issuer's metadata) must carry a new clientSecret.
  * - Deleting is soft: the row stays (without its secret) for the sessions that used it, its open
  *   sessions are cancelled, and every rule about live integrations ignores it.
  * - Every create, change and delete leaves an audit record naming the API key that made it.
  */
-import { randomUUID } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { BadUserInputError, NotFoundError } from '../core/errors.ts'
 import {
   applyPatch,
   changedFields,
   initialSettings,
+  isOpenIdConnect,
+  newCallbackKey,
   patchProblems,
   settingsOf,
+  settingsProblems,
+  settingsWarnings,
   type IntegrationCreate,
+  type IntegrationField,
   type IntegrationPatch,
   type IntegrationSettings,
   type OAuthIntegration,
+  type ProviderMetadata,
   type RuleContext,
 } from '../core/integration.ts'
 import {
-  authorizationHostOf,
   clientSecretProblem,
+  providerUrlProblem,
   type FieldProblem,
 } from '../core/integration-rules.ts'
-import { redirectUrlsFor } from '../core/redirect-urls.ts'
+import { hasTenantHosts, redirectUrlsFor } from '../core/redirect-urls.ts'
 import type { SealContext } from '../crypto/sealer.ts'
 import { insertAuditEvent } from '../db/audit.ts'
 import * as sessions from '../db/auth-sessions.ts'
@@ -69,22 +77,28 @@ export async function createIntegration(
   actor: Actor,
   input: CreateIntegrationInput,
 ): Promise<OAuthIntegration> {
-  const problems = patchProblems(input, ruleContext(deps), 'create')
+  const context = ruleContext(deps)
+  const problems = patchProblems(input, context, 'create')
   const secretProblem = clientSecretProblem(input.clientSecret)
   if (secretProblem) problems.push({ field: 'clientSecret', message: secretProblem })
   throwIfAny(problems)
 
-  const settings = applyPatch(initialSettings(), input)
+  const given = applyPatch(initialSettings(), input)
+  const discovered = await discoverIfNeeded(deps, given, null, input)
+  const settings = discovered.settings
+  throwIfAny(settingsProblems(settings, context))
   const id = randomUUID()
   const now = deps.now()
   const row = await deps.db.transaction().execute(async (trx) => {
-    await assertClientFree(trx, actor.tenantId, settings)
     await assertNameFree(trx, actor.tenantId, settings.name, null)
     const inserted = await saving(
       integrations.insertIntegration(trx, {
         id,
         tenant_id: actor.tenantId,
         ...integrations.settingsToColumns(settings),
+        callback_key: newCallbackKey(randomBytes),
+        provider_metadata: metadataColumn(discovered.metadata),
+        metadata_fetched_at: discovered.metadata === null ? null : now,
         client_secret_sealed: deps.sealer.seal(
           input.clientSecret,
           secretContext(actor.tenantId, id),
@@ -97,7 +111,8 @@ export async function createIntegration(
     await audit(trx, actor, 'created', id, now, {
       name: settings.name,
       clientId: settings.clientId,
-      authorizationHost: authorizationHostOf(settings.authorizationUrl),
+      tokenUrl: settings.tokenUrl,
+      issuer: settings.issuer,
     })
     return inserted
   })
@@ -110,7 +125,8 @@ export async function updateIntegration(
   actor: Actor,
   input: UpdateIntegrationInput,
 ): Promise<OAuthIntegration> {
-  const problems = patchProblems(input, ruleContext(deps), 'update')
+  const context = ruleContext(deps)
+  const problems = patchProblems(input, context, 'update')
   if (input.clientSecret === null) {
     problems.push({
       field: 'clientSecret',
@@ -125,22 +141,38 @@ export async function updateIntegration(
   throwIfAny(problems)
 
   const now = deps.now()
+  // One transaction with the row locked, the issuer's metadata read inside it when the change
+  // needs it (an admin's rare write waits for it; concurrent changes of the row queue behind).
   const result = await deps.db.transaction().execute(async (trx) => {
     const current = await integrations.findIntegrationRow(trx, actor.tenantId, id, {
       forUpdate: true,
     })
     if (!current) throw notFound(input.id)
-    const before = settingsOf(integrations.rowToIntegration(current))
-    const after = applyPatch(before, input)
-    const changed = changedFields(before, after)
+    const integration = integrations.rowToIntegration(current)
+    const before = settingsOf(integration)
+    const discovered = await discoverIfNeeded(deps, applyPatch(before, input), integration, input)
+    const after = discovered.settings
     const rotated = input.clientSecret !== undefined && input.clientSecret !== null
-    if (changed.length === 0 && !rotated) return { row: current, changed, rotated }
-
-    if (changed.includes('clientId') || changed.includes('authorizationUrl')) {
-      await assertClientFree(trx, actor.tenantId, after)
+    const afterProblems = settingsProblems(after, context)
+    // The secret follows its token endpoint: a stored secret is never sent to another one.
+    if (after.tokenUrl !== before.tokenUrl && !rotated) {
+      afterProblems.push({
+        field: 'clientSecret',
+        message: `is required when the token endpoint changes (from ${before.tokenUrl} to ${after.tokenUrl}${input.tokenUrl === undefined ? ", as the issuer's metadata says" : ''}): the stored secret is only ever sent to the endpoint it was given for`,
+      })
+    }
+    throwIfAny(afterProblems)
+    const changed = changedFields(before, after)
+    const metadataChanged = discovered.metadata !== integration.providerMetadata
+    if (changed.length === 0 && !rotated && !metadataChanged) {
+      return { row: current, changed, rotated }
     }
     if (changed.includes('name')) await assertNameFree(trx, actor.tenantId, after.name, id)
     const update: IntegrationUpdate = { ...integrations.settingsToColumns(after), updated_at: now }
+    if (metadataChanged) {
+      update.provider_metadata = metadataColumn(discovered.metadata)
+      update.metadata_fetched_at = discovered.metadata === null ? null : now
+    }
     if (rotated) {
       update.client_secret_sealed = deps.sealer.seal(
         input.clientSecret as string,
@@ -164,6 +196,96 @@ export async function updateIntegration(
     deps.logger.info({ tenantId: actor.tenantId, integrationId: id, fields }, 'integration updated')
   }
   return integrations.rowToIntegration(result.row)
+}
+
+/** Endpoints the issuer's metadata may supply, with the metadata field that holds each. */
+const DISCOVERED = {
+  authorizationUrl: 'authorizationEndpoint',
+  tokenUrl: 'tokenEndpoint',
+  whoAmIUrl: 'userinfoEndpoint',
+} as const satisfies Partial<Record<IntegrationField, keyof ProviderMetadata>>
+
+/**
+ * Reads the issuer's metadata when the settings need it: an endpoint is missing, the sign-ins
+ * are OpenID Connect (the metadata names the keys ID tokens are checked with), or the issuer
+ * changed from one that supplied the stored metadata. Fills what the admin did not give:
+ * missing endpoints, and (on create, or when the issuer changed) the endpoints that came from
+ * the previous metadata, including a default whoAmIUrl (the userinfo endpoint). Endpoints from
+ * metadata pass the same URL rules as those an admin types. Throws BAD_USER_INPUT naming
+ * `issuer` when the metadata is needed and cannot be read or is not acceptable.
+ */
+async function discoverIfNeeded(
+  deps: Deps,
+  settings: IntegrationSettings,
+  current: OAuthIntegration | null,
+  input: IntegrationPatch,
+): Promise<{ settings: IntegrationSettings; metadata: ProviderMetadata | null }> {
+  const issuer = settings.issuer
+  const kept = current?.providerMetadata ?? null
+  if (issuer === null) return { settings, metadata: null }
+  const issuerChanged = current !== null && current.issuer !== issuer
+  const missing = settings.authorizationUrl === '' || settings.tokenUrl === ''
+  const needsKeys = isOpenIdConnect(settings) && (kept === null || issuerChanged)
+  if (!missing && !needsKeys && !(issuerChanged && kept !== null)) {
+    return { settings, metadata: issuerChanged ? null : kept }
+  }
+  const read = await deps.provider.discover(issuer)
+  if (!read.ok) throw BadUserInputError.of([{ field: 'input.issuer', message: read.error }])
+  const metadata = read.value
+  const next: Record<string, unknown> = { ...settings }
+  const problems: FieldProblem[] = []
+  for (const [field, from] of Object.entries(DISCOVERED) as [
+    keyof typeof DISCOVERED,
+    keyof ProviderMetadata,
+  ][]) {
+    const value = metadata[from] as string | null
+    const givenNow = input[field] !== undefined
+    const wasDiscovered = kept !== null && current !== null && current[field] === kept[from]
+    const empty = settings[field] === '' || (field === 'whoAmIUrl' && current === null)
+    if (value === null || givenNow || !(empty || (issuerChanged && wasDiscovered))) continue
+    const problem = providerUrlProblem(field, value, deps.config.outboundAllowHosts)
+    if (problem) {
+      problems.push({
+        field: 'issuer',
+        message: `its metadata names ${from} ${value}, which ${problem}`,
+      })
+    } else {
+      next[field] = value
+    }
+  }
+  if (isOpenIdConnect(settings) && metadata.jwksUri === null) {
+    problems.push({
+      field: 'issuer',
+      message:
+        'its metadata names no jwks_uri, so ID tokens could not be checked (openid is in scope)',
+    })
+  } else if (metadata.jwksUri !== null && isOpenIdConnect(settings)) {
+    const problem = providerUrlProblem('tokenUrl', metadata.jwksUri, deps.config.outboundAllowHosts)
+    if (problem) {
+      problems.push({
+        field: 'issuer',
+        message: `its metadata names jwks_uri ${metadata.jwksUri}, which ${problem}`,
+      })
+    }
+  }
+  throwIfAny(problems)
+  return { settings: next as IntegrationSettings, metadata }
+}
+
+function metadataColumn(metadata: ProviderMetadata | null): string | null {
+  return metadata === null ? null : JSON.stringify(metadata)
+}
+
+/** What an admin should know about an integration that works: its settings' and metadata's. */
+export function integrationWarnings(integration: OAuthIntegration): string[] {
+  const warnings = settingsWarnings(integration)
+  const methods = integration.providerMetadata?.codeChallengeMethods
+  if (integration.pkce && methods != null && !methods.includes('S256')) {
+    warnings.push(
+      "the provider's metadata does not list S256 in code_challenge_methods_supported: it may ignore PKCE",
+    )
+  }
+  return warnings
 }
 
 /**
@@ -245,17 +367,28 @@ export async function openClientSecret(
 }
 
 /**
- * The three callback URLs a tenant allow-lists at its providers. `knownSlug` saves the lookup when
- * the caller already knows the tenant's slug (the API key's principal does).
+ * The three callback URLs to allow-list at the provider for this integration: its own (the
+ * routes followed by its callback key), or the tenant's bare routes with `sharedRedirectUrls`.
+ * `knownSlug` saves the lookup when the caller already knows the tenant's slug (the API key's
+ * principal does).
  */
 export async function redirectUrlsOf(
   deps: Deps,
-  tenantId: string,
+  integration: Pick<OAuthIntegration, 'tenantId' | 'callbackKey' | 'sharedRedirectUrls'>,
   knownSlug: string | null = null,
 ): Promise<string[]> {
-  const slug = knownSlug ?? (await findTenantById(deps.db, tenantId))?.slug
-  if (slug === undefined) throw new Error(`tenant ${tenantId} of an integration does not exist`)
-  return redirectUrlsFor(deps.config.publicBaseUrl, slug)
+  const slug = knownSlug ?? (await findTenantById(deps.db, integration.tenantId))?.slug
+  if (slug === undefined) {
+    throw new Error(`tenant ${integration.tenantId} of an integration does not exist`)
+  }
+  return redirectUrlsFor(deps.config.publicBaseUrl, slug, callbackKeyOf(integration))
+}
+
+/** The key of the callback URLs an integration's new sign-ins use; null for the shared ones. */
+export function callbackKeyOf(
+  integration: Pick<OAuthIntegration, 'callbackKey' | 'sharedRedirectUrls'>,
+): string | null {
+  return integration.sharedRedirectUrls ? null : integration.callbackKey
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -286,19 +419,9 @@ function throwIfAny(problems: readonly FieldProblem[]): void {
 }
 
 function ruleContext(deps: Deps): RuleContext {
-  return { allowHosts: deps.config.outboundAllowHosts }
-}
-
-async function assertClientFree(db: Db, tenantId: string, s: IntegrationSettings): Promise<void> {
-  const host = authorizationHostOf(s.authorizationUrl)
-  await integrations.lockClientRegistration(db, host, s.clientId)
-  if (await integrations.clientRegisteredElsewhere(db, tenantId, host, s.clientId)) {
-    throw new BadUserInputError(
-      `input.clientId: client id "${s.clientId}" at authorization host ${host} ` +
-        `(input.authorizationUrl) is registered by another tenant; one OAuth client may serve ` +
-        `only one tenant, as a defence against mix-up attacks (RFC 9700 §4.4). Register a ` +
-        `client of your own with the provider`,
-    )
+  return {
+    allowHosts: deps.config.outboundAllowHosts,
+    tenantHosts: hasTenantHosts(deps.config.publicBaseUrl),
   }
 }
 

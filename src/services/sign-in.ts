@@ -2,27 +2,44 @@
  * Starting, opening, cancelling and reading sign-in sessions.
  *
  * - The link carries an opaque token of 256 random bits; only its SHA-256 is stored.
- * - Opening the link (POST from our page) binds the session to that browser with a cookie whose
- *   hash is stored (first browser wins), and only then creates `state` (256 bits, hash stored)
- *   and the PKCE verifier (sealed), so a link preview (GET) spends nothing.
+ * - A session is started for one callback URL (its integration's own, or the tenant's shared
+ *   ones) and stores it as its redirect_uri, so the authorization request, the callback check and
+ *   the token request all use the same bytes, whatever changes meanwhile.
+ * - Opening the link (the POST of our page, only ever sent when the person presses its button)
+ *   binds the session to that browser with a cookie whose hash is stored (first browser wins),
+ *   and only then creates `state` (256 bits, hash stored), the PKCE verifier (sealed) and, for
+ *   OpenID Connect, the nonce (derived from the state), so a link preview (GET) spends nothing.
+ * - With `{tenant}` in the host of PUBLIC_BASE_URL, a link is served on its tenant's host only.
  * - A new link for the same conversation and integration cancels the older open ones.
  */
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import * as oauth from 'oauth4webapi'
 import { asSeenAt, type AuthSession, type RedirectRoute } from '../core/auth-session.ts'
 import { buildAuthorizationUrl, renderAuthenticationMessage } from '../core/authorization-url.ts'
-import { NotFoundError } from '../core/errors.ts'
-import type { OAuthIntegration } from '../core/integration.ts'
-import { publicBaseFor, redirectUrlFor } from '../core/redirect-urls.ts'
+import { BadUserInputError, NotFoundError } from '../core/errors.ts'
+import {
+  isOpenIdConnect,
+  openIdConnectMetadata,
+  type OAuthIntegration,
+} from '../core/integration.ts'
+import {
+  hasTenantHosts,
+  publicBaseFor,
+  redirectUrlFor,
+  REDIRECT_ROUTES,
+} from '../core/redirect-urls.ts'
+import { stepUpProblems, toStepUp, type StepUpInput } from '../core/step-up.ts'
 import type { SealContext } from '../crypto/sealer.ts'
 import { randomToken, sha256, hashesEqual } from '../crypto/tokens.ts'
 import * as sessions from '../db/auth-sessions.ts'
 import { findTenantById } from '../db/tenants.ts'
 import type { Deps } from './deps.ts'
-import { getIntegration, getIntegrationIncludingDeleted } from './integrations.ts'
+import { callbackKeyOf, getIntegration, getIntegrationIncludingDeleted } from './integrations.ts'
 import type { Principal } from './tenants.ts'
 
 export const LINK_PATH = '/l/'
+/** Where a callback sends the browser on to: the session's result page (by id, nothing secret). */
+export const RESULT_PATH = '/r/'
 export const MAX_SESSIONS_LISTED = 100
 
 export interface StartedSignIn {
@@ -31,19 +48,27 @@ export interface StartedSignIn {
   readonly message: { text: string; buttonLabel: string; url: string }
 }
 
+export interface StartInput extends StepUpInput {
+  readonly integrationId: string
+  readonly conversationId: string
+  readonly contactId?: string | null
+  readonly redirectRoute?: RedirectRoute | null
+}
+
 export async function startSignIn(
   deps: Deps,
   principal: Principal,
-  input: {
-    integrationId: string
-    conversationId: string
-    contactId?: string | null
-    redirectRoute?: RedirectRoute | null
-  },
+  input: StartInput,
 ): Promise<StartedSignIn> {
   const integration = await getIntegration(deps, principal.tenantId, input.integrationId)
+  const problems = stepUpProblems(input, isOpenIdConnect(integration))
+  if (problems.length > 0) {
+    throw BadUserInputError.of(problems.map((p) => ({ ...p, field: `input.${p.field}` })))
+  }
+  const stepUp = toStepUp(input)
   const now = deps.now()
   const token = randomToken(32)
+  const route = input.redirectRoute ?? 'IDP'
   const { session, superseded } = await sessions.insertSessionSuperseding(deps.db, {
     id: randomUUID(),
     tenantId: principal.tenantId,
@@ -51,9 +76,19 @@ export async function startSignIn(
     conversationId: input.conversationId,
     // One contact per conversation unless the caller names one.
     contactId: input.contactId ?? input.conversationId,
-    redirectRoute: input.redirectRoute ?? 'IDP',
+    redirectRoute: route,
+    redirectUri: redirectUrlFor(
+      deps.config.publicBaseUrl,
+      principal.tenantSlug,
+      route,
+      callbackKeyOf(integration),
+    ),
     linkHash: sha256(token),
     expiresAt: new Date(now.getTime() + integration.sessionTtlSeconds * 1000),
+    prompt: stepUp.prompt,
+    maxAgeSeconds: stepUp.maxAgeSeconds,
+    loginHint: stepUp.loginHint,
+    acrValues: stepUp.acrValues === null ? null : JSON.stringify(stepUp.acrValues),
     now,
   })
   for (const old of superseded) deps.events.publish(old.id)
@@ -135,7 +170,13 @@ export function integrationOfSession(deps: Deps, session: AuthSession): Promise<
 
 export type LinkView =
   | { readonly kind: 'unknown' }
-  | { readonly kind: 'ready'; readonly business: string; readonly session: AuthSession }
+  | {
+      readonly kind: 'ready'
+      readonly business: string
+      readonly session: AuthSession
+      /** The host of the provider's sign-in page, which the page's button names. */
+      readonly providerHost: string
+    }
   | { readonly kind: 'in_use'; readonly business: string }
   /** This browser's own sign-in: its callback is exchanging the code right now. */
   | { readonly kind: 'in_progress'; readonly business: string }
@@ -144,15 +185,36 @@ export type LinkView =
 /** Reads the browser's binding cookie for a session (the cookie name depends on the session). */
 export type CookieLookup = (sessionId: string) => string | null
 
+/** What an end user's request brings that the checks need. */
+export interface BrowserRequest {
+  readonly cookieFor: CookieLookup
+  /** The host the browser addressed (a trusted proxy's X-Forwarded-Host), lower case. */
+  readonly host: string
+}
+
+/**
+ * Whether a request for a tenant's session came to that tenant's host: always, without
+ * `{tenant}` in the host of PUBLIC_BASE_URL (then every tenant shares the host).
+ */
+export function onTenantHost(deps: Deps, tenantSlug: string, host: string): boolean {
+  if (!hasTenantHosts(deps.config.publicBaseUrl)) return true
+  return new URL(publicBaseFor(deps.config.publicBaseUrl, tenantSlug)).host === host.toLowerCase()
+}
+
 /** What the link shows on GET. Changes nothing: link previews and scanners are harmless. */
 export async function viewLink(
   deps: Deps,
   token: string,
-  cookieFor: CookieLookup,
+  request: BrowserRequest,
 ): Promise<LinkView> {
-  const link = await lookUpLink(deps, token, cookieFor)
+  const link = await lookUpLink(deps, token, request)
   if (link.kind !== 'ready') return link
-  return { kind: 'ready', business: link.business, session: link.session }
+  return {
+    kind: 'ready',
+    business: link.business,
+    session: link.session,
+    providerHost: new URL(link.integration.authorizationUrl).host,
+  }
 }
 
 /** A link that may continue, with what opening it needs beyond the view. */
@@ -163,25 +225,30 @@ interface ReadyLink {
   readonly record: sessions.SessionRecord
   readonly bindingCookie: string | null
   readonly tenantSlug: string
+  readonly integration: OAuthIntegration
 }
 
 async function lookUpLink(
   deps: Deps,
   token: string,
-  cookieFor: CookieLookup,
+  request: BrowserRequest,
 ): Promise<ReadyLink | Exclude<LinkView, { kind: 'ready' }>> {
   const record = await findByLinkToken(deps, token)
   if (!record) return { kind: 'unknown' }
-  const bindingCookie = cookieFor(record.session.id)
   const tenant = await findTenantById(deps.db, record.session.tenantId)
+  const tenantSlug = tenant?.slug ?? ''
+  // Another tenant's host: as if the link did not exist (no hint that it does elsewhere).
+  if (!onTenantHost(deps, tenantSlug, request.host)) return { kind: 'unknown' }
+  const bindingCookie = request.cookieFor(record.session.id)
   const business = tenant?.name ?? ''
   const session = asSeenAt(record.session, deps.now())
-  const tenantSlug = tenant?.slug ?? ''
-  const ready = { kind: 'ready', business, session, record, bindingCookie, tenantSlug } as const
-  if (session.status === 'PENDING') return ready
-  if (session.status === 'OPENED') {
-    if (!isBoundTo(record, bindingCookie)) return { kind: 'in_use', business }
-    return record.exchangeClaimedAt === null ? ready : { kind: 'in_progress', business }
+  if (session.status === 'PENDING' || session.status === 'OPENED') {
+    if (session.status === 'OPENED' && !isBoundTo(record, bindingCookie)) {
+      return { kind: 'in_use', business }
+    }
+    if (record.exchangeClaimedAt !== null) return { kind: 'in_progress', business }
+    const integration = await integrationOfSession(deps, record.session)
+    return { kind: 'ready', business, session, record, bindingCookie, tenantSlug, integration }
   }
   return { kind: 'finished', business, session }
 }
@@ -202,21 +269,17 @@ export type OpenOutcome =
 export async function openLink(
   deps: Deps,
   token: string,
-  cookieFor: CookieLookup,
+  request: BrowserRequest,
 ): Promise<OpenOutcome> {
-  const link = await lookUpLink(deps, token, cookieFor)
+  const link = await lookUpLink(deps, token, request)
   if (link.kind !== 'ready') return link
-  const { record, bindingCookie } = link
-  const integration = await getIntegrationIncludingDeleted(
-    deps,
-    record.session.tenantId,
-    record.session.integrationId,
-  )
+  const { record, bindingCookie, integration } = link
   // Reuse the cookie of the browser already bound; a new browser gets a new random one.
   const cookie =
     bindingCookie !== null && isBoundTo(record, bindingCookie) ? bindingCookie : randomToken(32)
   const state = randomToken(32)
   const verifier = integration.pkce ? oauth.generateRandomCodeVerifier() : null
+  const openid = openIdConnectMetadata(integration) !== null
   const bound = await sessions.bindSession(deps.db, {
     id: record.session.id,
     bindingHash: sha256(cookie),
@@ -224,21 +287,55 @@ export async function openLink(
     codeVerifierSealed: verifier
       ? deps.sealer.seal(verifier, verifierSealContext(record.session))
       : null,
+    openid,
     now: deps.now(),
   })
   if (!bound) {
     // Another browser won the race, or the session ended meanwhile: show what it is now.
-    const now = await viewLink(deps, token, cookieFor)
+    const now = await viewLink(deps, token, request)
     return now.kind === 'ready' ? { kind: 'in_use', business: now.business } : now
   }
   if (record.session.status === 'PENDING') deps.events.publish(bound.id)
   const location = buildAuthorizationUrl(integration, {
-    redirectUri: redirectUrlFor(deps.config.publicBaseUrl, link.tenantSlug, bound.redirectRoute),
+    redirectUri: redirectUriOf(deps, bound, link.tenantSlug),
     state,
     codeChallenge: verifier ? await oauth.calculatePKCECodeChallenge(verifier) : null,
+    nonce: openid ? nonceFor(state) : null,
+    stepUp: bound.stepUp,
   })
   deps.logger.info({ sessionId: bound.id }, 'sign-in link opened')
   return { kind: 'redirect', location, bindingCookie: cookie, session: bound }
+}
+
+/**
+ * The redirect_uri of a session: the one it stored when it started, or, for a session of an
+ * earlier version (which stored none), the bare route it was started with.
+ */
+export function redirectUriOf(deps: Deps, session: AuthSession, tenantSlug: string): string {
+  return (
+    session.redirectUri ??
+    redirectUrlFor(deps.config.publicBaseUrl, tenantSlug, session.redirectRoute, null)
+  )
+}
+
+export function resultUrlFor(deps: Deps, tenantSlug: string, sessionId: string): string {
+  return `${publicBaseFor(deps.config.publicBaseUrl, tenantSlug)}${RESULT_PATH}${sessionId}`
+}
+
+/** The callback path (route and key) a session accepts: its redirect_uri's. */
+export function callbackPathOf(session: AuthSession): string {
+  if (session.redirectUri === null) return REDIRECT_ROUTES[session.redirectRoute]
+  return new URL(session.redirectUri).pathname
+}
+
+/**
+ * The OpenID Connect nonce of a sign-in, derived from its state (both 256 bits; the state's hash
+ * is stored, the state itself only travels with the browser): an ID token minted for another
+ * authorization request carries another nonce, and nothing more needs storing (OIDC Core
+ * §15.5.2 suggests the same construction from a cookie).
+ */
+export function nonceFor(state: string): string {
+  return createHash('sha256').update(`nonce:${state}`).digest('base64url')
 }
 
 async function findByLinkToken(

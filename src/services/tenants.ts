@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto'
 import { formatApiKey, parseApiKey, slugProblem, type ApiKeyRole } from '../core/api-key.ts'
 import { BadUserInputError, NotFoundError } from '../core/errors.ts'
 import { hashesEqual, randomToken, sha256 } from '../crypto/tokens.ts'
+import { insertAuditEvent } from '../db/audit.ts'
 import * as tenants from '../db/tenants.ts'
 import type { Deps } from './deps.ts'
 
@@ -47,31 +48,77 @@ export async function createTenant(
     if (!row) throw new BadUserInputError(`slug: a tenant "${slug}" already exists`)
     const tenant = { id: row.id, slug: row.slug, name: row.name }
     const apiKey = await newKey({ ...deps, db: trx }, tenant.id, 'ADMIN', 'created with the tenant')
+    await auditKey(trx, deps, tenant.id, null, 'created', apiKey.keyId, {
+      role: 'ADMIN',
+      label: 'created with the tenant',
+    })
     return { tenant, apiKey }
   })
 }
 
 export async function createApiKey(
   deps: Deps,
-  input: { slug: string; role: ApiKeyRole; label?: string | undefined },
+  input: {
+    slug: string
+    role: ApiKeyRole
+    label?: string | undefined
+    /** The api_keys row id of the key that asked (GraphQL); null from the CLI. */
+    actorKeyId?: string | null
+  },
 ): Promise<CreatedApiKey> {
   const tenant = await tenants.findTenantBySlug(deps.db, input.slug)
   if (!tenant) throw NotFoundError.of('tenant', input.slug)
-  return newKey(deps, tenant.id, input.role, input.label ?? null)
+  return deps.db.transaction().execute(async (trx) => {
+    const key = await newKey({ ...deps, db: trx }, tenant.id, input.role, input.label ?? null)
+    await auditKey(trx, deps, tenant.id, input.actorKeyId ?? null, 'created', key.keyId, {
+      role: key.role,
+      label: input.label ?? null,
+    })
+    deps.logger.info({ tenantId: tenant.id, keyId: key.keyId, role: key.role }, 'API key created')
+    return key
+  })
 }
 
 export async function revokeApiKey(
   deps: Deps,
-  input: { slug: string; keyId: string },
+  input: { slug: string; keyId: string; actorKeyId?: string | null },
 ): Promise<void> {
   const tenant = await tenants.findTenantBySlug(deps.db, input.slug)
   if (!tenant) throw NotFoundError.of('tenant', input.slug)
   // Accept the whole key too, so an operator can paste what leaked.
   const keyId = parseApiKey(input.keyId)?.keyId ?? input.keyId
-  if (!(await tenants.revokeApiKey(deps.db, tenant.id, keyId, deps.now()))) {
-    throw NotFoundError.of('active API key', keyId)
-  }
+  await deps.db.transaction().execute(async (trx) => {
+    if (!(await tenants.revokeApiKey(trx, tenant.id, keyId, deps.now()))) {
+      throw NotFoundError.of('active API key', keyId)
+    }
+    await auditKey(trx, deps, tenant.id, input.actorKeyId ?? null, 'revoked', keyId, {})
+  })
+  deps.logger.info({ tenantId: tenant.id, keyId }, 'API key revoked')
   apiKeyCache.clear()
+}
+
+/** The audit record of a key's creation or revocation: its public id, never the key. */
+async function auditKey(
+  db: Deps['db'],
+  deps: Deps,
+  tenantId: string,
+  actorKeyId: string | null,
+  verb: 'created' | 'revoked',
+  keyId: string,
+  details: Record<string, unknown>,
+): Promise<void> {
+  await insertAuditEvent(
+    db,
+    {
+      tenantId,
+      actorKeyId,
+      action: `api_key.${verb}`,
+      targetType: 'api_key',
+      targetId: keyId,
+      details,
+    },
+    deps.now(),
+  )
 }
 
 async function newKey(

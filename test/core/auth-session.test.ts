@@ -29,6 +29,8 @@ function session(status: AuthSessionStatus): AuthSession {
     conversationId: 'c',
     contactId: 'c',
     redirectRoute: 'IDP',
+    redirectUri: 'https://acme.example.com/idp/eu/oauth/callback/0123456789abcdef',
+    openid: false,
     status,
     createdAt: created,
     expiresAt,
@@ -36,22 +38,35 @@ function session(status: AuthSessionStatus): AuthSession {
     completedAt: null,
     identity: null,
     failure: null,
+    stepUp: { prompt: null, maxAgeSeconds: null, loginHint: null, acrValues: null },
+    callbackIssuer: null,
+    confirmationAttemptsLeft: null,
+    confirmationShownAt: null,
+    contactUpdate: null,
   }
 }
 
 describe('the transition table', () => {
   it('is exactly this, written out by hand', () => {
+    const open = ['PENDING', 'OPENED', 'AWAITING_CONFIRMATION']
     expect(TRANSITIONS).toEqual({
       open: { from: ['PENDING'], to: 'OPENED', timing: 'before_expiry' },
       authenticate: { from: ['OPENED'], to: 'AUTHENTICATED', timing: 'any_time' },
+      await_confirmation: { from: ['OPENED'], to: 'AWAITING_CONFIRMATION', timing: 'any_time' },
       fail: { from: ['OPENED'], to: 'FAILED', timing: 'any_time' },
-      cancel: { from: ['PENDING', 'OPENED'], to: 'CANCELLED', timing: 'before_expiry' },
-      expire: { from: ['PENDING', 'OPENED'], to: 'EXPIRED', timing: 'from_expiry' },
+      confirm: { from: ['AWAITING_CONFIRMATION'], to: 'AUTHENTICATED', timing: 'before_expiry' },
+      reject_confirmation: {
+        from: ['AWAITING_CONFIRMATION'],
+        to: 'FAILED',
+        timing: 'before_expiry',
+      },
+      cancel: { from: open, to: 'CANCELLED', timing: 'before_expiry' },
+      expire: { from: open, to: 'EXPIRED', timing: 'from_expiry' },
     })
   })
 
   it('calls open exactly the statuses some event leaves from', () => {
-    expect(OPEN_STATUSES).toEqual(['PENDING', 'OPENED'])
+    expect(OPEN_STATUSES).toEqual(['PENDING', 'OPENED', 'AWAITING_CONFIRMATION'])
     expect(AUTH_SESSION_STATUSES.filter(isTerminal)).toEqual([
       'AUTHENTICATED',
       'FAILED',

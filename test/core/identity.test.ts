@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest'
 import { cleanText, IDENTITY_FIELD_MAX_LENGTH, toIdentity } from '../../src/core/identity.ts'
 
 const split = { splitFullName: true }
-const messages = (warnings: { message: string }[]): string[] => warnings.map((w) => w.message)
+/** The warnings a test is about: the one for a missing subject has tests of its own below. */
+const messages = (warnings: { message: string }[]): string[] =>
+  warnings.map((w) => w.message).filter((m) => !m.startsWith('subject: none'))
 
 describe('toIdentity', () => {
   it('takes the documented default shape as is', () => {
@@ -16,14 +18,20 @@ describe('toIdentity', () => {
     }
     const { identity, warnings } = toIdentity(attributes, split)
     expect(identity).toEqual({
+      subject: null,
+      issuer: null,
       email: 'billy@example.com',
+      emailVerified: null,
       userName: 'billy.bob',
       fullName: 'Billy Bob',
       firstName: 'Billy',
       lastName: 'Bob',
+      authTime: null,
+      acr: null,
+      amr: null,
       attributes,
     })
-    expect(warnings).toEqual([])
+    expect(messages(warnings)).toEqual([])
   })
 
   it('treats missing fields and null as absent, without warnings', () => {
@@ -35,7 +43,7 @@ describe('toIdentity', () => {
       firstName: null,
       lastName: null,
     })
-    expect(warnings).toEqual([])
+    expect(messages(warnings)).toEqual([])
   })
 
   describe('payload values of the wrong type', () => {
@@ -92,7 +100,7 @@ describe('toIdentity', () => {
       expect(identity.userName).toBe('evilgnp.exe')
       expect(identity.firstName).toBe('Bob')
       expect(identity.lastName).toBe('x')
-      expect(warnings).toHaveLength(3)
+      expect(messages(warnings)).toHaveLength(3)
     })
 
     it('removes zero-width spaces and BOMs but keeps joiners that scripts and emoji need', () => {
@@ -218,5 +226,75 @@ describe('toIdentity', () => {
   it('reads only own properties, so inherited names are not fields', () => {
     const attributes = Object.create({ email: 'inherited@example.com' }) as Record<string, unknown>
     expect(toIdentity(attributes, split).identity.email).toBeNull()
+  })
+})
+
+describe('subject, issuer and the ID token', () => {
+  const claims = {
+    iss: 'https://idp.example.com',
+    sub: 'u-123',
+    aud: 'client',
+    exp: 2_000_000_000,
+    iat: 1_900_000_000,
+    auth_time: 1_900_000_000,
+    acr: 'urn:mace:incommon:iap:silver',
+    amr: ['pwd', 'mfa'],
+    email: 'Ada@Example.COM',
+    email_verified: true,
+    name: 'Ada Lovelace',
+    preferred_username: 'ada',
+  }
+
+  it('warns when nothing gives a subject, and takes one the mapping gives', () => {
+    expect(toIdentity({ email: 'a@example.com' }, split).warnings.map((w) => w.message)).toEqual([
+      expect.stringMatching(/^subject: none .*another account at another provider/),
+    ])
+    const mapped = toIdentity({ subject: 42, email: 'a@example.com' }, { ...split, issuer: null })
+    expect(mapped.identity.subject).toBe('42')
+    expect(mapped.warnings).toEqual([])
+  })
+
+  it("takes the ID token's claims first and fills only the gaps from the mapping", () => {
+    const { identity, warnings } = toIdentity(
+      { email: 'other@example.com', emailVerified: false, userName: 'x', lastName: 'Byron' },
+      { ...split, claims, issuer: 'https://ignored.example.com' },
+    )
+    expect(warnings).toEqual([])
+    expect(identity).toMatchObject({
+      subject: 'u-123',
+      issuer: 'https://idp.example.com',
+      email: 'Ada@example.com',
+      emailVerified: true,
+      userName: 'ada',
+      fullName: 'Ada Lovelace',
+      firstName: null,
+      lastName: 'Byron',
+      authTime: new Date(1_900_000_000_000).toISOString(),
+      acr: 'urn:mace:incommon:iap:silver',
+      amr: ['pwd', 'mfa'],
+    })
+  })
+
+  it('keeps emailVerified with the email it belongs to', () => {
+    const noEmailClaim = { ...claims, email: undefined, email_verified: undefined }
+    expect(
+      toIdentity(
+        { email: 'm@example.com', emailVerified: 'false' },
+        { ...split, claims: noEmailClaim },
+      ).identity,
+    ).toMatchObject({ email: 'm@example.com', emailVerified: false })
+    expect(
+      toIdentity(
+        { email: 'm@example.com' },
+        { ...split, claims: { ...claims, email_verified: 'yes' } },
+      ).identity.emailVerified,
+    ).toBeNull()
+    expect(toIdentity({ emailVerified: true }, split).identity.emailVerified).toBeNull()
+  })
+
+  it("uses the integration's issuer without an ID token", () => {
+    expect(
+      toIdentity({ subject: 's' }, { ...split, issuer: 'https://idp.example.com' }).identity.issuer,
+    ).toBe('https://idp.example.com')
   })
 })

@@ -10,10 +10,11 @@ import {
   INTEGRATION_FIELDS,
   initialSettings,
   patchProblems,
+  settingsProblems,
   type IntegrationSettings,
 } from '../../src/core/integration.ts'
 
-const context = { allowHosts: [] }
+const context = { allowHosts: [], tenantHosts: false }
 
 const settings: IntegrationSettings = {
   ...initialSettings(),
@@ -79,17 +80,37 @@ describe('patchProblems', () => {
     expect(patchProblems({ name: null, scope: null, pkce: null }, context, 'update')).toEqual([
       { field: 'name', message: 'must not be null (omit it to keep the current value)' },
     ])
+    // The endpoints may come from the issuer's metadata: settingsProblems checks them after.
     expect(patchProblems({ name: 'x' }, context, 'create').map((p) => p.field)).toEqual([
       'clientId',
-      'authorizationUrl',
-      'tokenUrl',
     ])
   })
 
   it('applies the allow-list of the context to provider URLs', () => {
     const url = { tokenUrl: 'http://127.0.0.1:8080/token' }
     expect(patchProblems(url, context, 'update')).toHaveLength(1)
-    expect(patchProblems(url, { allowHosts: ['127.0.0.1:8080'] }, 'update')).toEqual([])
+    expect(patchProblems(url, { ...context, allowHosts: ['127.0.0.1:8080'] }, 'update')).toEqual([])
+  })
+})
+
+describe('settingsProblems', () => {
+  it('wants the endpoints unless an issuer can supply them, and shared URLs only with an issuer on tenant hosts', () => {
+    const bare = { ...settings, authorizationUrl: '', tokenUrl: '' }
+    expect(settingsProblems(bare, context).map((p) => p.field)).toEqual([
+      'authorizationUrl',
+      'tokenUrl',
+    ])
+    const shared = { ...settings, sharedRedirectUrls: true }
+    expect(settingsProblems(shared, context).map((p) => p.message)).toEqual([
+      expect.stringMatching(/^needs issuer/),
+      expect.stringMatching(/^needs a host for each tenant/),
+    ])
+    expect(
+      settingsProblems(
+        { ...shared, issuer: 'https://idp.example.com' },
+        { ...context, tenantHosts: true },
+      ),
+    ).toEqual([])
   })
 })
 

@@ -41,6 +41,12 @@ function errorOf(expression: string | null, payload: unknown): string | undefine
 
 describe('the seed example', () => {
   const expected = {
+    subject: null,
+    issuer: null,
+    emailVerified: null,
+    authTime: null,
+    acr: null,
+    amr: null,
     email: 'billy.bob@example.com',
     userName: 'billy.bob',
     fullName: 'Billy Bob',
@@ -53,7 +59,8 @@ describe('the seed example', () => {
     expect(run(SEED_MAPPING, SEED_PAYLOAD)).toEqual({
       identity: expected,
       errors: [],
-      warnings: [],
+      // The documentation's mapping gives no subject: worth saying, as testWhoAmIMapping does.
+      warnings: [{ message: expect.stringMatching(/^subject: none/) }],
     })
   })
 
@@ -95,6 +102,12 @@ describe('without a mapping', () => {
     const payload = { email: 'a@example.com', fullName: 'Ann Lee', custom: [1, { x: null }] }
     const { identity } = run(null, payload)
     expect(identity).toEqual({
+      subject: null,
+      issuer: null,
+      emailVerified: null,
+      authTime: null,
+      acr: null,
+      amr: null,
       email: 'a@example.com',
       userName: null,
       fullName: 'Ann Lee',
@@ -335,6 +348,7 @@ describe('characters PostgreSQL refuses and characters that deceive', () => {
     expect(identity?.attributes).toEqual({ name: 'ab', list: ['\uFFFDx'], fine: 'ok' })
     expect(warnings).toEqual([
       { message: 'attributes: removed NUL characters or broken UTF-16 from 3 keys or values' },
+      { message: expect.stringMatching(/^subject: none/) },
     ])
   })
 
@@ -350,6 +364,7 @@ describe('characters PostgreSQL refuses and characters that deceive', () => {
       'attributes: removed NUL characters or broken UTF-16 from 1 key or value',
       'email: removed 1 control, invisible or bidirectional formatting character',
       'fullName: removed 1 control, invisible or bidirectional formatting character',
+      expect.stringMatching(/^subject: none/),
     ])
   })
 })

@@ -17,6 +17,7 @@ import {
   type AuthSessionEvent,
   type AuthSessionStatus,
 } from '../../src/core/auth-session.ts'
+import type { Identity } from '../../src/core/identity.ts'
 import * as sessions from '../../src/db/auth-sessions.ts'
 import { migrateToLatest, type Db } from '../../src/db/database.ts'
 import type { AuthSessionRow, Database } from '../../src/db/schema.ts'
@@ -44,21 +45,61 @@ const WAYS: Record<string, Way> = {
         bindingHash: randomBytes(32),
         stateHash: randomBytes(32),
         codeVerifierSealed: 'v1.new-sealed-verifier',
+        openid: false,
         now,
       })) !== undefined,
   },
-  'completeSession with an identity (authenticate)': {
+  'endCallback, authenticated (authenticate)': {
     event: 'authenticate',
     apply: async (db, row, now) =>
-      (await sessions.completeSession(db, row.id, { identity: IDENTITY }, now)) !== undefined,
-  },
-  'completeSession with a failure (fail)': {
-    event: 'fail',
-    apply: async (db, row, now) =>
-      (await sessions.completeSession(
+      (await sessions.endCallback(
         db,
         row.id,
-        { failure: { code: 'access_denied', message: 'declined' } },
+        { kind: 'authenticated', identity: IDENTITY, contactUpdate: 'FILLED' },
+        null,
+        now,
+      )) !== undefined,
+  },
+  'endCallback, awaiting its code (await_confirmation)': {
+    event: 'await_confirmation',
+    apply: async (db, row, now) =>
+      (await sessions.endCallback(
+        db,
+        row.id,
+        {
+          kind: 'awaiting_confirmation',
+          identity: IDENTITY,
+          confirmationCodeSealed: 'v1.sealed-code',
+          attempts: 5,
+        },
+        null,
+        now,
+      )) !== undefined,
+  },
+  'endCallback, failed (fail)': {
+    event: 'fail',
+    apply: async (db, row, now) =>
+      (await sessions.endCallback(
+        db,
+        row.id,
+        { kind: 'failed', failure: { code: 'access_denied', message: 'declined' } },
+        null,
+        now,
+      )) !== undefined,
+  },
+  'confirmSession, the right code (confirm)': {
+    event: 'confirm',
+    apply: async (db, row, now) =>
+      (await sessions.confirmSession(db, row.tenant_id, row.id, 'FILLED', now)) !== undefined,
+  },
+  'rejectConfirmation, no attempts left (reject_confirmation)': {
+    event: 'reject_confirmation',
+    apply: async (db, row, now) =>
+      (await sessions.rejectConfirmation(
+        db,
+        row.tenant_id,
+        row.id,
+        { code: 'confirmation_failed', message: 'wrong codes' },
         now,
       )) !== undefined,
   },
@@ -84,8 +125,13 @@ const WAYS: Record<string, Way> = {
         conversationId: row.conversation_id,
         contactId: row.contact_id,
         redirectRoute: 'IDP',
+        redirectUri: 'https://acme.example.com/idp/eu/oauth/callback/0123456789abcdef',
         linkHash: randomBytes(32),
         expiresAt: new Date(now.getTime() + 600_000),
+        prompt: null,
+        maxAgeSeconds: null,
+        loginHint: null,
+        acrValues: null,
         now,
       })
       return superseded.some((s) => s.id === row.id)
@@ -98,7 +144,13 @@ const WAYS: Record<string, Way> = {
   },
 }
 
-const IDENTITY = {
+const IDENTITY: Identity = {
+  subject: 'ada-1',
+  issuer: null,
+  emailVerified: null,
+  authTime: null,
+  acr: null,
+  amr: null,
   email: 'ada@example.com',
   userName: 'ada',
   fullName: 'Ada Lovelace',
@@ -141,12 +193,18 @@ describe('session status changes against the database', () => {
         conversation_id: `conversation-${randomUUID()}`,
         contact_id: 'contact',
         redirect_route: 'IDP',
+        redirect_uri: 'https://acme.example.com/idp/eu/oauth/callback/0123456789abcdef',
         status,
         link_hash: randomBytes(32),
         binding_hash: opened ? randomBytes(32) : null,
         state_hash: opened ? randomBytes(32) : null,
         code_verifier_sealed: status === 'OPENED' ? 'v1.sealed-verifier' : null,
-        identity: status === 'AUTHENTICATED' ? JSON.stringify(IDENTITY) : null,
+        identity:
+          status === 'AUTHENTICATED' || status === 'AWAITING_CONFIRMATION'
+            ? JSON.stringify(IDENTITY)
+            : null,
+        confirmation_code_sealed: status === 'AWAITING_CONFIRMATION' ? 'v1.sealed-code' : null,
+        confirmation_attempts_left: status === 'AWAITING_CONFIRMATION' ? 5 : null,
         failure: status === 'FAILED' ? JSON.stringify({ code: 'x', message: 'y' }) : null,
         expires_at: EXPIRES_AT,
         opened_at: opened ? EARLIER : null,
@@ -190,9 +248,11 @@ describe('session status changes against the database', () => {
     }
     expect(after.status).toBe(to)
     expect(after.updated_at).toEqual(now)
+    if (to !== 'OPENED') expect(after.code_verifier_sealed).toBeNull()
     if (isTerminal(to)) {
       expect(after.completed_at).toEqual(way.event === 'expire' ? EXPIRES_AT : now)
-      expect(after.code_verifier_sealed).toBeNull()
+      expect(after.confirmation_code_sealed).toBeNull()
+      expect(after.confirmation_code_hash).toBeNull()
     } else {
       expect(after.completed_at).toBeNull()
     }
@@ -203,6 +263,26 @@ describe('session status changes against the database', () => {
       ['a finished session with a sealed verifier', 'CANCELLED', { code_verifier_sealed: 'v1.x' }],
       ['a finished session without a completion time', 'EXPIRED', { completed_at: null }],
       ['an open session with a completion time', 'OPENED', { completed_at: EARLIER }],
+      [
+        'a finished session with a confirmation code',
+        'AUTHENTICATED',
+        { confirmation_code_hash: Buffer.from('x') },
+      ],
+      [
+        'a session waiting for its code with a verifier',
+        'AWAITING_CONFIRMATION',
+        { code_verifier_sealed: 'v1.x' },
+      ],
+      [
+        'a session waiting for its code without one',
+        'AWAITING_CONFIRMATION',
+        { confirmation_code_sealed: null },
+      ],
+      [
+        'a session before the exchange with a code',
+        'PENDING',
+        { confirmation_code_sealed: 'v1.x' },
+      ],
     ]
     it.each(violations)('refuses %s', async (_name, status, change) => {
       const row = await sessionIn(status)

@@ -12,7 +12,7 @@ import { sql } from 'kysely'
 import ts from 'typescript'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ROLES } from '../../src/core/api-key.ts'
-import { AUTH_SESSION_STATUSES } from '../../src/core/auth-session.ts'
+import { AUTH_SESSION_STATUSES, CONTACT_UPDATES } from '../../src/core/auth-session.ts'
 import { TOKEN_ENDPOINT_AUTH_METHODS } from '../../src/core/integration-rules.ts'
 import { REDIRECT_ROUTE_NAMES } from '../../src/core/redirect-urls.ts'
 import { createTestDatabase, type TestDatabase } from '../helpers/test-db.ts'
@@ -43,7 +43,7 @@ const EXPECTED: Record<string, Record<string, string>> = {
     client_secret_sealed: 'text null',
     scope: 'text null',
     authorization_url: 'text',
-    authorization_host: 'text',
+    authorization_host: 'text null',
     token_url: 'text',
     whoami_url: 'text null',
     whoami_mapping: 'text null',
@@ -58,6 +58,13 @@ const EXPECTED: Record<string, Record<string, string>> = {
     created_at: 'timestamptz default',
     updated_at: 'timestamptz default',
     deleted_at: 'timestamptz null',
+    callback_key: 'text',
+    shared_redirect_urls: 'bool default',
+    require_confirmation_code: 'bool default',
+    trust_unverified_email: 'bool default',
+    verification_ttl_seconds: 'int4 null',
+    provider_metadata: 'jsonb null',
+    metadata_fetched_at: 'timestamptz null',
   },
   auth_sessions: {
     id: 'uuid default',
@@ -79,6 +86,18 @@ const EXPECTED: Record<string, Record<string, string>> = {
     completed_at: 'timestamptz null',
     created_at: 'timestamptz default',
     updated_at: 'timestamptz default',
+    redirect_uri: 'text null',
+    openid: 'bool default',
+    callback_issuer: 'text null',
+    prompt: 'text null',
+    max_age_seconds: 'int4 null',
+    login_hint: 'text null',
+    acr_values: 'jsonb null',
+    confirmation_code_sealed: 'text null',
+    confirmation_code_hash: 'bytea null',
+    confirmation_shown_at: 'timestamptz null',
+    confirmation_attempts_left: 'int4 null',
+    contact_update: 'text null',
   },
   contacts: {
     tenant_id: 'uuid',
@@ -91,6 +110,9 @@ const EXPECTED: Record<string, Record<string, string>> = {
     verified_session_id: 'uuid null',
     verified_integration_id: 'uuid null',
     verified_at: 'timestamptz null',
+    verified_subject: 'text null',
+    verified_issuer: 'text null',
+    verified_until: 'timestamptz null',
     created_at: 'timestamptz default',
     updated_at: 'timestamptz default',
   },
@@ -225,7 +247,7 @@ function readDeclaredSchema(text: string): Map<string, Map<string, DeclaredColum
       case ts.SyntaxKind.UnknownKeyword:
         return plain('json')
     }
-    if (ts.isTypeLiteralNode(node)) return plain('json')
+    if (ts.isTypeLiteralNode(node) || ts.isArrayTypeNode(node)) return plain('json')
     if (ts.isTypeReferenceNode(node)) {
       const name = node.typeName.getText(source)
       const args = node.typeArguments ?? []
@@ -366,6 +388,7 @@ describe('src/db/schema.ts against the migrated database', () => {
     )
     expect(allowed('auth_sessions', 'redirect_route')).toEqual(sorted(REDIRECT_ROUTE_NAMES))
     expect(allowed('auth_sessions', 'status')).toEqual(sorted(AUTH_SESSION_STATUSES))
+    expect(allowed('auth_sessions', 'contact_update')).toEqual(sorted(CONTACT_UPDATES))
   })
 
   it('would notice schema.ts drifting from the migrations (this test checks itself)', () => {
