@@ -1,7 +1,8 @@
 /**
- * Every answer an end user's browser can get from the link and the callbacks carries the page
- * security headers (security.md R19, R21, T80), the 303 and the error page included, and the
- * binding cookie has the attributes R22/T81 ask for on an https origin.
+ * Every answer an end user's browser can get from the link, the callbacks and the result page
+ * carries the page security headers (no-store, no-referrer, nosniff, HSTS, a CSP without framing
+ * or scripts), the 303s and the error page included, and the binding cookie is __Host-, Secure,
+ * HttpOnly and SameSite=Lax on an https origin.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApp } from '../../src/runtime/app.ts'
@@ -92,9 +93,18 @@ describe('end-user responses on an https origin', () => {
     expect(foreign.status).toBe(403)
     expectPageHeaders(foreign)
 
-    const failed = await t.fetch(callback.href, { headers: cookie })
+    // The callback answers 303 to the result page, whose URL holds neither code nor state.
+    const completed = await t.fetch(callback.href, { headers: cookie })
+    expect(completed.status).toBe(303)
+    expectPageHeaders(completed)
+    const result = new URL(completed.headers.get('location')!)
+    expect(result.href).toBe(`${ORIGIN}/r/${session.id}`)
+    expect(completed.headers.getSetCookie()).toEqual([])
+    const failed = await t.fetch(result.href, { headers: cookie })
     expect(failed.status).toBe(200)
     expectPageHeaders(failed)
+    expect(await failed.text()).toContain('Sign-in did not work')
+    // The result page drops the binding cookie: it has done its job.
     expect(failed.headers.getSetCookie()).toEqual([
       `${name}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0; Secure`,
     ])

@@ -28,7 +28,14 @@ import {
   type FakeProvider,
   type ProviderHandler,
 } from '../helpers/fake-provider.ts'
-import { poll, postLink, seedIntegration, start, type SessionView } from '../helpers/flow.ts'
+import {
+  arriveAtCallback,
+  poll,
+  postLink,
+  seedIntegration,
+  start,
+  type SessionView,
+} from '../helpers/flow.ts'
 import { createTestApp, type SeededTenant, type TestApp } from '../helpers/test-app.ts'
 import { createTestDatabase, type TestDatabase } from '../helpers/test-db.ts'
 
@@ -154,7 +161,7 @@ describe('hostile providers, through a whole sign-in', () => {
       expect(new URL(callback).origin).toBe(new URL(app.baseUrl).origin)
 
       const began = performance.now()
-      const page = await browser.request(callback)
+      const { result: page } = await arriveAtCallback(browser, callback)
       const html = await page.text()
       const elapsedMs = performance.now() - began
 

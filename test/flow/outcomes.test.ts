@@ -4,7 +4,7 @@
  */
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { fillContact, findContact } from '../../src/db/contacts.ts'
+import { findContact } from '../../src/db/contacts.ts'
 import { sweepExpiredSessions } from '../../src/services/sign-in.ts'
 import {
   contact,
@@ -131,22 +131,21 @@ describe('sign-in outcomes', () => {
       whoAmIMapping: '{userName: sub, fullName: name, email: email}',
       overwriteContact: true,
     })
-    // Someone else already knows this contact by another email.
-    await fillContact(t.database.db, {
-      tenantId: tenant.id,
-      contactId: 'shared-contact',
-      fields: {
+    // Known already by another email, verified by a sign-in of a version that kept no subject.
+    await t.database.db
+      .insertInto('contacts')
+      .values({
+        tenant_id: tenant.id,
+        contact_id: 'shared-contact',
         email: 'carol@old.example',
-        userName: null,
-        fullName: null,
-        firstName: 'Caz',
-        lastName: null,
-      },
-      overwrite: false,
-      sessionId: '00000000-0000-0000-0000-000000000000',
-      integrationId: keep,
-      now: new Date(clock),
-    })
+        first_name: 'Caz',
+        verified_session_id: '00000000-0000-0000-0000-000000000000',
+        verified_integration_id: keep,
+        verified_at: new Date(clock),
+        created_at: new Date(clock),
+        updated_at: new Date(clock),
+      })
+      .execute()
     const first = await signIn(keep, 'carol', 'conv-contact-1', 'shared-contact')
     expect(await contact(t, tenant.agentKey, 'shared-contact')).toMatchObject({
       email: 'carol@old.example',

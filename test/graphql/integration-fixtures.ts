@@ -11,6 +11,8 @@ export const FIELDS = `
   id name clientId scope authorizationUrl tokenUrl whoAmIUrl whoAmIMapping
   tokenEndpointAuthMethod pkce issuer splitFullName overwriteContact sessionTtlSeconds
   messageText messageButtonLabel hasClientSecret redirectUrls createdAt updatedAt
+  sharedRedirectUrls requireConfirmationCode trustUnverifiedEmail verificationTtlSeconds
+  warnings discoveredAt
 `
 
 export const CREATE = `mutation ($input: CreateOAuthIntegrationInput!) {
@@ -44,6 +46,12 @@ export interface IntegrationView {
   redirectUrls: string[]
   createdAt: string
   updatedAt: string
+  sharedRedirectUrls: boolean
+  requireConfirmationCode: boolean
+  trustUnverifiedEmail: boolean
+  verificationTtlSeconds: number | null
+  warnings: string[]
+  discoveredAt: string | null
 }
 
 let counter = 0

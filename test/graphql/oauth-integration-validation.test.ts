@@ -327,7 +327,10 @@ describe('OUTBOUND_ALLOW_HOSTS', () => {
   })
 
   it('lets an issuer use plain http only for an allow-listed host', async () => {
-    const created = await create(t, tenant.adminKey, { issuer: 'http://127.0.0.1:9000' })
+    const created = await create(t, tenant.adminKey, {
+      issuer: 'http://127.0.0.1:9000',
+      scope: 'email',
+    })
     expect(created.issuer).toBe('http://127.0.0.1:9000')
     const result = await t.gql(tenant.adminKey, CREATE, {
       input: validInput({ issuer: 'http://issuer.example.com' }),

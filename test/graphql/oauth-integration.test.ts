@@ -72,13 +72,28 @@ describe('OAuth integrations', () => {
         messageButtonLabel: null,
         hasClientSecret: true,
         redirectUrls: [
-          'https://acme.auth.example.com/idp/eu/oauth/callback',
-          'https://acme.auth.example.com/web/inbound/abc/oauth/redirect',
-          'https://acme.auth.example.com/web/inbound/abc/oauth/abcAuth2Redirect',
+          expect.stringMatching(
+            /^https:\/\/acme\.auth\.example\.com\/idp\/eu\/oauth\/callback\/[a-z0-9]{16}$/,
+          ),
+          expect.stringMatching(
+            /^https:\/\/acme\.auth\.example\.com\/web\/inbound\/abc\/oauth\/redirect\/[a-z0-9]{16}$/,
+          ),
+          expect.stringMatching(
+            /^https:\/\/acme\.auth\.example\.com\/web\/inbound\/abc\/oauth\/abcAuth2Redirect\/[a-z0-9]{16}$/,
+          ),
         ],
         createdAt: clock.toISOString(),
         updatedAt: clock.toISOString(),
+        sharedRedirectUrls: false,
+        requireConfirmationCode: false,
+        trustUnverifiedEmail: false,
+        verificationTtlSeconds: null,
+        warnings: [],
+        discoveredAt: null,
       })
+      // One key for the three URLs.
+      const keys = new Set(created.redirectUrls.map((url) => url.slice(url.lastIndexOf('/') + 1)))
+      expect(keys.size).toBe(1)
       expect(JSON.stringify(result)).not.toContain(String(input.clientSecret))
       const domain = await getIntegration(t.deps, acme.id, created.id)
       expect(await openClientSecret(t.deps, domain)).toBe(input.clientSecret)
@@ -86,7 +101,9 @@ describe('OAuth integrations', () => {
 
     it('takes every optional field', async () => {
       const created = await create(t, acme.adminKey, {
-        scope: '  openid   profile  ',
+        // Not openid: an OpenID Connect integration reads its issuer's metadata (tested with a
+        // real provider in test/flow).
+        scope: '  email   profile  ',
         authorizationUrl: 'https://login.example.com/authorize?audience=api&prompt=login',
         tokenEndpointAuthMethod: 'CLIENT_SECRET_BASIC',
         pkce: false,
@@ -96,9 +113,13 @@ describe('OAuth integrations', () => {
         sessionTtlSeconds: 3600,
         messageText: '  {business} would like to know who you are.\nPlease sign in.  ',
         messageButtonLabel: ' Sign in ',
+        sharedRedirectUrls: true,
+        requireConfirmationCode: true,
+        trustUnverifiedEmail: true,
+        verificationTtlSeconds: 86_400,
       })
       expect(created).toMatchObject({
-        scope: 'openid profile',
+        scope: 'email profile',
         authorizationUrl: 'https://login.example.com/authorize?audience=api&prompt=login',
         tokenEndpointAuthMethod: 'CLIENT_SECRET_BASIC',
         pkce: false,
@@ -108,6 +129,16 @@ describe('OAuth integrations', () => {
         sessionTtlSeconds: 3600,
         messageText: '{business} would like to know who you are.\nPlease sign in.',
         messageButtonLabel: 'Sign in',
+        sharedRedirectUrls: true,
+        requireConfirmationCode: true,
+        trustUnverifiedEmail: true,
+        verificationTtlSeconds: 86_400,
+        warnings: [expect.stringMatching(/^pkce is off/)],
+        redirectUrls: [
+          'https://acme.auth.example.com/idp/eu/oauth/callback',
+          expect.any(String),
+          expect.any(String),
+        ],
       })
     })
 
@@ -148,7 +179,8 @@ describe('OAuth integrations', () => {
           details: {
             name: input.name,
             clientId: input.clientId,
-            authorizationHost: 'idp.example.com',
+            tokenUrl: input.tokenUrl,
+            issuer: null,
           },
         }),
       ])
@@ -196,6 +228,7 @@ describe('OAuth integrations', () => {
         name: 'Renamed',
         sessionTtlSeconds: 120,
         pkce: false,
+        warnings: [...before.warnings, expect.stringMatching(/^pkce is off/)],
         updatedAt: at.toISOString(),
       })
       const domain = await getIntegration(t.deps, acme.id, before.id)
@@ -204,6 +237,7 @@ describe('OAuth integrations', () => {
 
     it('clears optional fields sent as null and resets defaulted ones', async () => {
       const before = await create(t, acme.adminKey, {
+        scope: 'email',
         issuer: 'https://idp.example.com',
         messageText: 'Hi',
         messageButtonLabel: 'Go',
@@ -456,7 +490,9 @@ describe('OAuth integrations', () => {
     it('allows the same name in two tenants', async () => {
       await create(t, acme.adminKey, { name: 'Shared name' })
       const other = await create(t, globex.adminKey, { name: 'shared NAME' })
-      expect(other.redirectUrls[0]).toBe('https://globex.auth.example.com/idp/eu/oauth/callback')
+      expect(other.redirectUrls[0]).toMatch(
+        /^https:\/\/globex\.auth\.example\.com\/idp\/eu\/oauth\/callback\/[a-z0-9]{16}$/,
+      )
     })
   })
 })

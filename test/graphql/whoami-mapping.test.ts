@@ -11,7 +11,10 @@ import { create, snapshot } from './integration-fixtures.ts'
 
 const TEST = `mutation ($input: TestWhoAmIMappingInput!) {
   testWhoAmIMapping(input: $input) {
-    identity { email userName fullName firstName lastName attributes }
+    identity {
+      subject issuer email emailVerified userName fullName firstName lastName
+      authTime acr amr attributes
+    }
     errors { message }
     warnings { message }
     notes
@@ -21,6 +24,12 @@ const TEST = `mutation ($input: TestWhoAmIMappingInput!) {
 
 interface Result {
   identity: {
+    subject: string | null
+    issuer: string | null
+    emailVerified: boolean | null
+    authTime: string | null
+    acr: string | null
+    amr: string[] | null
     email: string | null
     userName: string | null
     fullName: string | null
@@ -88,6 +97,12 @@ describe('testWhoAmIMapping', () => {
       const result = await run({ mapping: SEED_MAPPING, payload: SEED_PAYLOAD })
       expect(result.errors).toEqual([])
       expect(result.identity).toEqual({
+        subject: null,
+        issuer: null,
+        emailVerified: null,
+        authTime: null,
+        acr: null,
+        amr: null,
         email: null,
         userName: 'billy.bob',
         fullName: 'Billy Bob',
@@ -105,15 +120,23 @@ describe('testWhoAmIMapping', () => {
           message:
             'email is not an email address, so it is not used as one (it stays in attributes)',
         },
+        // The documentation's mapping gives no subject, which the tester says.
+        { message: expect.stringMatching(/^subject: none \(map one/) },
       ])
       // The warning does not quote the value.
       expect(JSON.stringify(result.warnings)).not.toContain('protected')
     })
 
-    it('maps the clean form with no notes and no warnings', async () => {
+    it('maps the clean form with no notes, and a warning only about the missing subject', async () => {
       const result = await run({ mapping: CLEAN_MAPPING, payload: CLEAN_PAYLOAD })
       expect(result).toEqual({
         identity: {
+          subject: null,
+          issuer: null,
+          emailVerified: null,
+          authTime: null,
+          acr: null,
+          amr: null,
           email: 'billy.bob@example.com',
           userName: 'billy.bob',
           fullName: 'Billy Bob',
@@ -126,7 +149,7 @@ describe('testWhoAmIMapping', () => {
           },
         },
         errors: [],
-        warnings: [],
+        warnings: [{ message: expect.stringMatching(/^subject: none/) }],
         notes: [],
         expression: CLEAN_MAPPING,
       })
@@ -228,6 +251,7 @@ describe('testWhoAmIMapping', () => {
       expect(result.warnings.map((w) => w.message)).toEqual([
         'email must be a string, got an array; not used',
         'userName must be a string or a number, got an array; not used',
+        expect.stringMatching(/^subject: none/),
       ])
     })
   })
@@ -240,6 +264,12 @@ describe('testWhoAmIMapping', () => {
         expect(result.errors).toEqual([])
         expect(result.expression).toBeNull()
         expect(result.identity).toEqual({
+          subject: null,
+          issuer: null,
+          emailVerified: null,
+          authTime: null,
+          acr: null,
+          amr: null,
           email: 'Ann@example.com',
           userName: null,
           fullName: 'Lovelace, Ada',
@@ -361,6 +391,12 @@ describe('testWhoAmIMapping', () => {
       expect(saved.errors).toEqual([])
       expect(saved.expression).toBe('{userName: user.id, fullName: user.name}')
       expect(saved.identity).toEqual({
+        subject: null,
+        issuer: null,
+        emailVerified: null,
+        authTime: null,
+        acr: null,
+        amr: null,
         email: null,
         userName: 'billy.bob',
         fullName: 'Billy Bob',

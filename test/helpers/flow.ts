@@ -280,11 +280,45 @@ export async function followLink(browser: ScriptedBrowser, link: string): Promis
   return postLink(browser, link)
 }
 
-export interface Completed {
+export interface Arrived {
+  /** Our answer at the callback itself: a 303 to the result page, or a refusal page. */
+  readonly callbackResponse: Response
+  /** The result page after the 303 (its body unread), or the refusal page. */
+  readonly result: Response
+  /** The result page's URL, when the callback sent the browser on to one. */
+  readonly resultUrl: string | null
+}
+
+/**
+ * The browser arrives at our callback: a completed one answers 303 to the session's result page
+ * on the same origin, whose URL holds neither code nor state, and the browser follows it; a
+ * refused one answers its page at once.
+ */
+export async function arriveAtCallback(
+  browser: ScriptedBrowser,
+  callback: string,
+): Promise<Arrived> {
+  const callbackResponse = await browser.request(callback)
+  if (callbackResponse.status !== 303) {
+    return { callbackResponse, result: callbackResponse, resultUrl: null }
+  }
+  const location = callbackResponse.headers.get('location')!
+  const resultUrl = new URL(location, callback)
+  expect(resultUrl.origin).toBe(new URL(callback).origin)
+  expect(resultUrl.pathname).toMatch(/^\/r\/[0-9a-f-]{36}$/)
+  expect(resultUrl.search).toBe('')
+  expect(callbackResponse.headers.get('referrer-policy')).toBe('no-referrer')
+  expect(callbackResponse.headers.get('cache-control')).toBe('no-store')
+  return {
+    callbackResponse,
+    result: await browser.request(resultUrl.href),
+    resultUrl: resultUrl.href,
+  }
+}
+
+export interface Completed extends Arrived {
   /** Where the provider sent the browser back to. */
   readonly callback: string
-  /** Our answer at that callback (its body unread). */
-  readonly result: Response
 }
 
 /**
@@ -299,7 +333,7 @@ export async function complete(
 ): Promise<Completed> {
   const url = typeof authorizationUrl === 'string' ? authorizationUrl : authorizationUrl.href
   const callback = await loginAtTestProvider(browser, url, account, options)
-  return { callback, result: await browser.request(callback) }
+  return { callback, ...(await arriveAtCallback(browser, callback)) }
 }
 
 export interface SignedIn extends Completed {
