@@ -31,6 +31,7 @@ export interface TestProvider {
    */
   registerClient(client: ClientMetadata): Promise<void>
   /** Requests received per path, e.g. tokenRequests() for '/token'. */
+  authorizationRequests(): number
   tokenRequests(): number
   userinfoRequests(): number
   close(): Promise<void>
@@ -40,10 +41,12 @@ export interface TestProvider {
 export async function startTestProvider(
   options: { accounts?: Record<string, Account> } = {},
 ): Promise<TestProvider> {
+  let authorizationCount = 0
   let tokenCount = 0
   let userinfoCount = 0
   let provider: Provider | undefined
   const server: Server = createServer((req, res) => {
+    if (req.url?.startsWith('/auth')) authorizationCount++
     if (req.method === 'POST' && req.url?.startsWith('/token')) tokenCount++
     if (req.url?.startsWith('/me')) userinfoCount++
     provider!.callback()(req, res)
@@ -83,6 +86,7 @@ export async function startTestProvider(
       await provider.Client.validate(merged)
       storage.clients.set(client.client_id, merged)
     },
+    authorizationRequests: () => authorizationCount,
     tokenRequests: () => tokenCount,
     userinfoRequests: () => userinfoCount,
     close: () =>
