@@ -602,7 +602,11 @@ function causeChain(e: unknown): string {
   for (let depth = 0; depth < 4 && current !== undefined && current !== null; depth++) {
     if (current instanceof Error) {
       const code = (current as { code?: unknown }).code
-      parts.push(`${current.name}${typeof code === 'string' ? ` ${code}` : ''}: ${current.message}`)
+      const detail =
+        current instanceof OutboundError && current.detail ? ` (${current.detail})` : ''
+      parts.push(
+        `${current.name}${typeof code === 'string' ? ` ${code}` : ''}: ${current.message}${detail}`,
+      )
       current = current.cause
     } else {
       parts.push(String(current))
