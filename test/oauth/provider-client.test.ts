@@ -172,7 +172,13 @@ describe('exchangeCode: the request', () => {
     )
     expect(result).toEqual({
       ok: true,
-      value: { accessToken: ACCESS_TOKEN, tokenType: 'bearer', expiresIn: 3600, scope: null },
+      value: {
+        accessToken: ACCESS_TOKEN,
+        tokenType: 'bearer',
+        expiresIn: 3600,
+        scope: null,
+        idToken: null,
+      },
     })
     const sent = idp.requests.at(-1)!
     expect(sent.headers.accept).toBe('application/json')
@@ -255,7 +261,11 @@ describe('exchangeCode: quirks real providers have are accepted', () => {
       }),
       {},
     ],
-    ['an id_token (ignored: identity comes from WhoAmI)', json(ok({ id_token: 'not.a.jwt' })), {}],
+    [
+      'an id_token without OpenID Connect (ignored: identity comes from WhoAmI)',
+      json(ok({ id_token: 'not.a.jwt' })),
+      {},
+    ],
     ['a refresh_token (dropped)', json(ok({ refresh_token: 'rt' })), {}],
   ])('%s', async (_name, handler, expected) => {
     const { result } = await exchange(handler)
@@ -266,6 +276,7 @@ describe('exchangeCode: quirks real providers have are accepted', () => {
         tokenType: 'bearer',
         expiresIn: null,
         scope: null,
+        idToken: null,
         ...expected,
       },
     })
