@@ -6,6 +6,7 @@
 import { authFailure } from '../core/auth-failure.ts'
 import { err, ok } from '../core/result.ts'
 import type { ProviderGateway } from '../services/deps.ts'
+import { discoverIssuer } from './discovery.ts'
 import { createJwksCache, type JwksCache, type JwksCacheOptions } from './jwks.ts'
 import { createOutboundClient, type OutboundOptions } from './outbound.ts'
 import { createProviderClient, validateCallback } from './provider-client.ts'
@@ -74,7 +75,7 @@ export function createProviderGateway(
       const answer = await client.fetchWhoAmI(integration.whoAmIUrl, accessToken, deadlineMs)
       return answer.ok ? ok(answer.value.payload) : answer
     },
-    discover: async () => err('discovery is not available yet'),
+    discover: (issuer) => discoverIssuer(outbound, issuer),
     jwks,
     close: () => outbound.close(),
   }
