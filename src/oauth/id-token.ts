@@ -96,7 +96,13 @@ export async function completeIdToken(input: {
   const signed = await verifySignature({ ...input, idToken })
   if (!signed.ok) return signed
   // A fresh copy: objects with null prototypes (`__proto__` is plain data), nesting bounded.
-  const copy = parseJsonObject(JSON.stringify(claims), 16)
+  let copy: ReturnType<typeof parseJsonObject>
+  try {
+    copy = parseJsonObject(JSON.stringify(claims), 16)
+  } catch {
+    // JSON.stringify runs out of stack on claims nested tens of thousands deep.
+    copy = err('too_deep')
+  }
   if (!copy.ok) {
     return err(authFailure('id_token_invalid', `${STEP}: its claims are nested too deeply`))
   }
@@ -212,19 +218,25 @@ async function verifyHmac(
   }
   const [header = '', payload = '', signature = ''] = jwt.split('.')
   const encoder = new TextEncoder()
-  const key = await crypto.subtle.importKey(
-    'raw',
-    encoder.encode(clientSecret),
-    { name: 'HMAC', hash },
-    false,
-    ['verify'],
-  )
-  const valid = await crypto.subtle.verify(
-    'HMAC',
-    key,
-    Buffer.from(signature, 'base64url'),
-    encoder.encode(`${header}.${payload}`),
-  )
+  let valid: boolean
+  try {
+    const key = await crypto.subtle.importKey(
+      'raw',
+      encoder.encode(clientSecret),
+      { name: 'HMAC', hash },
+      false,
+      ['verify'],
+    )
+    valid = await crypto.subtle.verify(
+      'HMAC',
+      key,
+      Buffer.from(signature, 'base64url'),
+      encoder.encode(`${header}.${payload}`),
+    )
+  } catch (e) {
+    // An empty client secret is not an HMAC key.
+    return err(authFailure('internal_error', `${STEP}: its HMAC could not be checked`, shallow(e)))
+  }
   if (valid) return ok(undefined)
   return err(
     authFailure(

@@ -498,6 +498,16 @@ describe('ID token refusals (each its own failure code)', () => {
     )
   })
 
+  it('claims nested too deeply, even when signed: id_token_invalid', async () => {
+    let deep: unknown = 'bottom'
+    for (let i = 0; i < 40; i++) deep = { deeper: deep }
+    expectFailure(
+      await withToken(signedByA({ deep })),
+      'id_token_invalid',
+      'ID token: its claims are nested too deeply',
+    )
+  })
+
   it('a claim check fails before any key is fetched', async () => {
     const before = idp.requestsTo('/jwks').length
     await withToken(signedByA({ nonce: 'other' }), { jwksAnswer: null })
