@@ -60,11 +60,18 @@ export type OutboundErrorKind =
 
 export class OutboundError extends Error {
   readonly kind: OutboundErrorKind
+  /** For the log line only: what the message must not say (e.g. the address a name resolved to). */
+  readonly detail: string
 
-  constructor(kind: OutboundErrorKind, message: string, options?: ErrorOptions) {
+  constructor(
+    kind: OutboundErrorKind,
+    message: string,
+    options?: ErrorOptions & { readonly detail?: string },
+  ) {
     super(message, options)
     this.name = 'OutboundError'
     this.kind = kind
+    this.detail = options?.detail ?? ''
   }
 }
 
@@ -311,10 +318,15 @@ async function resolveChecked(
   if (bad !== undefined) {
     const what = describeAddressKind(addressKind(bad) === 'public' ? 'reserved' : addressKind(bad))
     const shown = net.isIPv6(hostname) ? `[${hostname}]` : hostname
-    const where = literal ? `host ${shown} is` : `host ${shown} resolves to ${bad},`
+    // The message reaches tenant admins: a name's resolved address stays in the log (`detail`),
+    // so the refusal cannot be used to read the service's internal DNS.
+    const where = literal
+      ? `host ${shown} is not a public address (${what})`
+      : `host ${shown} resolves to an address that is not a public address`
     throw new OutboundError(
       'blocked_address',
-      `${where} ${what}, and the host is not in OUTBOUND_ALLOW_HOSTS`,
+      `${where}, and the host is not in OUTBOUND_ALLOW_HOSTS`,
+      literal ? {} : { detail: `${shown} resolves to ${bad}, ${what}` },
     )
   }
   return addresses

@@ -28,16 +28,31 @@ import {
 } from '../core/auth-failure.ts'
 import type { TokenEndpointAuthMethod } from '../core/integration.ts'
 import type { JsonObject } from '../core/json-limits.ts'
+import type { IdTokenClaims, OidcExpectations } from '../services/deps.ts'
 import { err, ok, type Result } from '../core/result.ts'
 import {
-  decodeUtf8Strict,
   DEFAULT_MAX_JSON_DEPTH,
   OutboundError,
-  parseJsonObject,
-  type JsonProblem,
   type OutboundClient,
   type OutboundResponse,
 } from './outbound.ts'
+import {
+  bodySnippet,
+  causeChain,
+  parseBody,
+  ProviderAnswerError,
+  toOutboundResponse,
+  transportFailure,
+  TRANSPORT_MESSAGES,
+} from './provider-answers.ts'
+import {
+  completeIdToken,
+  idTokenFailure,
+  oidcClient,
+  oidcProcessOptions,
+  oidcServer,
+} from './id-token.ts'
+import { createJwksCache, type JwksCache } from './jwks.ts'
 
 /** What the token step needs of an integration (the secret already unsealed by the caller). */
 export interface TokenEndpointConfig {
@@ -58,6 +73,8 @@ export interface TokenSet {
   readonly tokenType: string
   readonly expiresIn: number | null
   readonly scope: string | null
+  /** The ID token's claims, validated in full; exactly when `oidc` was given. */
+  readonly idToken: IdTokenClaims | null
 }
 
 export interface WhoAmIAnswer {
@@ -76,6 +93,8 @@ export interface ProviderClientOptions {
   readonly maxJsonDepth?: number
   /** One budget for a WhoAmI call and its retry. Default: the outbound client's deadline. */
   readonly whoAmIDeadlineMs?: number
+  /** Issuers' signing keys, shared by every sign-in of the process. Default: a cache of its own. */
+  readonly jwks?: JwksCache
 }
 
 export const PROVIDER_DEFAULTS = {
@@ -90,6 +109,11 @@ export interface ProviderClient {
     readonly redirectUri: string
     /** The PKCE verifier, or null for an integration with PKCE turned off. */
     readonly codeVerifier: string | null
+    /**
+     * OpenID Connect: the ID token is then required and validated in full (id-token.ts), its
+     * key set fetched within the same budget as the token request.
+     */
+    readonly oidc?: OidcExpectations | null
     /** What is left of the caller's budget, when shorter than the client's deadline. */
     readonly deadlineMs?: number
   }): Promise<Result<TokenSet, AuthFailureReport>>
@@ -102,19 +126,28 @@ export interface ProviderClient {
 
 /**
  * Placeholder issuer for integrations that configure none: oauth4webapi needs one, it is never
- * compared with anything (`iss` is dropped before validation, ID tokens are ignored).
+ * compared with anything (`iss` is dropped before validation; ID tokens are validated only for
+ * OpenID Connect sign-ins, which always name their issuer).
  */
 const NO_ISSUER = 'urn:end-user-oauth:issuer-not-configured'
 
 /**
- * Validates the callback's query parameters for one session (its `state`). `iss` is checked only
- * when the integration has an issuer; otherwise it is dropped, since state already binds the
- * callback to one integration, and so to one provider, which is all `iss` would tell (RFC 9207).
+ * Validates the callback's query parameters for one session (its `state`), error answers
+ * included. RFC 9207 `iss`:
+ *
+ * - with `issuer` set, an `iss` that differs is refused (before state and `error`, so a mix-up
+ *   is reported as one even on an error answer);
+ * - with `requireIssuer`, a callback without `iss` (or with an empty one) is refused, whether or
+ *   not `issuer` is set (RFC 9207 §2.4: a client that knows the AS sends it must refuse its
+ *   absence);
+ * - with `issuer` null, `iss` is not compared, since state already binds the callback to one
+ *   integration, and so to one provider: the caller only records it.
  */
 export function validateCallback(input: {
   readonly params: URLSearchParams
   readonly expectedState: string
   readonly issuer: string | null
+  readonly requireIssuer?: boolean
   readonly clientId: string
 }): Result<ValidatedCallback, AuthFailureReport> {
   const params = new URLSearchParams(input.params)
@@ -129,8 +162,17 @@ export function validateCallback(input: {
       ),
     )
   }
-  if (input.issuer === null) params.delete('iss')
-  const as: oauth.AuthorizationServer = { issuer: input.issuer ?? NO_ISSUER }
+  const requireIssuer = input.requireIssuer === true
+  if (input.issuer === null) {
+    // oauth4webapi can only compare with an issuer; presence alone is checked here.
+    if (requireIssuer && !params.get('iss'))
+      return err(callbackFailure(ISSUER_MISSING, input.params))
+    params.delete('iss')
+  }
+  const as: oauth.AuthorizationServer = {
+    issuer: input.issuer ?? NO_ISSUER,
+    ...(requireIssuer && { authorization_response_iss_parameter_supported: true }),
+  }
   const client: oauth.Client = { client_id: input.clientId }
   let checked: URLSearchParams
   try {
@@ -153,6 +195,8 @@ export function validateCallback(input: {
 }
 
 const IMPLICIT_FLOW = new Error('implicit and hybrid flows are not supported')
+// oauth4webapi's own wording for the same refusal, so callbackFailure maps both alike.
+const ISSUER_MISSING = new Error('response parameter "iss" (issuer) missing')
 
 function callbackFailure(e: unknown, params: URLSearchParams): AuthFailureReport {
   const detail = redact(params.toString(), { secrets: [params.get('code'), params.get('state')] })
@@ -171,6 +215,13 @@ function callbackFailure(e: unknown, params: URLSearchParams): AuthFailureReport
     return authFailure(
       'invalid_state',
       'authorization: the callback state does not match this sign-in',
+      detail,
+    )
+  }
+  if (/"iss" \(issuer\) missing/.test(message)) {
+    return authFailure(
+      'issuer_missing',
+      'authorization: the callback carries no issuer (iss), which this integration requires (RFC 9207)',
       detail,
     )
   }
@@ -194,37 +245,49 @@ export function createProviderClient(options: ProviderClientOptions): ProviderCl
   const whoAmIMaxBytes = options.whoAmIMaxBytes ?? PROVIDER_DEFAULTS.whoAmIMaxBytes
   const maxDepth = options.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH
   const defaultTokenFetch = outbound.fetcher({ maxResponseBytes: tokenMaxBytes })
+  const jwks = options.jwks ?? createJwksCache({ outbound })
 
   return {
-    async exchangeCode({ integration, callback, redirectUri, codeVerifier, deadlineMs }) {
+    async exchangeCode({ integration, callback, redirectUri, codeVerifier, oidc, deadlineMs }) {
+      const started = Date.now()
+      const budgetMs = () =>
+        Math.min(deadlineMs ?? outbound.deadlineMs, outbound.deadlineMs) - (Date.now() - started)
       const tokenFetch =
         deadlineMs === undefined
           ? defaultTokenFetch
           : outbound.fetcher({ maxResponseBytes: tokenMaxBytes, deadlineMs })
       const secrets = [integration.clientSecret, callback.get('code'), codeVerifier]
+      if (oidc && oidc.nonce === '') {
+        return err(authFailure('internal_error', 'ID token: the sign-in has no nonce to expect'))
+      }
       let tokenUrl: URL
       try {
         tokenUrl = new URL(integration.tokenUrl)
       } catch {
         return err(authFailure('provider_error', 'token request: the token URL is not a valid URL'))
       }
-      const as: oauth.AuthorizationServer = {
+      const base: oauth.AuthorizationServer = {
         issuer: integration.issuer ?? NO_ISSUER,
         token_endpoint: tokenUrl.href,
       }
-      const client: oauth.Client = { client_id: integration.clientId }
+      const as = oidc ? oidcServer(base, oidc) : base
+      const client: oauth.Client = oidc
+        ? oidcClient(integration.clientId)
+        : { client_id: integration.clientId }
       const auth =
         integration.tokenEndpointAuthMethod === 'CLIENT_SECRET_BASIC'
           ? oauth.ClientSecretBasic(integration.clientSecret)
           : oauth.ClientSecretPost(integration.clientSecret)
       const lenientFetch: typeof fetch = async (url, init) => {
         const answer = await tokenFetch(url, init)
-        const normalised = normaliseTokenAnswer(await toOutboundResponse(answer), maxDepth)
+        const normalised = normaliseTokenAnswer(await toOutboundResponse(answer), maxDepth, !!oidc)
         if (!normalised.ok) throw new ProviderAnswerError(normalised.error)
         return normalised.value
       }
+      let response: Response
+      let tokens: oauth.TokenEndpointResponse
       try {
-        const response = await oauth.authorizationCodeGrantRequest(
+        response = await oauth.authorizationCodeGrantRequest(
           as,
           client,
           auth,
@@ -237,17 +300,44 @@ export function createProviderClient(options: ProviderClientOptions): ProviderCl
               tokenUrl.protocol === 'http:' && outbound.isAllowListed(tokenUrl),
           },
         )
-        const tokens = await oauth.processAuthorizationCodeResponse(as, client, response)
-        return ok({
-          accessToken: tokens.access_token,
-          tokenType: tokens.token_type,
-          expiresIn: tokens.expires_in ?? null,
-          scope: tokens.scope ?? null,
-        })
+        tokens = oidc
+          ? await oauth.processAuthorizationCodeResponse(
+              as,
+              client,
+              response,
+              oidcProcessOptions(oidc),
+            )
+          : await oauth.processAuthorizationCodeResponse(as, client, response)
       } catch (e) {
-        const report = tokenFailure(e)
+        const report = (oidc ? idTokenFailure(e) : null) ?? tokenFailure(e)
         return err({ ...report, detail: redact(report.detail, { secrets }) })
       }
+      let idToken: IdTokenClaims | null = null
+      if (oidc) {
+        const checked = await completeIdToken({
+          as,
+          clientId: integration.clientId,
+          clientSecret: integration.clientSecret,
+          response,
+          tokens,
+          oidc,
+          jwks,
+          budgetMs,
+        })
+        const tokenSecrets = [...secrets, tokens.access_token, tokens.id_token]
+        if (!checked.ok) {
+          const detail = redact(checked.error.detail, { secrets: tokenSecrets })
+          return err({ ...checked.error, detail })
+        }
+        idToken = checked.value
+      }
+      return ok({
+        accessToken: tokens.access_token,
+        tokenType: tokens.token_type,
+        expiresIn: tokens.expires_in ?? null,
+        scope: tokens.scope ?? null,
+        idToken,
+      })
     },
 
     async fetchWhoAmI(url, accessToken, deadlineMs) {
@@ -292,85 +382,6 @@ export function createProviderClient(options: ProviderClientOptions): ProviderCl
   }
 }
 
-/** Carries a classified failure out of `customFetch`, through oauth4webapi, to `exchangeCode`. */
-class ProviderAnswerError extends Error {
-  readonly report: AuthFailureReport
-
-  constructor(report: AuthFailureReport) {
-    super(report.failure.message)
-    this.name = 'ProviderAnswerError'
-    this.report = report
-  }
-}
-
-async function toOutboundResponse(response: Response): Promise<OutboundResponse> {
-  return {
-    status: response.status,
-    headers: response.headers,
-    body: new Uint8Array(await response.arrayBuffer()),
-  }
-}
-
-type ParsedBody =
-  | { readonly kind: 'object'; readonly text: string; readonly value: JsonObject }
-  | { readonly kind: 'unreadable'; readonly problem: string }
-
-/** Media types a JSON answer may come with: real providers use all of these for JSON. */
-function isJsonish(mediaType: string): boolean {
-  return (
-    mediaType === '' ||
-    mediaType === 'application/json' ||
-    mediaType.endsWith('+json') ||
-    mediaType === 'text/json' ||
-    mediaType === 'text/plain' ||
-    mediaType === 'text/javascript'
-  )
-}
-
-function mediaTypeOf(headers: Headers): string {
-  return (headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase()
-}
-
-/**
- * Decodes and parses a provider body: UTF-8 only; JSON (whatever JSON-ish type it is served as),
- * or a form-encoded body when `allowForm` and the content type says so.
- */
-function parseBody(res: OutboundResponse, maxDepth: number, allowForm: boolean): ParsedBody {
-  const text = decodeUtf8Strict(res.body)
-  if (text === null) return { kind: 'unreadable', problem: 'the answer is not valid UTF-8' }
-  const mediaType = mediaTypeOf(res.headers)
-  if (allowForm && mediaType === 'application/x-www-form-urlencoded') {
-    const form = new URLSearchParams(text)
-    const value: Record<string, string> = Object.create(null)
-    for (const [key, v] of form) {
-      if (key in value)
-        return { kind: 'unreadable', problem: `the form answer repeats "${safeKey(key)}"` }
-      value[key] = v
-    }
-    return { kind: 'object', text, value }
-  }
-  if (!isJsonish(mediaType)) {
-    const what =
-      mediaType === 'text/html' ? 'an HTML page' : `content of type ${safeKey(mediaType)}`
-    return { kind: 'unreadable', problem: `the answer is ${what}, not JSON` }
-  }
-  if (text.trim() === '') return { kind: 'unreadable', problem: 'the answer is empty' }
-  const parsed = parseJsonObject(text, maxDepth)
-  if (!parsed.ok) return { kind: 'unreadable', problem: JSON_PROBLEMS[parsed.error] }
-  return { kind: 'object', text, value: parsed.value }
-}
-
-const JSON_PROBLEMS: { readonly [P in JsonProblem]: string } = {
-  not_json: 'the answer is not JSON',
-  not_object: 'the answer is JSON but not an object',
-  too_deep: 'the answer is nested too deeply',
-}
-
-/** Header names and media types quoted in messages: printable ASCII only, short. */
-function safeKey(value: string): string {
-  return /^[\x21-\x7e]{1,64}$/.test(value) ? value : '(unprintable)'
-}
-
 const INVALID_GRANT_CODES = new Set(['invalid_grant', 'bad_verification_code'])
 
 /**
@@ -393,7 +404,8 @@ const INVALID_GRANT_CODES = new Set(['invalid_grant', 'bad_verification_code'])
  */
 function normaliseTokenAnswer(
   res: OutboundResponse,
-  maxDepth: number = DEFAULT_MAX_JSON_DEPTH,
+  maxDepth: number,
+  keepIdToken: boolean,
 ): Result<Response, AuthFailureReport> {
   const step = 'token request'
   const status = res.status
@@ -458,7 +470,8 @@ function normaliseTokenAnswer(
   if (Array.isArray(body.scope) && body.scope.every((s) => typeof s === 'string')) {
     body.scope = body.scope.join(' ')
   }
-  delete body.id_token
+  // Without OpenID Connect the ID token is never read: half-validating one is worse than not.
+  if (!keepIdToken) delete body.id_token
   return ok(
     new Response(JSON.stringify(body), {
       status: 200,
@@ -494,12 +507,6 @@ function challengeError(headers: Headers): string | null {
   return /\berror="?([^",\s]+)"?/i.exec(header)?.[1] ?? null
 }
 
-function bodySnippet(res: OutboundResponse): string {
-  const type = res.headers.get('content-type') ?? '(no content type)'
-  const text = new TextDecoder('utf-8').decode(res.body.subarray(0, 2048))
-  return `HTTP ${res.status} ${type} ${res.body.length} bytes: ${text}`
-}
-
 function readWhoAmIAnswer(
   res: OutboundResponse,
   maxDepth: number,
@@ -527,43 +534,6 @@ function readWhoAmIAnswer(
     )
   }
   return ok({ text: parsed.text, payload: parsed.value })
-}
-
-const TRANSPORT_CODES: { readonly [K in OutboundError['kind']]: AuthFailureCode } = {
-  invalid_url: 'provider_error',
-  insecure_http: 'blocked_address',
-  blocked_address: 'blocked_address',
-  timeout: 'provider_timeout',
-  too_large: 'invalid_provider_response',
-  connection_failed: 'provider_unreachable',
-  tls_failed: 'provider_unreachable',
-  invalid_response: 'invalid_provider_response',
-  aborted: 'provider_timeout',
-}
-
-const TRANSPORT_MESSAGES: { readonly [K in OutboundError['kind']]: string } = {
-  invalid_url: 'the URL is not a valid https URL',
-  insecure_http: 'plain http is allowed only for hosts in OUTBOUND_ALLOW_HOSTS',
-  blocked_address: 'the host is a loopback, private or otherwise non-public address',
-  timeout: 'the provider did not answer in time',
-  too_large: 'the answer is larger than the size limit',
-  connection_failed: 'the provider could not be reached',
-  tls_failed: 'the TLS connection failed (certificate not trusted or not for this host)',
-  invalid_response: 'the answer is not valid HTTP',
-  aborted: 'the call was cancelled',
-}
-
-/** Failures of the HTTP call itself: the message is fixed per kind; the host goes to `detail`. */
-function transportFailure(step: string, e: unknown): AuthFailureReport {
-  if (e instanceof OutboundError) {
-    // Blocked addresses say which host and why: that is what the admin must fix.
-    const message =
-      e.kind === 'blocked_address' || e.kind === 'insecure_http' || e.kind === 'too_large'
-        ? e.message
-        : TRANSPORT_MESSAGES[e.kind]
-    return authFailure(TRANSPORT_CODES[e.kind], `${step}: ${message}`, causeChain(e))
-  }
-  return authFailure('provider_error', `${step}: the call failed unexpectedly`, causeChain(e))
 }
 
 function tokenFailure(e: unknown): AuthFailureReport {
@@ -594,20 +564,4 @@ function tokenFailure(e: unknown): AuthFailureReport {
     )
   }
   return transportFailure(step, e)
-}
-
-function causeChain(e: unknown): string {
-  const parts: string[] = []
-  let current = e
-  for (let depth = 0; depth < 4 && current !== undefined && current !== null; depth++) {
-    if (current instanceof Error) {
-      const code = (current as { code?: unknown }).code
-      parts.push(`${current.name}${typeof code === 'string' ? ` ${code}` : ''}: ${current.message}`)
-      current = current.cause
-    } else {
-      parts.push(String(current))
-      break
-    }
-  }
-  return parts.join(' <- ')
 }

@@ -15,7 +15,12 @@ export interface OidcExpectations {
   readonly issuer: string
   /** Where the issuer publishes its signing keys (from its metadata). */
   readonly jwksUri: string
-  /** The signing algorithms the issuer announced; null: RS256 only (OIDC Discovery default). */
+  /**
+   * The signing algorithms accepted for the ID token (what the issuer announced, or fewer); null:
+   * RS256 only (OIDC Discovery default). `none` is ignored. HS256/384/512 here are verified with
+   * the client secret (OIDC Core §10.1), so list them only when the integration means to accept
+   * them: many issuers announce HS256 without ever using it.
+   */
   readonly signingAlgorithms: readonly string[] | null
   /** `max_age` sent in the authorization request: `auth_time` must then be present and recent. */
   readonly maxAgeSeconds: number | null
@@ -40,7 +45,10 @@ export interface IdTokenClaims {
 export interface CallbackIssuer {
   /** The integration's issuer: an `iss` that differs is refused. Null: `iss` is recorded only. */
   readonly expected: string | null
-  /** Refuse a callback without `iss` (metadata says the provider sends it; shared callback URLs). */
+  /**
+   * Refuse a callback without `iss` (metadata says the provider sends it; shared callback URLs),
+   * whether or not `expected` is set. An empty `iss` counts as none.
+   */
   readonly required: boolean
 }
 
@@ -48,7 +56,7 @@ export interface TokenExchange {
   readonly accessToken: string
   /** Present exactly when `oidc` was asked for, and then validated in full. */
   readonly idToken: IdTokenClaims | null
-  /** The callback's `iss` parameter as it came (after the checks of CallbackIssuer). */
+  /** The callback's `iss` parameter as it came (after the checks of CallbackIssuer); null: none. */
   readonly callbackIssuer: string | null
 }
 

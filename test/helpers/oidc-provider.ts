@@ -9,7 +9,13 @@
  */
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import Provider, { type Adapter, type AdapterPayload, type ClientMetadata } from 'oidc-provider'
+import type { JsonWebKey } from 'node:crypto'
+import Provider, {
+  type Adapter,
+  type AdapterPayload,
+  type ClientMetadata,
+  type SigningAlgorithmWithNone,
+} from 'oidc-provider'
 
 export interface Account {
   readonly email?: string
@@ -25,6 +31,8 @@ export interface TestProvider {
   readonly authorizationUrl: string
   readonly tokenUrl: string
   readonly userinfoUrl: string
+  /** Its signing keys (public), where its metadata's `jwks_uri` points. */
+  readonly jwksUrl: string
   /**
    * Registers a client, or changes a registered one: its `redirect_uris` are added to those it
    * has, its other fields replaced. Takes effect at the next request.
@@ -34,21 +42,33 @@ export interface TestProvider {
   authorizationRequests(): number
   tokenRequests(): number
   userinfoRequests(): number
+  jwksRequests(): number
   close(): Promise<void>
 }
 
+export interface TestProviderOptions {
+  readonly accounts?: Record<string, Account>
+  /**
+   * Private signing keys (JWKs with kid, alg and use), e.g. from test/helpers/jwt.ts. Default:
+   * oidc-provider's development key.
+   */
+  readonly signingKeys?: readonly JsonWebKey[]
+  /** The ID token algorithms it may use (`id_token_signing_alg_values_supported`), e.g. HS256. */
+  readonly idTokenSigningAlgValues?: readonly SigningAlgorithmWithNone[]
+}
+
 /** oidc-provider sends RFC 9207 `iss` on callbacks (its default). */
-export async function startTestProvider(
-  options: { accounts?: Record<string, Account> } = {},
-): Promise<TestProvider> {
+export async function startTestProvider(options: TestProviderOptions = {}): Promise<TestProvider> {
   let authorizationCount = 0
   let tokenCount = 0
   let userinfoCount = 0
+  let jwksCount = 0
   let provider: Provider | undefined
   const server: Server = createServer((req, res) => {
     if (req.url?.startsWith('/auth')) authorizationCount++
     if (req.method === 'POST' && req.url?.startsWith('/token')) tokenCount++
     if (req.url?.startsWith('/me')) userinfoCount++
+    if (req.url?.startsWith('/jwks')) jwksCount++
     provider!.callback()(req, res)
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
@@ -70,6 +90,10 @@ export async function startTestProvider(
       claims: () => ({ sub: id, preferred_username: id, ...(accounts[id] ?? {}) }),
     }),
     cookies: { keys: ['test-cookie-key-for-oidc-provider'] },
+    ...(options.signingKeys && { jwks: { keys: [...options.signingKeys] } }),
+    ...(options.idTokenSigningAlgValues && {
+      enabledJWA: { idTokenSigningAlgValues: [...options.idTokenSigningAlgValues] },
+    }),
   })
   // oidc-provider warns about development settings on every start; the tests know.
   provider.on('server_error', (_ctx, error) => console.error('oidc-provider server_error', error))
@@ -79,6 +103,7 @@ export async function startTestProvider(
     authorizationUrl: `${issuer}/auth`,
     tokenUrl: `${issuer}/token`,
     userinfoUrl: `${issuer}/me`,
+    jwksUrl: `${issuer}/jwks`,
     async registerClient(client) {
       const known = storage.clients.get(client.client_id)
       const redirectUris = [...(known?.redirect_uris ?? []), ...(client.redirect_uris ?? [])]
@@ -89,6 +114,7 @@ export async function startTestProvider(
     authorizationRequests: () => authorizationCount,
     tokenRequests: () => tokenCount,
     userinfoRequests: () => userinfoCount,
+    jwksRequests: () => jwksCount,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections()

@@ -58,13 +58,13 @@ function client(options: Partial<OutboundOptions> = {}): OutboundClient {
 /** Runs a call that must fail, and returns its error kind and how long it took. */
 async function failure(
   call: Promise<OutboundResponse>,
-): Promise<{ kind: OutboundErrorKind; message: string; ms: number }> {
+): Promise<{ kind: OutboundErrorKind; message: string; detail: string; ms: number }> {
   const started = Date.now()
   try {
     await call
   } catch (e) {
     if (!(e instanceof OutboundError)) throw e
-    return { kind: e.kind, message: e.message, ms: Date.now() - started }
+    return { kind: e.kind, message: e.message, detail: e.detail, ms: Date.now() - started }
   }
   throw new Error('the call succeeded but should have failed')
 }
@@ -167,8 +167,10 @@ describe('addresses that are refused at connect time', () => {
     )
     expect(r.kind).toBe('blocked_address')
     expect(r.message).toBe(
-      'host app.127.0.0.1.nip.io resolves to 127.0.0.1, a loopback address, and the host is not in OUTBOUND_ALLOW_HOSTS',
+      'host app.127.0.0.1.nip.io resolves to an address that is not a public address, and the host is not in OUTBOUND_ALLOW_HOSTS',
     )
+    // The resolved address is for the log only.
+    expect(r.detail).toBe('app.127.0.0.1.nip.io resolves to 127.0.0.1, a loopback address')
     expect(asked).toEqual(['app.127.0.0.1.nip.io'])
   })
 
@@ -176,7 +178,8 @@ describe('addresses that are refused at connect time', () => {
     const c = client({ resolver: async () => ['93.184.216.34', '10.0.0.7'] })
     const r = await failure(c.request('https://mixed.example/', { maxResponseBytes: 1024 }))
     expect(r.kind).toBe('blocked_address')
-    expect(r.message).toContain('resolves to 10.0.0.7')
+    expect(r.message).not.toContain('10.0.0.7')
+    expect(r.detail).toBe('mixed.example resolves to 10.0.0.7, a private address')
   })
 
   it('refuses an IPv6 zone id as an invalid URL', async () => {
