@@ -226,7 +226,7 @@ async function redeem(
             nonce: nonceFor(state),
             issuer: openid.issuer,
             jwksUri: openid.jwksUri,
-            signingAlgorithms: openid.signingAlgorithms,
+            signingAlgorithms: asymmetricOnly(openid.signingAlgorithms),
             maxAgeSeconds: session.stepUp.maxAgeSeconds,
           },
     deadlineMs: deps.provider.deadlineMs,
@@ -278,6 +278,16 @@ async function redeem(
   const mappedMismatch = subjectMismatch(idToken, { sub: identity.attributes.subject })
   if (mappedMismatch) return failed('subject_mismatch', `the mapping's subject: ${mappedMismatch}`)
   return { identity, integration, callbackIssuer }
+}
+
+/**
+ * The algorithms an ID token may be signed with: those the issuer announces, but never the
+ * HMAC ones (HS*), whose key is the client secret, which the tenant's admins know too; many
+ * issuers list HS256 without using it. Null (RS256 only) when nothing asymmetric is left.
+ */
+function asymmetricOnly(algorithms: readonly string[] | null): readonly string[] | null {
+  const kept = (algorithms ?? []).filter((a) => !/^HS/i.test(a) && a !== 'none')
+  return kept.length > 0 ? kept : null
 }
 
 /**

@@ -103,7 +103,7 @@ describe.skipIf(skip)(
       const client = { clientId: 'chromium-client', clientSecret: 'chromium-secret-0123456789' }
       const input = {
         whoAmIMapping:
-          '{userName: sub, fullName: name, email: email, firstName: given_name, lastName: family_name}',
+          '{userName: sub, fullName: name, email: email, emailVerified: email_verified, firstName: given_name, lastName: family_name}',
         issuer: provider.issuer,
       }
       plain = await seedProviderIntegration(t, tenant, provider, client, {

@@ -59,9 +59,12 @@ describe('end-user sign-in against oidc-provider', () => {
           issuer: provider.issuer,
         },
       )
-      // The API's list, as the README documents it: the three routes under PUBLIC_BASE_URL.
+      // The API's list, as the README documents it: the three routes under PUBLIC_BASE_URL,
+      // each followed by the integration's key.
+      const key = integration.redirectUrls[0]!.split('/').at(-1)!
+      expect(key).toMatch(/^[a-z0-9]{16}$/)
       expect(integration.redirectUrls).toEqual(
-        Object.values(REDIRECT_ROUTES).map((p) => `${t.baseUrl}${p}`),
+        Object.values(REDIRECT_ROUTES).map((p) => `${t.baseUrl}${p}/${key}`),
       )
       integrations[method] = integration
     }
@@ -126,6 +129,8 @@ describe('end-user sign-in against oidc-provider', () => {
         scope: 'openid email profile',
         code_challenge_method: 'S256',
       })
+      // OpenID Connect (openid and an issuer): a nonce, which the ID token must carry.
+      expect(authorize.searchParams.get('nonce')!.length).toBeGreaterThanOrEqual(43)
       expect(authorize.searchParams.get('state')!.length).toBeGreaterThanOrEqual(43)
       expect(withoutQuery(callback)).toBe(redirectUrl(integrationFor(method), route))
       expect(result.status).toBe(200)
@@ -135,6 +140,8 @@ describe('end-user sign-in against oidc-provider', () => {
       expect(await poll(t, tenant.agentKey, started.session.id)).toMatchObject({
         status: 'AUTHENTICATED',
         identity: {
+          subject: 'billy.bob',
+          issuer: provider.issuer,
           email: 'billy@example.com',
           userName: 'billy.bob',
           fullName: 'Billy Bob',

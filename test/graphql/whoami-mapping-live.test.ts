@@ -21,7 +21,7 @@ import { dumpDatabase } from './integration-fixtures.ts'
 
 const TEST = `mutation ($input: TestWhoAmIMappingInput!) {
   testWhoAmIMapping(input: $input) {
-    identity { email userName fullName firstName lastName attributes }
+    identity { subject issuer email emailVerified userName fullName firstName lastName attributes }
     errors { message }
     warnings { message }
     notes
@@ -134,6 +134,9 @@ describe('testWhoAmIMapping against the live WhoAmI URL', () => {
     expect(request.headers.authorization).toBe(`Bearer ${TOKEN}`)
     expect(result).toEqual({
       identity: {
+        subject: null,
+        issuer: null,
+        emailVerified: null,
         email: 'Billy.Bob@example.com',
         userName: 'billy.bob',
         fullName: 'Billy Bob',
@@ -147,7 +150,7 @@ describe('testWhoAmIMapping against the live WhoAmI URL', () => {
         },
       },
       errors: [],
-      warnings: [],
+      warnings: [{ message: expect.stringMatching(/^subject: none/) }],
       notes: [],
       expression: MAPPING,
     })

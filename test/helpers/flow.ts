@@ -62,7 +62,8 @@ export interface Started {
 }
 
 const SESSION_FIELDS = `id status conversationId contactId redirectRoute createdAt expiresAt openedAt completedAt
-    identity { email userName fullName firstName lastName attributes } failure { code message }
+    identity { subject issuer email emailVerified userName fullName firstName lastName attributes }
+    failure { code message } confirmationAttemptsLeft contactUpdate
     integration { id name }`
 
 // `authSession` on line 2, column 3: a test asserts where a resolver error is located.
@@ -75,6 +76,9 @@ export const SESSIONS = `query Sessions($conversationId: String!) {
 }`
 
 export interface Identity {
+  readonly subject: string | null
+  readonly issuer: string | null
+  readonly emailVerified: boolean | null
   readonly email: string | null
   readonly userName: string | null
   readonly fullName: string | null
@@ -96,6 +100,8 @@ export interface SessionView {
   readonly identity: Identity | null
   readonly failure: { readonly code: string; readonly message: string } | null
   readonly integration: { readonly id: string; readonly name: string }
+  readonly confirmationAttemptsLeft: number | null
+  readonly contactUpdate: string | null
 }
 
 export interface Polled {

@@ -81,7 +81,7 @@ export async function startTestProvider(options: TestProviderOptions = {}): Prom
     features: { devInteractions: { enabled: true } },
     claims: {
       openid: ['sub'],
-      email: ['email'],
+      email: ['email', 'email_verified'],
       profile: ['name', 'given_name', 'family_name', 'preferred_username'],
     },
     scopes: ['openid', 'email', 'profile'],
