@@ -4,6 +4,7 @@
  * single-owner rule of DATA_DIR, and readiness while the database is unreachable.
  */
 import { existsSync, readFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApp } from '../src/runtime/app.ts'
@@ -11,6 +12,7 @@ import { readOwner } from '../src/runtime/owner-lock.ts'
 import { createTestApp, type TestApp } from './helpers/test-app.ts'
 import {
   BUILD_ARGS,
+  childEnv,
   cli,
   createPgDatabase,
   ROOT,
@@ -200,6 +202,50 @@ describe.skipIf(!TEST_DATABASE_URL)('npm start on PostgreSQL (DATABASE_URL)', ()
     } finally {
       // SIGINT (Ctrl-C) stops it as gracefully as SIGTERM.
       expect(await service.stop('SIGINT')).toEqual({ code: 0, signal: null })
+    }
+  })
+})
+
+describe('Ctrl-C in a terminal', () => {
+  it('reaches npm and the service together (the whole process group), twice: "stopped", npm exits 0', async () => {
+    const data = tempDataDir()
+    // npm start exactly as typed in a terminal: npm, its shell and node share one process group.
+    const npm = spawn('npm', ['start'], {
+      cwd: ROOT,
+      env: childEnv({ DATA_DIR: data.dir, PORT: '0', HOST: '127.0.0.1' }),
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    npm.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
+    npm.stderr!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
+    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+      npm.once('close', (code, signal) => resolve({ code, signal })),
+    )
+    try {
+      const until = Date.now() + 60_000
+      while (!out.includes('"msg":"listening"')) {
+        if (Date.now() > until) throw new Error(`npm start did not listen: ${out}`)
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      // What a terminal does on Ctrl-C, and a second, impatient one right after it.
+      process.kill(-npm.pid!, 'SIGINT')
+      await new Promise((r) => setTimeout(r, 20))
+      process.kill(-npm.pid!, 'SIGINT')
+      expect(await exited).toEqual({ code: 0, signal: null })
+      const messages = out
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => (JSON.parse(l) as { msg: string }).msg)
+      expect(messages).toContain('shutting down')
+      expect(messages.at(-1)).toBe('stopped')
+    } finally {
+      try {
+        process.kill(-npm.pid!, 'SIGKILL')
+      } catch {
+        // already gone
+      }
+      data.remove()
     }
   })
 })
