@@ -1,4 +1,5 @@
 import pino, { type DestinationStream, type Logger } from 'pino'
+import pretty from 'pino-pretty'
 
 export type { Logger }
 
@@ -40,9 +41,10 @@ const REDACT = [
 ]
 
 export function createLogger(
-  options: { level: string; name?: string },
+  options: { level: string; name?: string; format?: 'pretty' | 'json' | null },
   destination?: DestinationStream,
 ): Logger {
+  const format = options.format ?? (process.stdout.isTTY ? 'pretty' : 'json')
   return pino(
     {
       level: options.level,
@@ -50,6 +52,15 @@ export function createLogger(
       redact: { paths: REDACT, censor: '[redacted]' },
       base: { pid: process.pid },
     },
-    destination ?? pino.destination(1),
+    destination ??
+      (format === 'pretty'
+        ? // In the main thread and synchronous (no worker transport), so nothing is lost on exit.
+          pretty({
+            sync: true,
+            colorize: process.stdout.isTTY === true,
+            translateTime: 'SYS:HH:MM:ss.l',
+            ignore: 'pid,hostname,name',
+          })
+        : pino.destination(1)),
   )
 }

@@ -22,7 +22,7 @@ async function main(): Promise<void> {
     import('./logger.ts'),
     import('./runtime/server.ts'),
   ])
-  const logger = createLogger({ level: config.logLevel })
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat })
   let service
   try {
     service = await startService(config, logger)

@@ -41,6 +41,7 @@ describe('loadConfig', () => {
       outboundAllowHosts: [],
       production: false,
       logLevel: 'info',
+      logFormat: null,
       corsOrigins: [],
       introspection: true,
     })
@@ -67,6 +68,7 @@ describe('loadConfig', () => {
       OUTBOUND_ALLOW_HOSTS: 'IdP.Local:8443, 127.0.0.1 ,',
       NODE_ENV: 'production',
       LOG_LEVEL: 'warn',
+      LOG_FORMAT: 'json',
       CORS_ORIGINS: 'https://desk.example.com, http://localhost:3000',
       GRAPHQL_INTROSPECTION: 'true',
     })
@@ -81,6 +83,7 @@ describe('loadConfig', () => {
       outboundAllowHosts: ['idp.local:8443', '127.0.0.1'],
       production: true,
       logLevel: 'warn',
+      logFormat: 'json',
       corsOrigins: ['https://desk.example.com', 'http://localhost:3000'],
       introspection: true,
     })
@@ -135,6 +138,7 @@ describe('loadConfig', () => {
       /^ENCRYPTION_KEY_PREVIOUS: must be at least 32/,
     ],
     [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL: must be one of/],
+    [{ LOG_FORMAT: 'xml' }, /^LOG_FORMAT: must be pretty or json \(got "xml"\)/],
     [
       { NODE_ENV: 'production', ENCRYPTION_KEY: KEY, PUBLIC_BASE_URL: 'http://auth.example.com' },
       /^PUBLIC_BASE_URL: must be https when NODE_ENV=production/,

@@ -88,6 +88,14 @@ describe('npm start on the embedded database (DATA_DIR)', () => {
       service.logs().some((l) => l.level === 40 && /ENCRYPTION_KEY is not set/.test(l.msg)),
     ).toBe(true)
     expect(existsSync(path.join(data.dir, 'encryption.key'))).toBe(true)
+    // The first start says it is creating the database before the seconds that takes.
+    const messages = service.logs().map((l) => l.msg)
+    const creating = messages.findIndex((m) => m.startsWith('creating the embedded database'))
+    expect(creating).toBeGreaterThanOrEqual(0)
+    expect(creating).toBeLessThan(messages.indexOf('embedded database created'))
+    expect(messages.indexOf('embedded database created')).toBeLessThan(
+      messages.indexOf('listening'),
+    )
   })
 
   it('owns DATA_DIR: a second service on it refuses to start and names DATA_DIR', async () => {
@@ -150,6 +158,8 @@ describe('npm start on the embedded database (DATA_DIR)', () => {
       })
       // The development key is reused, not regenerated (sealed secrets stay readable).
       expect(readFileSync(path.join(data.dir, 'encryption.key'), 'utf8')).toBe(key)
+      // Nothing to create this time.
+      expect(service.logs().some((l) => l.msg.startsWith('creating the embedded'))).toBe(false)
     } finally {
       // npm passes the signal on (the script `exec`s node), and exits with the service's code.
       expect(await service.stop('SIGTERM')).toEqual({ code: 0, signal: null })

@@ -12,6 +12,7 @@ import { directGraphQLHandler, type DirectGraphQLCounts } from '../http/graphql-
 import { healthRoutes } from '../http/health.ts'
 import { landingPage } from '../http/pages.ts'
 import { PLUGIN_NAME, type NamedPlugin } from '../http/named-plugin.ts'
+import { withRequestLog } from '../http/request-log.ts'
 import { useRoutes, type Route } from '../http/routes.ts'
 import type { Deps } from '../services/deps.ts'
 
@@ -133,7 +134,7 @@ export function createApp(
   return {
     yoga,
     fetch: (request) => Promise.resolve(yoga.fetch(request)),
-    handleNode: direct.handle,
+    handleNode: withRequestLog(direct.handle, deps.logger),
     directGraphQL: direct.counts,
     async close() {
       closing = true
