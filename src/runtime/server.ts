@@ -12,11 +12,14 @@ import { AppError } from '../core/errors.ts'
 import type { Logger } from '../logger.ts'
 import { openRuntime } from './open.ts'
 import { endUserRoutes } from '../http/index.ts'
+import type { Deps } from '../services/deps.ts'
 import { sweepExpiredSessions } from '../services/sign-in.ts'
 
 export interface RunningService {
   readonly server: Server
   readonly url: string
+  /** The use cases' deps of this service (the demo seeds its tenant through them). */
+  readonly deps: Deps
   close(graceMs?: number): Promise<void>
 }
 
@@ -77,6 +80,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   return {
     server,
     url,
+    deps,
     close(graceMs = 10_000) {
       closing ??= (async () => {
         clearInterval(sweeper)
