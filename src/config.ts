@@ -35,6 +35,16 @@ export interface Config {
   readonly corsOrigins: readonly string[]
   /** Whether the schema may be introspected (and errors suggest field names). */
   readonly introspection: boolean
+  readonly graphqlLimits: GraphQLLimits
+}
+
+/** What one GraphQL document may ask for (graphql/limits.ts). */
+export interface GraphQLLimits {
+  readonly maxDepth: number
+  readonly maxAliases: number
+  readonly maxTokens: number
+  readonly maxDirectives: number
+  readonly maxCost: number
 }
 
 type Env = Readonly<Record<string, string | undefined>>
@@ -53,6 +63,11 @@ export const CONFIG_VARIABLES = [
   'NODE_ENV',
   'CORS_ORIGINS',
   'GRAPHQL_INTROSPECTION',
+  'GRAPHQL_MAX_DEPTH',
+  'GRAPHQL_MAX_ALIASES',
+  'GRAPHQL_MAX_TOKENS',
+  'GRAPHQL_MAX_DIRECTIVES',
+  'GRAPHQL_MAX_COST',
 ] as const
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
@@ -93,9 +108,18 @@ export function loadConfig(env: Env = process.env): Config {
   const introspection =
     parseBoolean(env.GRAPHQL_INTROSPECTION, 'GRAPHQL_INTROSPECTION') ?? !production
 
+  const graphqlLimits: GraphQLLimits = Object.freeze({
+    maxDepth: parseCount(env.GRAPHQL_MAX_DEPTH, 'GRAPHQL_MAX_DEPTH', 15),
+    maxAliases: parseCount(env.GRAPHQL_MAX_ALIASES, 'GRAPHQL_MAX_ALIASES', 15),
+    maxTokens: parseCount(env.GRAPHQL_MAX_TOKENS, 'GRAPHQL_MAX_TOKENS', 2000),
+    maxDirectives: parseCount(env.GRAPHQL_MAX_DIRECTIVES, 'GRAPHQL_MAX_DIRECTIVES', 10),
+    maxCost: parseCount(env.GRAPHQL_MAX_COST, 'GRAPHQL_MAX_COST', 1000),
+  })
+
   return Object.freeze({
     corsOrigins,
     introspection,
+    graphqlLimits,
     port,
     host,
     database: databaseUrl
@@ -211,6 +235,16 @@ function parseOrigin(raw: string): string {
     )
   }
   return url.origin
+}
+
+/** A whole number from 1 up (a limit of 0 would refuse everything). */
+function parseCount(raw: string | undefined, variable: string, fallback: number): number {
+  const value = nonEmpty(raw, variable)
+  if (value === undefined) return fallback
+  if (!/^\d{1,9}$/.test(value) || Number(value) < 1) {
+    throw new ConfigError(variable, `must be a whole number from 1 to 999999999 (got "${value}")`)
+  }
+  return Number(value)
 }
 
 function parseBoolean(raw: string | undefined, variable: string): boolean | undefined {

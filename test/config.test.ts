@@ -43,6 +43,13 @@ describe('loadConfig', () => {
       logLevel: 'info',
       corsOrigins: [],
       introspection: true,
+      graphqlLimits: {
+        maxDepth: 15,
+        maxAliases: 15,
+        maxTokens: 2000,
+        maxDirectives: 10,
+        maxCost: 1000,
+      },
     })
     expect(Object.isFrozen(config)).toBe(true)
   })
@@ -69,6 +76,11 @@ describe('loadConfig', () => {
       LOG_LEVEL: 'warn',
       CORS_ORIGINS: 'https://desk.example.com, http://localhost:3000',
       GRAPHQL_INTROSPECTION: 'true',
+      GRAPHQL_MAX_DEPTH: '20',
+      GRAPHQL_MAX_ALIASES: '30',
+      GRAPHQL_MAX_TOKENS: '5000',
+      GRAPHQL_MAX_DIRECTIVES: '5',
+      GRAPHQL_MAX_COST: '3000',
     })
     expect(config).toEqual({
       port: 5000,
@@ -83,6 +95,13 @@ describe('loadConfig', () => {
       logLevel: 'warn',
       corsOrigins: ['https://desk.example.com', 'http://localhost:3000'],
       introspection: true,
+      graphqlLimits: {
+        maxDepth: 20,
+        maxAliases: 30,
+        maxTokens: 5000,
+        maxDirectives: 5,
+        maxCost: 3000,
+      },
     })
   })
 
@@ -153,6 +172,11 @@ describe('loadConfig', () => {
       /^CORS_ORIGINS: .* scheme, host and port only/,
     ],
     [{ GRAPHQL_INTROSPECTION: 'yes' }, /^GRAPHQL_INTROSPECTION: must be true or false/],
+    [{ GRAPHQL_MAX_DEPTH: 'ten' }, /^GRAPHQL_MAX_DEPTH: must be a whole number from 1 .*"ten"/],
+    [{ GRAPHQL_MAX_ALIASES: '0' }, /^GRAPHQL_MAX_ALIASES: must be a whole number from 1/],
+    [{ GRAPHQL_MAX_TOKENS: '1e4' }, /^GRAPHQL_MAX_TOKENS: must be a whole number/],
+    [{ GRAPHQL_MAX_DIRECTIVES: '-1' }, /^GRAPHQL_MAX_DIRECTIVES: must be a whole number/],
+    [{ GRAPHQL_MAX_COST: '' }, /^GRAPHQL_MAX_COST: is set but empty/],
     [
       { OUTBOUND_ALLOW_HOSTS: 'https://idp.example.com/' },
       /^OUTBOUND_ALLOW_HOSTS: .* is not a host name/,
