@@ -4,6 +4,7 @@
  * message is one line naming the variable and what is wrong with it.
  */
 import path from 'node:path'
+import { parseTrustedProxies, type TrustedProxies } from './core/client-address.ts'
 
 export class ConfigError extends Error {
   constructor(variable: string, problem: string) {
@@ -36,6 +37,11 @@ export interface Config {
   /** Whether the schema may be introspected (and errors suggest field names). */
   readonly introspection: boolean
   readonly graphqlLimits: GraphQLLimits
+  readonly rateLimits: RateLimitConfig
+  /** Load balancers whose X-Forwarded-For is believed (TRUST_PROXY). */
+  readonly trustProxy: TrustedProxies
+  /** Redis for rate limits shared exactly across instances; null: PostgreSQL or memory. */
+  readonly redisUrl: string | null
 }
 
 /** What one GraphQL document may ask for (graphql/limits.ts). */
@@ -45,6 +51,23 @@ export interface GraphQLLimits {
   readonly maxTokens: number
   readonly maxDirectives: number
   readonly maxCost: number
+}
+
+/** Requests per minute, per bucket (services/rate-limits.ts). */
+export interface RateLimitConfig {
+  readonly enabled: boolean
+  /** GraphQL requests per API key. */
+  readonly perKey: number
+  /** GraphQL requests per tenant, all its keys together. */
+  readonly perTenant: number
+  /** Link and callback requests per client address. */
+  readonly perAddress: number
+  /** GraphQL requests without a valid key, per client address. */
+  readonly anonymousPerAddress: number
+  /** startEndUserAuth per conversation (and integration's tenant). */
+  readonly startsPerConversation: number
+  /** testWhoAmIMapping calls that fetch a WhoAmI answer, per tenant. */
+  readonly liveMappingsPerTenant: number
 }
 
 type Env = Readonly<Record<string, string | undefined>>
@@ -68,6 +91,15 @@ export const CONFIG_VARIABLES = [
   'GRAPHQL_MAX_TOKENS',
   'GRAPHQL_MAX_DIRECTIVES',
   'GRAPHQL_MAX_COST',
+  'RATE_LIMITS',
+  'RATE_LIMIT_KEY_PER_MINUTE',
+  'RATE_LIMIT_TENANT_PER_MINUTE',
+  'RATE_LIMIT_IP_PER_MINUTE',
+  'RATE_LIMIT_ANONYMOUS_PER_MINUTE',
+  'RATE_LIMIT_CONVERSATION_PER_MINUTE',
+  'RATE_LIMIT_LIVE_MAPPING_PER_MINUTE',
+  'TRUST_PROXY',
+  'REDIS_URL',
 ] as const
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
@@ -115,11 +147,45 @@ export function loadConfig(env: Env = process.env): Config {
     maxDirectives: parseCount(env.GRAPHQL_MAX_DIRECTIVES, 'GRAPHQL_MAX_DIRECTIVES', 10),
     maxCost: parseCount(env.GRAPHQL_MAX_COST, 'GRAPHQL_MAX_COST', 1000),
   })
+  const rateLimitsSwitch = nonEmpty(env.RATE_LIMITS, 'RATE_LIMITS') ?? 'on'
+  if (rateLimitsSwitch !== 'on' && rateLimitsSwitch !== 'off') {
+    throw new ConfigError('RATE_LIMITS', `must be on or off (got "${rateLimitsSwitch}")`)
+  }
+  const rateLimits: RateLimitConfig = Object.freeze({
+    enabled: rateLimitsSwitch === 'on',
+    perKey: parseCount(env.RATE_LIMIT_KEY_PER_MINUTE, 'RATE_LIMIT_KEY_PER_MINUTE', 6000),
+    perTenant: parseCount(env.RATE_LIMIT_TENANT_PER_MINUTE, 'RATE_LIMIT_TENANT_PER_MINUTE', 12000),
+    perAddress: parseCount(env.RATE_LIMIT_IP_PER_MINUTE, 'RATE_LIMIT_IP_PER_MINUTE', 120),
+    anonymousPerAddress: parseCount(
+      env.RATE_LIMIT_ANONYMOUS_PER_MINUTE,
+      'RATE_LIMIT_ANONYMOUS_PER_MINUTE',
+      60,
+    ),
+    startsPerConversation: parseCount(
+      env.RATE_LIMIT_CONVERSATION_PER_MINUTE,
+      'RATE_LIMIT_CONVERSATION_PER_MINUTE',
+      10,
+    ),
+    liveMappingsPerTenant: parseCount(
+      env.RATE_LIMIT_LIVE_MAPPING_PER_MINUTE,
+      'RATE_LIMIT_LIVE_MAPPING_PER_MINUTE',
+      30,
+    ),
+  })
+  const trustProxy = parseTrustedProxies(list(env.TRUST_PROXY))
+  if ('error' in trustProxy) throw new ConfigError('TRUST_PROXY', trustProxy.error)
+  const redisUrl = nonEmpty(env.REDIS_URL, 'REDIS_URL') ?? null
+  if (redisUrl !== null && !/^rediss?:\/\/[^\s]+$/.test(redisUrl)) {
+    throw new ConfigError('REDIS_URL', 'must start with redis:// or rediss://')
+  }
 
   return Object.freeze({
     corsOrigins,
     introspection,
     graphqlLimits,
+    rateLimits,
+    trustProxy,
+    redisUrl,
     port,
     host,
     database: databaseUrl
@@ -237,7 +303,7 @@ function parseOrigin(raw: string): string {
   return url.origin
 }
 
-/** A whole number from 1 up (a limit of 0 would refuse everything). */
+/** A whole number from 1 up (a limit of 0 would refuse everything: RATE_LIMITS=off is the switch). */
 function parseCount(raw: string | undefined, variable: string, fallback: number): number {
   const value = nonEmpty(raw, variable)
   if (value === undefined) return fallback
