@@ -46,15 +46,16 @@ import type { GraphQLLimits } from '../config.ts'
 /**
  * Fields that cost more than a read, by schema coordinate. A plain field costs 1; a list of
  * objects costs its selection times LIST_SIZE. The weights are chosen against the default budget
- * (GRAPHQL_MAX_COST 1,000): one request may start at most 5 sessions, make at most 2 calls to a
- * provider (a live mapping test, or an integration saved with discovery), or test at most 4
- * mappings on a given payload (each evaluation may take the mapping engine's full time budget).
+ * (GRAPHQL_MAX_COST 1,000): one request may start at most 5 sessions, save at most 2
+ * integrations (each may read an issuer's metadata), and test one mapping: an evaluation may
+ * take the mapping engine's whole time budget (100 ms) on a 1 MiB payload, which is all one
+ * request may hold the event loop for.
  */
 export const FIELD_COSTS: Readonly<Record<string, number>> = {
   'Mutation.startEndUserAuth': 180,
   'Mutation.createOAuthIntegration': 450,
   'Mutation.updateOAuthIntegration': 450,
-  'Mutation.testWhoAmIMapping': 220,
+  'Mutation.testWhoAmIMapping': 550,
   'Mutation.confirmEndUserAuth': 50,
   'Mutation.cancelEndUserAuth': 20,
   'Mutation.deleteOAuthIntegration': 50,
@@ -66,7 +67,7 @@ export const FIELD_COSTS: Readonly<Record<string, number>> = {
  * `testWhoAmIMapping` calls the integration's WhoAmI URL when its input has an `integrationId`
  * and an `accessToken`; an input given as a variable may, so it is counted as live too.
  */
-export const LIVE_MAPPING_COST = 450
+export const LIVE_MAPPING_COST = 700
 
 /** What a list of objects is assumed to hold, for its selection's cost. */
 export const LIST_SIZE = 10
