@@ -250,14 +250,18 @@ async function flows(job: FlowJob): Promise<FlowResult> {
     await expectStatus(back, 302, 'authorize')
     const callback = back.headers.get('location') ?? ''
     const code = new URL(callback).searchParams.get('code') ?? ''
-    // 4. The callback: code exchange and WhoAmI at the provider, then the result page.
-    const page = await timed(async () =>
-      expectStatus(
-        await fetch(callback, { headers: { cookie }, redirect: 'manual' }),
+    // 4. The callback: code exchange and WhoAmI at the provider; it answers 303 to the result
+    // page (whose URL holds neither code nor state), which the browser then shows.
+    const page = await timed(async () => {
+      const answered = await fetch(callback, { headers: { cookie }, redirect: 'manual' })
+      await expectStatus(answered, 303, 'callback')
+      const result = new URL(answered.headers.get('location') ?? '', callback)
+      return expectStatus(
+        await fetch(result, { headers: { cookie }, redirect: 'manual' }),
         200,
-        'callback',
-      ),
-    )
+        'result page',
+      )
+    })
     if (!page.includes('signed in'))
       throw new FlowError(`callback: not signed in: ${page.slice(0, 300)}`)
     // 5. The bot reads the outcome.
