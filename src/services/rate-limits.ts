@@ -190,11 +190,15 @@ export function createLocalLimiter(options: LocalLimiterOptions): LocalLimiter {
         counter.inFlight -= hits
         const total = result.sums.get(`${counter.bucket} ${counter.window}`) ?? counter.known
         counter.known = Math.max(counter.known, total)
-        counter.allowance = localAllowance(
+        // The next share: what is left beyond the sum and what is on its way into it (other
+        // additions in flight, requests waiting), less what this instance admitted on its own
+        // while this addition ran (not in the sum either), so it never holds two shares at once.
+        const share = localAllowance(
           counter.limit,
-          counter.known + counter.pending,
+          counter.known + counter.inFlight + counter.waiters.length,
           instances,
         )
+        counter.allowance = Math.max(0, share - counter.pending)
         const admitted = admittedOf(counter.limit, total, waiters.length)
         const retry = retryAfterSeconds(now())
         waiters.forEach((resolve, i) => resolve(i < admitted ? null : retry))

@@ -80,8 +80,10 @@ describe('instances sharing a limit', () => {
       const instances = Array.from({ length: count }, () =>
         createLocalLimiter({ config: CONFIG, now, logger, shared, syncIntervalMs: 60_000 }),
       )
-      // Every instance has added its counts once, so each knows how many share the limit.
-      for (const limiter of instances) await limiter.sync()
+      // Every instance has added its counts twice, so each knows how many share the limit (an
+      // instance that starts believes itself alone until its next addition, within a second).
+      for (const limiter of [...instances, ...instances]) await limiter.sync()
+      for (const limiter of instances) expect(limiter.instances).toBe(count)
       let admitted = 0
       const pending: Promise<unknown>[] = []
       for (let i = 0; i < 1000; i++) {

@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTestDatabase, TEST_DATABASE_URL, type TestDatabase } from '../helpers/test-db.ts'
 import { createTestApp, requestOverSocket } from '../helpers/test-app.ts'
+import { cli, createPgDatabase, killLeftovers, startServiceProcess } from '../helpers/spawn.ts'
 
 const TEST_REDIS_URL = process.env.TEST_REDIS_URL || undefined
 
@@ -108,4 +109,34 @@ describe.skipIf(!TEST_DATABASE_URL || !TEST_REDIS_URL)('two instances with REDIS
       await database.close()
     }
   })
+})
+
+describe.skipIf(!TEST_DATABASE_URL)('two service processes on one PostgreSQL database', () => {
+  afterAll(killLeftovers)
+
+  it('share a key limit, overshooting by at most half', async () => {
+    const database = await createPgDatabase(TEST_DATABASE_URL!)
+    const env = {
+      DATABASE_URL: database.url,
+      ENCRYPTION_KEY: 'k'.repeat(40),
+      RATE_LIMIT_KEY_PER_MINUTE: '40',
+    }
+    const services = await Promise.all([startServiceProcess(env), startServiceProcess(env)])
+    try {
+      const created = await cli(['tenant', 'create', 'shared'], env)
+      expect(created.code, created.stderr).toBe(0)
+      const key = (JSON.parse(created.stdout) as { apiKey: string }).apiKey
+      // Each has added its counts at least once, so each knows the other is there.
+      await new Promise((resolve) => setTimeout(resolve, 1500))
+      const statuses: number[] = []
+      for (let i = 0; i < 120; i++) statuses.push(await viewer(services[i % 2]!.url, key))
+      const admitted = statuses.filter((s) => s === 200).length
+      expect(admitted).toBeGreaterThanOrEqual(40)
+      expect(admitted).toBeLessThanOrEqual(60)
+      expect(statuses.filter((s) => s !== 200).every((s) => s === 429)).toBe(true)
+    } finally {
+      await Promise.all(services.map((service) => service.stop()))
+      await database.drop()
+    }
+  }, 120_000)
 })
