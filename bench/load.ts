@@ -250,8 +250,8 @@ async function flows(job: FlowJob): Promise<FlowResult> {
     await expectStatus(back, 302, 'authorize')
     const callback = back.headers.get('location') ?? ''
     const code = new URL(callback).searchParams.get('code') ?? ''
-    // 4. The callback: code exchange and WhoAmI at the provider, then 303 to the result page,
-    //    which the browser loads (with its cookie, which the result page clears).
+    // 4. The callback: code exchange and WhoAmI at the provider; it answers 303 to the result
+    // page (whose URL holds neither code nor state), which the browser then shows.
     const page = await timed(async () => {
       const answered = await fetch(callback, { headers: { cookie }, redirect: 'manual' })
       await expectStatus(answered, 303, 'callback')
@@ -263,7 +263,7 @@ async function flows(job: FlowJob): Promise<FlowResult> {
       )
     })
     if (!page.includes('signed in'))
-      throw new FlowError(`result page: not signed in: ${page.slice(0, 300)}`)
+      throw new FlowError(`callback: not signed in: ${page.slice(0, 300)}`)
     // 5. The bot reads the outcome.
     const polled = await timed(async () =>
       expectStatus(await gql(POLL_QUERY, { id: sessionId }), 200, 'status'),

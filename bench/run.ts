@@ -37,7 +37,16 @@ import type { MappingBenchResult } from './mapping.ts'
 import { median, percentile, round2, type Percentiles } from './stats.ts'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const ALL_SCENARIOS = ['start', 'status', 'flow', 'mapping', 'soak', 'growth'] as const
+const ALL_SCENARIOS = [
+  'start',
+  'status',
+  'flow',
+  'mapping',
+  'soak',
+  'growth',
+  'hostile',
+  'limits',
+] as const
 type Scenario = (typeof ALL_SCENARIOS)[number]
 
 // ---------------------------------------------------------------------------------------------
@@ -1178,6 +1187,263 @@ async function growthScenario(ctx: Context, tenantId: string): Promise<void> {
   }
 }
 
+/**
+ * The heaviest requests the GraphQL limits admit (rate limits aside: they are off here, so the
+ * load is the worst one key could send within them, not throttled): one mapping test on a 1 MiB
+ * payload with a mapping that runs into the engine's time budget, five starts in one request,
+ * the standard introspection query, and a 3,000-alias read (refused by the token limit).
+ */
+function hostileBodies(ctx: Context): string[] {
+  const payload = {
+    items: Array.from({ length: 19_000 }, (_, i) => ({
+      id: `user-${i}`,
+      name: `Name ${i}`,
+      tags: ['a', 'b'],
+    })),
+  }
+  let conversation = 0
+  const starts = () =>
+    Array.from(
+      { length: 5 },
+      (_, i) =>
+        `s${i}: startEndUserAuth(input: { integrationId: "${ctx.integrationId}", conversationId: "hostile-${++conversation}-${randomBytes(3).toString('hex')}" }) { authorizationLink session { id } }`,
+    ).join(' ')
+  return [
+    JSON.stringify({
+      query: `mutation ($input: TestWhoAmIMappingInput!) { testWhoAmIMapping(input: $input) { identity { userName } errors { message } } }`,
+      variables: {
+        input: {
+          mapping: '{userName: to_string(length(items[*].tags[*].[@, @, @]))}',
+          payload,
+        },
+      },
+    }),
+    JSON.stringify({ query: `mutation { ${starts()} }` }),
+    JSON.stringify({ query: INTROSPECTION }),
+    JSON.stringify({
+      query: `{ ${Array.from({ length: 3000 }, (_, i) => `a${i}: authSession(id: "00000000-0000-4000-8000-000000000000") { id }`).join(' ')} }`,
+    }),
+  ]
+}
+
+const INTROSPECTION = `query { __schema { queryType { name } mutationType { name } types { kind name description fields(includeDeprecated: true) { name description args { name description type { kind name ofType { kind name ofType { kind name ofType { kind name } } } } defaultValue } type { kind name ofType { kind name ofType { kind name ofType { kind name } } } } isDeprecated deprecationReason } inputFields { name type { kind name ofType { kind name ofType { kind name } } } } interfaces { name } enumValues(includeDeprecated: true) { name description } possibleTypes { name } } directives { name locations args { name } } } }`
+
+/**
+ * One client: the target is about what one hostile request does to the event loop (several at
+ * once queue their work; test/limits/event-loop.test.ts sends three).
+ */
+const HOSTILE_CLIENTS = 1
+
+/** /healthz, one request at a time with a 20 ms pause, until `stop` says so. */
+async function probeHealth(url: string, stop: () => boolean): Promise<number[]> {
+  const latencies: number[] = []
+  while (!stop()) {
+    const started = performance.now()
+    try {
+      const response = await fetch(`${url}/healthz`)
+      await response.arrayBuffer()
+      latencies.push(performance.now() - started)
+    } catch {
+      latencies.push(Infinity)
+    }
+    await sleep(20)
+  }
+  return latencies
+}
+
+/**
+ * hostile: sign-ins (10 at a time) and /healthz, first alone, then while a client sends the
+ * heaviest admitted requests back to back; the same service for both halves.
+ */
+async function hostileScenario(ctx: Context): Promise<void> {
+  const { o } = ctx
+  const service = await startService(ctx.env, 'hostile')
+  try {
+    const bodies = hostileBodies(ctx)
+    const sendHostile = async (i: number) => {
+      const body = i % bodies.length === 1 ? hostileBodies(ctx)[1]! : bodies[i % bodies.length]!
+      const response = await fetch(`${service.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${ctx.agentKey}` },
+        body,
+      })
+      const text = await response.text()
+      return response.status === 200 && !text.startsWith('{"errors"')
+    }
+    if (o.warmupSec > 0) {
+      progress(`hostile: warm-up ${o.warmupSec} s`)
+      await ctx.loader.run(flowJob(ctx, service, 'hostile-warmup', o.connections, o.warmupSec))
+      for (let i = 0; i < bodies.length; i++) await sendHostile(i)
+    }
+    const seconds = o.durationSec * 2
+    const half = async (hostile: boolean) => {
+      progress(`hostile: ${seconds} s of sign-ins ${hostile ? 'with' : 'without'} hostile requests`)
+      let done = false
+      let heavy = 0
+      let admitted = 0
+      const clients = hostile
+        ? Array.from({ length: HOSTILE_CLIENTS }, async (_, c) => {
+            for (let i = c; !done; i++) {
+              heavy++
+              if (await sendHostile(i)) admitted++
+            }
+          })
+        : []
+      const probe = probeHealth(service.url, () => done)
+      const flows = await ctx.loader.run(flowJob(ctx, service, 'hostile', o.connections, seconds))
+      done = true
+      const [health] = await Promise.all([probe, ...clients])
+      return { flows, health: percentile(health), heavy, admitted }
+    }
+    const calm = await half(false)
+    const loud = await half(true)
+    const rss = await service.stop()
+    const delay = round2(loud.health.p99 - calm.health.p99)
+    const ok = check(
+      ctx,
+      delay <= 100,
+      `hostile: /healthz p99 ${loud.health.p99} ms under hostile requests against ${calm.health.p99} ms without`,
+    )
+    const errors = calm.flows.errors + loud.flows.errors
+    check(
+      ctx,
+      errors === 0,
+      `hostile: ${errors} sign-in errors (${calm.flows.firstError ?? loud.flows.firstError})`,
+    )
+    ctx.report.rows.push(
+      {
+        scenario: 'hostile',
+        measure: '/healthz p50 / p99 / max ms, without / with hostile requests',
+        value: `${calm.health.p50} / ${calm.health.p99} / ${calm.health.max}; ${loud.health.p50} / ${loud.health.p99} / ${loud.health.max}`,
+      },
+      {
+        scenario: 'hostile',
+        measure: '/healthz p99 delay from hostile requests, ms',
+        value: String(delay),
+        target: '<= 100',
+        ok,
+      },
+      {
+        scenario: 'hostile',
+        measure: 'sign-ins/s (10 at a time), without / with',
+        value: `${calm.flows.flowsPerSec.toFixed(1)} / ${loud.flows.flowsPerSec.toFixed(1)}`,
+      },
+      {
+        scenario: 'hostile',
+        measure: `hostile requests sent / admitted (${HOSTILE_CLIENTS} client)`,
+        value: `${fmtInt(loud.heavy)} / ${fmtInt(loud.admitted)}`,
+      },
+      rssRow(ctx, 'hostile', rss),
+    )
+    ctx.report.scenarios.hostile = {
+      calm: { health: calm.health, flowsPerSec: calm.flows.flowsPerSec },
+      hostile: {
+        health: loud.health,
+        flowsPerSec: loud.flows.flowsPerSec,
+        sent: loud.heavy,
+        admitted: loud.admitted,
+      },
+      delayMs: delay,
+      peakRssBytes: rss,
+    }
+  } catch (error) {
+    await service.stop()
+    throw error
+  }
+}
+
+/**
+ * limits: what counting costs on the hot path. Status reads against two services, rate limits
+ * on (with limits too high to refuse anything: counted in memory and, on PostgreSQL, added to
+ * the shared counts every second) and off, alternating rounds.
+ */
+async function limitsScenario(ctx: Context): Promise<void> {
+  const { o } = ctx
+  const on = await startService(
+    {
+      ...ctx.env,
+      base: {
+        ...ctx.env.base,
+        RATE_LIMITS: 'on',
+        RATE_LIMIT_KEY_PER_MINUTE: '999999999',
+        RATE_LIMIT_TENANT_PER_MINUTE: '999999999',
+      },
+    },
+    'limits-on',
+  )
+  const off = await startService(ctx.env, 'limits-off')
+  try {
+    const tag = randomBytes(4).toString('hex')
+    const ids = await pool(200, 8, async (i) => {
+      const data = await gql<{ startEndUserAuth: { session: { id: string } } }>(
+        off.url,
+        ctx.agentKey,
+        START_FOR_IDS,
+        { input: { integrationId: ctx.integrationId, conversationId: `limits-${tag}-${i}` } },
+      )
+      return data.startEndUserAuth.session.id
+    })
+    const measured = async (service: Service, seconds: number) => {
+      const before = cpuMs(service.pid)
+      const result = await ctx.loader.run(
+        cannonJob(ctx, service, 'service', 'status', seconds, ids),
+      )
+      return {
+        ...result,
+        cpuUsPerRequest: round2(((cpuMs(service.pid) - before) * 1000) / result.requests),
+      }
+    }
+    if (o.warmupSec > 0) {
+      progress(`limits: warm-up ${o.warmupSec} s each`)
+      await measured(on, o.warmupSec)
+      await measured(off, o.warmupSec)
+    }
+    const rounds: Array<{ on: number; off: number; cpuOn: number; cpuOff: number }> = []
+    let errors = 0
+    for (let r = 0; r < o.rounds; r++) {
+      progress(`limits: round ${r + 1}/${o.rounds}`)
+      const a = await measured(on, o.durationSec)
+      const b = await measured(off, o.durationSec)
+      errors += a.errors + b.errors
+      rounds.push({ on: a.rps, off: b.rps, cpuOn: a.cpuUsPerRequest, cpuOff: b.cpuUsPerRequest })
+      progress(
+        `limits: ${a.rps.toFixed(0)} on vs ${b.rps.toFixed(0)} off req/s; CPU ${a.cpuUsPerRequest} vs ${b.cpuUsPerRequest} µs/req`,
+      )
+    }
+    const rssOn = await on.stop()
+    await off.stop()
+    const ratio = round2(median(rounds.map((r) => r.on / r.off)))
+    const cpuOn = round2(median(rounds.map((r) => r.cpuOn)))
+    const cpuOff = round2(median(rounds.map((r) => r.cpuOff)))
+    check(ctx, errors === 0, `limits: ${errors} errors`)
+    ctx.report.rows.push(
+      {
+        scenario: 'limits',
+        measure: 'authSession req/s, rate limits on / off, median ratio (rounds)',
+        value: `${ratio} (${rounds.map((r) => round2(r.on / r.off)).join(' ')})`,
+      },
+      {
+        scenario: 'limits',
+        measure: 'CPU µs per request, on / off (medians)',
+        value: `${cpuOn} / ${cpuOff}`,
+      },
+      {
+        scenario: 'limits',
+        measure: 'errors',
+        value: String(errors),
+        target: '0',
+        ok: errors === 0,
+      },
+      rssRow(ctx, 'limits', rssOn),
+    )
+    ctx.report.scenarios.limits = { rounds, ratio, cpuOn, cpuOff, peakRssBytes: rssOn }
+  } catch (error) {
+    await on.stop()
+    await off.stop()
+    throw error
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 const CREATE_INTEGRATION = `mutation($input: CreateOAuthIntegrationInput!) { createOAuthIntegration(input: $input) { integration { id } } }`
@@ -1223,6 +1489,9 @@ async function main(): Promise<void> {
         NODE_ENV: 'production',
         ENCRYPTION_KEY: randomBytes(32).toString('base64'),
         OUTBOUND_ALLOW_HOSTS: '127.0.0.1',
+        // The load comes from one address and one key, far past any default limit: the
+        // `limits` scenario measures what counting costs.
+        RATE_LIMITS: 'off',
         LOG_LEVEL: o.logLevel,
         ...(o.nodeOptions ? { NODE_OPTIONS: o.nodeOptions } : {}),
       },
@@ -1309,6 +1578,8 @@ async function main(): Promise<void> {
       else if (scenario === 'flow') await flowScenario(ctx)
       else if (scenario === 'mapping') await mappingScenario(ctx)
       else if (scenario === 'soak') await soakScenario(ctx)
+      else if (scenario === 'hostile') await hostileScenario(ctx)
+      else if (scenario === 'limits') await limitsScenario(ctx)
       else await growthScenario(ctx, seeded.tenantId)
     }
     loader.stop()

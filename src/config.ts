@@ -4,6 +4,7 @@
  * message is one line naming the variable and what is wrong with it.
  */
 import path from 'node:path'
+import { parseTrustedProxies, type TrustedProxies } from './core/client-address.ts'
 
 export class ConfigError extends Error {
   constructor(variable: string, problem: string) {
@@ -37,6 +38,38 @@ export interface Config {
   readonly corsOrigins: readonly string[]
   /** Whether the schema may be introspected (and errors suggest field names). */
   readonly introspection: boolean
+  readonly graphqlLimits: GraphQLLimits
+  readonly rateLimits: RateLimitConfig
+  /** Load balancers whose X-Forwarded-For is believed (TRUST_PROXY). */
+  readonly trustProxy: TrustedProxies
+  /** Redis for rate limits shared exactly across instances; null: PostgreSQL or memory. */
+  readonly redisUrl: string | null
+}
+
+/** What one GraphQL document may ask for (graphql/limits.ts). */
+export interface GraphQLLimits {
+  readonly maxDepth: number
+  readonly maxAliases: number
+  readonly maxTokens: number
+  readonly maxDirectives: number
+  readonly maxCost: number
+}
+
+/** Requests per minute, per bucket (services/rate-limits.ts). */
+export interface RateLimitConfig {
+  readonly enabled: boolean
+  /** GraphQL requests per API key. */
+  readonly perKey: number
+  /** GraphQL requests per tenant, all its keys together. */
+  readonly perTenant: number
+  /** Link and callback requests per client address. */
+  readonly perAddress: number
+  /** GraphQL requests without a valid key, per client address. */
+  readonly anonymousPerAddress: number
+  /** startEndUserAuth per conversation (and integration's tenant). */
+  readonly startsPerConversation: number
+  /** testWhoAmIMapping calls that fetch a WhoAmI answer, per tenant. */
+  readonly liveMappingsPerTenant: number
 }
 
 type Env = Readonly<Record<string, string | undefined>>
@@ -56,6 +89,20 @@ export const CONFIG_VARIABLES = [
   'NODE_ENV',
   'CORS_ORIGINS',
   'GRAPHQL_INTROSPECTION',
+  'GRAPHQL_MAX_DEPTH',
+  'GRAPHQL_MAX_ALIASES',
+  'GRAPHQL_MAX_TOKENS',
+  'GRAPHQL_MAX_DIRECTIVES',
+  'GRAPHQL_MAX_COST',
+  'RATE_LIMITS',
+  'RATE_LIMIT_KEY_PER_MINUTE',
+  'RATE_LIMIT_TENANT_PER_MINUTE',
+  'RATE_LIMIT_IP_PER_MINUTE',
+  'RATE_LIMIT_ANONYMOUS_PER_MINUTE',
+  'RATE_LIMIT_CONVERSATION_PER_MINUTE',
+  'RATE_LIMIT_LIVE_MAPPING_PER_MINUTE',
+  'TRUST_PROXY',
+  'REDIS_URL',
 ] as const
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
@@ -100,9 +147,52 @@ export function loadConfig(env: Env = process.env): Config {
   const introspection =
     parseBoolean(env.GRAPHQL_INTROSPECTION, 'GRAPHQL_INTROSPECTION') ?? !production
 
+  const graphqlLimits: GraphQLLimits = Object.freeze({
+    maxDepth: parseCount(env.GRAPHQL_MAX_DEPTH, 'GRAPHQL_MAX_DEPTH', 15),
+    maxAliases: parseCount(env.GRAPHQL_MAX_ALIASES, 'GRAPHQL_MAX_ALIASES', 15),
+    maxTokens: parseCount(env.GRAPHQL_MAX_TOKENS, 'GRAPHQL_MAX_TOKENS', 2000),
+    maxDirectives: parseCount(env.GRAPHQL_MAX_DIRECTIVES, 'GRAPHQL_MAX_DIRECTIVES', 10),
+    maxCost: parseCount(env.GRAPHQL_MAX_COST, 'GRAPHQL_MAX_COST', 1000),
+  })
+  const rateLimitsSwitch = nonEmpty(env.RATE_LIMITS, 'RATE_LIMITS') ?? 'on'
+  if (rateLimitsSwitch !== 'on' && rateLimitsSwitch !== 'off') {
+    throw new ConfigError('RATE_LIMITS', `must be on or off (got "${rateLimitsSwitch}")`)
+  }
+  const rateLimits: RateLimitConfig = Object.freeze({
+    enabled: rateLimitsSwitch === 'on',
+    perKey: parseCount(env.RATE_LIMIT_KEY_PER_MINUTE, 'RATE_LIMIT_KEY_PER_MINUTE', 6000),
+    perTenant: parseCount(env.RATE_LIMIT_TENANT_PER_MINUTE, 'RATE_LIMIT_TENANT_PER_MINUTE', 12000),
+    perAddress: parseCount(env.RATE_LIMIT_IP_PER_MINUTE, 'RATE_LIMIT_IP_PER_MINUTE', 120),
+    anonymousPerAddress: parseCount(
+      env.RATE_LIMIT_ANONYMOUS_PER_MINUTE,
+      'RATE_LIMIT_ANONYMOUS_PER_MINUTE',
+      60,
+    ),
+    startsPerConversation: parseCount(
+      env.RATE_LIMIT_CONVERSATION_PER_MINUTE,
+      'RATE_LIMIT_CONVERSATION_PER_MINUTE',
+      10,
+    ),
+    liveMappingsPerTenant: parseCount(
+      env.RATE_LIMIT_LIVE_MAPPING_PER_MINUTE,
+      'RATE_LIMIT_LIVE_MAPPING_PER_MINUTE',
+      30,
+    ),
+  })
+  const trustProxy = parseTrustedProxies(list(env.TRUST_PROXY))
+  if ('error' in trustProxy) throw new ConfigError('TRUST_PROXY', trustProxy.error)
+  const redisUrl = nonEmpty(env.REDIS_URL, 'REDIS_URL') ?? null
+  if (redisUrl !== null && !/^rediss?:\/\/[^\s]+$/.test(redisUrl)) {
+    throw new ConfigError('REDIS_URL', 'must start with redis:// or rediss://')
+  }
+
   return Object.freeze({
     corsOrigins,
     introspection,
+    graphqlLimits,
+    rateLimits,
+    trustProxy,
+    redisUrl,
     port,
     host,
     database: databaseUrl
@@ -219,6 +309,16 @@ function parseOrigin(raw: string): string {
     )
   }
   return url.origin
+}
+
+/** A whole number from 1 up (a limit of 0 would refuse everything: RATE_LIMITS=off is the switch). */
+function parseCount(raw: string | undefined, variable: string, fallback: number): number {
+  const value = nonEmpty(raw, variable)
+  if (value === undefined) return fallback
+  if (!/^\d{1,9}$/.test(value) || Number(value) < 1) {
+    throw new ConfigError(variable, `must be a whole number from 1 to 999999999 (got "${value}")`)
+  }
+  return Number(value)
 }
 
 function parseBoolean(raw: string | undefined, variable: string): boolean | undefined {

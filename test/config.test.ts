@@ -44,6 +44,24 @@ describe('loadConfig', () => {
       logFormat: null,
       corsOrigins: [],
       introspection: true,
+      rateLimits: {
+        enabled: true,
+        perKey: 6000,
+        perTenant: 12000,
+        perAddress: 120,
+        anonymousPerAddress: 60,
+        startsPerConversation: 10,
+        liveMappingsPerTenant: 30,
+      },
+      trustProxy: { ranges: [] },
+      redisUrl: null,
+      graphqlLimits: {
+        maxDepth: 15,
+        maxAliases: 15,
+        maxTokens: 2000,
+        maxDirectives: 10,
+        maxCost: 1000,
+      },
     })
     expect(Object.isFrozen(config)).toBe(true)
   })
@@ -71,6 +89,20 @@ describe('loadConfig', () => {
       LOG_FORMAT: 'json',
       CORS_ORIGINS: 'https://desk.example.com, http://localhost:3000',
       GRAPHQL_INTROSPECTION: 'true',
+      GRAPHQL_MAX_DEPTH: '20',
+      GRAPHQL_MAX_ALIASES: '30',
+      GRAPHQL_MAX_TOKENS: '5000',
+      GRAPHQL_MAX_DIRECTIVES: '5',
+      GRAPHQL_MAX_COST: '3000',
+      RATE_LIMITS: 'off',
+      RATE_LIMIT_KEY_PER_MINUTE: '100',
+      RATE_LIMIT_TENANT_PER_MINUTE: '200',
+      RATE_LIMIT_IP_PER_MINUTE: '30',
+      RATE_LIMIT_ANONYMOUS_PER_MINUTE: '20',
+      RATE_LIMIT_CONVERSATION_PER_MINUTE: '3',
+      RATE_LIMIT_LIVE_MAPPING_PER_MINUTE: '5',
+      TRUST_PROXY: '10.0.0.0/8, 192.168.1.1, fd00::/8',
+      REDIS_URL: 'redis://127.0.0.1:6379',
     })
     expect(config).toEqual({
       port: 5000,
@@ -86,6 +118,30 @@ describe('loadConfig', () => {
       logFormat: 'json',
       corsOrigins: ['https://desk.example.com', 'http://localhost:3000'],
       introspection: true,
+      rateLimits: {
+        enabled: false,
+        perKey: 100,
+        perTenant: 200,
+        perAddress: 30,
+        anonymousPerAddress: 20,
+        startsPerConversation: 3,
+        liveMappingsPerTenant: 5,
+      },
+      trustProxy: {
+        ranges: [
+          { v6: false, base: 0x0a000000n, bits: 8 },
+          { v6: false, base: 0xc0a80101n, bits: 32 },
+          { v6: true, base: 0xfd000000000000000000000000000000n, bits: 8 },
+        ],
+      },
+      redisUrl: 'redis://127.0.0.1:6379',
+      graphqlLimits: {
+        maxDepth: 20,
+        maxAliases: 30,
+        maxTokens: 5000,
+        maxDirectives: 5,
+        maxCost: 3000,
+      },
     })
   })
 
@@ -157,6 +213,27 @@ describe('loadConfig', () => {
       /^CORS_ORIGINS: .* scheme, host and port only/,
     ],
     [{ GRAPHQL_INTROSPECTION: 'yes' }, /^GRAPHQL_INTROSPECTION: must be true or false/],
+    [{ GRAPHQL_MAX_DEPTH: 'ten' }, /^GRAPHQL_MAX_DEPTH: must be a whole number from 1 .*"ten"/],
+    [{ GRAPHQL_MAX_ALIASES: '0' }, /^GRAPHQL_MAX_ALIASES: must be a whole number from 1/],
+    [{ GRAPHQL_MAX_TOKENS: '1e4' }, /^GRAPHQL_MAX_TOKENS: must be a whole number/],
+    [{ GRAPHQL_MAX_DIRECTIVES: '-1' }, /^GRAPHQL_MAX_DIRECTIVES: must be a whole number/],
+    [{ GRAPHQL_MAX_COST: '' }, /^GRAPHQL_MAX_COST: is set but empty/],
+    [{ RATE_LIMITS: 'false' }, /^RATE_LIMITS: must be on or off \(got "false"\)/],
+    [
+      { RATE_LIMIT_KEY_PER_MINUTE: '0' },
+      /^RATE_LIMIT_KEY_PER_MINUTE: must be a whole number from 1/,
+    ],
+    [{ RATE_LIMIT_IP_PER_MINUTE: 'many' }, /^RATE_LIMIT_IP_PER_MINUTE: must be a whole number/],
+    [{ RATE_LIMIT_TENANT_PER_MINUTE: '1.5' }, /^RATE_LIMIT_TENANT_PER_MINUTE: must be a whole/],
+    [{ RATE_LIMIT_ANONYMOUS_PER_MINUTE: '' }, /^RATE_LIMIT_ANONYMOUS_PER_MINUTE: is set but empty/],
+    [{ RATE_LIMIT_CONVERSATION_PER_MINUTE: '-3' }, /^RATE_LIMIT_CONVERSATION_PER_MINUTE: must/],
+    [{ RATE_LIMIT_LIVE_MAPPING_PER_MINUTE: 'x' }, /^RATE_LIMIT_LIVE_MAPPING_PER_MINUTE: must/],
+    [
+      { TRUST_PROXY: '10.0.0.0/33' },
+      /^TRUST_PROXY: "10.0.0.0\/33" is not an IP address or CIDR range/,
+    ],
+    [{ TRUST_PROXY: 'lb.internal' }, /^TRUST_PROXY: "lb.internal" is not an IP address/],
+    [{ REDIS_URL: 'localhost:6379' }, /^REDIS_URL: must start with redis:\/\/ or rediss:\/\//],
     [
       { OUTBOUND_ALLOW_HOSTS: 'https://idp.example.com/' },
       /^OUTBOUND_ALLOW_HOSTS: .* is not a host name/,

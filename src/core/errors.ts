@@ -1,5 +1,6 @@
 /** The `extensions.code` values the public contract promises. */
-export type ErrorCode = 'UNAUTHENTICATED' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_USER_INPUT'
+export type ErrorCode =
+  'UNAUTHENTICATED' | 'FORBIDDEN' | 'NOT_FOUND' | 'BAD_USER_INPUT' | 'RATE_LIMITED'
 
 /**
  * An error whose message is safe to show to API clients. Anything that is not an AppError is a
@@ -57,5 +58,16 @@ export class BadUserInputError extends AppError {
     return new BadUserInputError(text.join('; '), {
       fields: problems,
     })
+  }
+}
+
+/** Over a rate limit: `retryAfter` whole seconds until the limit's window ends (HTTP 429). */
+export class RateLimitedError extends AppError {
+  readonly code = 'RATE_LIMITED'
+  readonly retryAfter: number
+
+  constructor(message: string, retryAfter: number) {
+    super(message)
+    this.retryAfter = retryAfter
   }
 }

@@ -135,6 +135,19 @@ export interface AuditEventsTable {
   created_at: Generated<Date>
 }
 
+/** Requests per bucket and window, added up from every instance (services/rate-limits.ts). */
+export interface RateLimitCountersTable {
+  bucket: string
+  /** The window's start, in milliseconds since the epoch (pg returns bigint as a string). */
+  window_start: ColumnType<string, number, number>
+  hits: number
+}
+
+export interface RateLimitInstancesTable {
+  id: string
+  seen_at: Date
+}
+
 export interface Database {
   tenants: TenantsTable
   api_keys: ApiKeysTable
@@ -142,6 +155,8 @@ export interface Database {
   auth_sessions: AuthSessionsTable
   contacts: ContactsTable
   audit_events: AuditEventsTable
+  rate_limit_counters: RateLimitCountersTable
+  rate_limit_instances: RateLimitInstancesTable
 }
 
 export type TenantRow = Selectable<TenantsTable>

@@ -1,6 +1,6 @@
 import { GraphQLError } from 'graphql'
 import { createGraphQLError } from 'graphql-yoga'
-import { AppError, BadUserInputError } from '../core/errors.ts'
+import { AppError, BadUserInputError, RateLimitedError } from '../core/errors.ts'
 import type { Logger } from '../logger.ts'
 
 /**
@@ -18,9 +18,18 @@ export function createMaskError(logger: Logger) {
         original instanceof BadUserInputError && original.fields.length > 0
           ? { fields: original.fields.map(({ field, message }) => ({ field, message })) }
           : {}
+      // Over a rate limit: HTTP 429 with Retry-After (yoga's result processor reads `http`
+      // and leaves it out of the answer), and the same seconds in the error.
+      const limited =
+        original instanceof RateLimitedError
+          ? {
+              retryAfter: original.retryAfter,
+              http: { status: 429, headers: { 'Retry-After': String(original.retryAfter) } },
+            }
+          : {}
       return createGraphQLError(original.message, {
         ...where,
-        extensions: { code: original.code, ...fields },
+        extensions: { code: original.code, ...fields, ...limited },
       })
     }
     if (error instanceof GraphQLError && !original) return error

@@ -20,6 +20,7 @@ import { named, type NamedPlugin } from '../http/named-plugin.ts'
 import type { Deps } from '../services/deps.ts'
 import { createContext, type GraphQLContext } from './context.ts'
 import { createMaskError } from './errors.ts'
+import { limitRules, rewordTokenLimit } from './limits.ts'
 import { schema } from './schema.ts'
 
 export interface GraphQLOptions {
@@ -27,6 +28,7 @@ export interface GraphQLOptions {
   /** Everything a document must pass: graphql's specified rules and ours. */
   readonly validationRules: readonly ValidationRule[]
   readonly parseOptions: ParseOptions
+  readonly limits: Deps['config']['graphqlLimits']
   /** The context of a request, from its Authorization header. */
   readonly context: (authorization: string | null) => Promise<GraphQLContext>
   readonly maskError: (error: unknown, message: string) => GraphQLError
@@ -74,10 +76,14 @@ export function createGraphQLOptions(deps: Deps): GraphQLOptions {
   const validationRules: ValidationRule[] = [...specifiedRules]
   // GRAPHQL_INTROSPECTION (default: outside production only, for GraphiQL and codegen).
   if (!deps.config.introspection) validationRules.push(NoSchemaIntrospectionCustomRule)
+  // Depth, aliases, directives and cost (graphql/limits.ts); tokens are the parser's.
+  const limits = deps.config.graphqlLimits
+  validationRules.push(...limitRules(limits, schema))
   return {
     schema,
     validationRules,
-    parseOptions: {},
+    parseOptions: { maxTokens: limits.maxTokens },
+    limits,
     context: (authorization) => createContext(deps, authorization),
     maskError: createMaskError(deps.logger),
     documentCache: new QueryCache<DocumentNode>(),
@@ -88,7 +94,11 @@ export function createGraphQLOptions(deps: Deps): GraphQLOptions {
 
 /** Parses a query text with the shared options (throws graphql's GraphQLError on a bad one). */
 export function parseWith(options: GraphQLOptions, query: string): DocumentNode {
-  return parse(query, options.parseOptions)
+  try {
+    return parse(query, options.parseOptions)
+  } catch (error) {
+    throw rewordTokenLimit(error, options.limits)
+  }
 }
 
 /**
@@ -115,7 +125,7 @@ export function validateWith(
 export function useGraphQLOptions(options: GraphQLOptions): NamedPlugin {
   return named('graphql-options', {
     onParse({ setParseFn }) {
-      setParseFn((source) => parse(source, options.parseOptions))
+      setParseFn((source) => parseWith(options, typeof source === 'string' ? source : source.body))
     },
     onValidate({ setValidationFn }) {
       setValidationFn((schema, document) => validateWith({ ...options, schema }, document))

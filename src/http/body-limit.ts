@@ -12,11 +12,15 @@
 import { createGraphQLError } from 'graphql-yoga'
 import { named, type NamedPlugin } from './named-plugin.ts'
 
-/** Yoga's default, kept. */
-export const MAX_REQUEST_BODY_BYTES = 25_000_000
+/**
+ * The largest legitimate request is a `testWhoAmIMapping` with a 1 MiB payload (the most a
+ * WhoAmI answer may be) and its mapping: 1.25 MiB leaves room for the query and JSON escaping.
+ * Yoga's default, 25 MB, let one request hold the event loop for seconds while it was parsed.
+ */
+export const MAX_REQUEST_BODY_BYTES = 1.25 * 1024 * 1024
 
-function tooLarge(): Error {
-  return createGraphQLError('Request body too large', {
+function tooLarge(limit: number): Error {
+  return createGraphQLError(`Request body too large: at most ${limit} bytes`, {
     extensions: { http: { status: 413 }, code: 'REQUEST_ENTITY_TOO_LARGE' },
   })
 }
@@ -35,7 +39,7 @@ export function useRequestBodyLimit(limit = MAX_REQUEST_BODY_BYTES): NamedPlugin
       if (declared !== null) {
         // A single non-negative integer, nothing else (a comma-joined list is a smuggling attempt).
         if (!/^\d+$/.test(declared)) throw invalidLength()
-        if (Number(declared) > limit) throw tooLarge()
+        if (Number(declared) > limit) throw tooLarge(limit)
         return
       }
       if (requestParser === undefined || request.body === null) return
@@ -48,7 +52,7 @@ export function useRequestBodyLimit(limit = MAX_REQUEST_BODY_BYTES): NamedPlugin
           new Transform<Uint8Array, Uint8Array>({
             transform(chunk, controller) {
               seen += chunk.byteLength
-              if (seen > limit) controller.error(tooLarge())
+              if (seen > limit) controller.error(tooLarge(limit))
               else controller.enqueue(chunk)
             },
           }),

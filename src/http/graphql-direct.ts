@@ -30,6 +30,7 @@ import { getOperationAST, type DocumentNode, type ExecutionResult } from 'graphq
 import { processRegularResult, type YogaServerInstance } from 'graphql-yoga'
 import type { GraphQLContext } from '../graphql/context.ts'
 import { parseWith, validateWith, type GraphQLOptions } from '../graphql/options.ts'
+import { COUNTED } from '../graphql/request-limits.ts'
 
 /** Bodies larger than this go to yoga (its limit and its streaming parser apply there). */
 export const DIRECT_MAX_BODY_BYTES = 64 * 1024
@@ -54,6 +55,17 @@ export interface DirectGraphQLOptions {
   readonly graphql: GraphQLOptions
   /** An answer that could not be written (the connection is then closed). */
   readonly onError: (error: unknown) => void
+  /**
+   * The request's rate limits, before its body is read (graphql/request-limits.ts): null when
+   * they are off, else the answer to send when it is over one (or null to go on).
+   */
+  readonly limit: (req: IncomingMessage) => Promise<LimitedAnswer | null> | null
+}
+
+export interface LimitedAnswer {
+  readonly status: number
+  readonly headers: Record<string, string>
+  readonly body: string
 }
 
 const JSON_CONTENT_TYPE = /^application\/json\s*(?:;\s*charset\s*=\s*"?utf-8"?\s*)?$/i
@@ -223,7 +235,8 @@ export function directGraphQLHandler(options: DirectGraphQLOptions): {
         body: new Uint8Array(body),
       },
     )
-    Promise.resolve(yoga.fetch(request, { req, res }))
+    // Counted here already: yoga's rate-limit plugin must not count it again.
+    Promise.resolve(yoga.fetch(request, { req, res, [COUNTED]: true }))
       .then((response) => sendNodeResponse(response, res, req, true))
       .catch((error: unknown) => failed(res, error))
   }
@@ -249,6 +262,23 @@ export function directGraphQLHandler(options: DirectGraphQLOptions): {
       void yoga(req, res)
       return
     }
+    const limited = options.limit(req)
+    if (limited === null) {
+      read(req, res, mediaType)
+      return
+    }
+    limited.then(
+      (answer) => {
+        if (answer === null) return read(req, res, mediaType)
+        counts.answered++
+        req.resume()
+        send(res, answer.status, { ...answer.headers }, answer.body)
+      },
+      (error: unknown) => failed(res, error),
+    )
+  }
+
+  const read = (req: IncomingMessage, res: ServerResponse, mediaType: string): void => {
     const chunks: Buffer[] = []
     req.on('data', (chunk: Buffer) => chunks.push(chunk))
     req.once('end', () => {

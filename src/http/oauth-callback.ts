@@ -13,7 +13,7 @@ import type { Deps } from '../services/deps.ts'
 import { RESULT_PATH } from '../services/sign-in.ts'
 import { bindingCookieLookup, clearBindingCookieHeader, isSecureOrigin } from './cookies.ts'
 import { codePage, resultPage, securityHeaders, type ResultKind } from './pages.ts'
-import { requestInfo } from './request-info.ts'
+import type { RequestInfo } from './request-info.ts'
 import type { Route } from './routes.ts'
 
 /** The page for each refusal: nothing changed, so nothing but the page goes back. */
@@ -28,9 +28,13 @@ const REFUSAL_PAGES: { readonly [R in RefusalReason]: ResultKind } = {
   cancelled: 'cancelled',
 }
 
-async function callback(request: Request, url: URL, deps: Deps): Promise<Response> {
+async function callback(
+  request: Request,
+  url: URL,
+  deps: Deps,
+  info: RequestInfo,
+): Promise<Response> {
   const secure = isSecureOrigin(deps)
-  const info = requestInfo(request)
   const outcome = await completeSignIn(deps, url, {
     cookieFor: bindingCookieLookup(request, secure),
     ...info,
@@ -66,8 +70,8 @@ async function result(request: Request, url: URL, deps: Deps): Promise<Response>
 
 export const callbackRoutes: Route[] = [
   ...Object.values(REDIRECT_ROUTES).flatMap((path) => [
-    { methods: ['GET'], path, handler: callback },
-    { methods: ['GET'], path: `${path}/`, handler: callback },
+    { methods: ['GET'], path, handler: callback, limitedPerAddress: true },
+    { methods: ['GET'], path: `${path}/`, handler: callback, limitedPerAddress: true },
   ]),
   { methods: ['GET', 'HEAD'], path: RESULT_PATH, handler: result },
 ]

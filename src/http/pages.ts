@@ -32,6 +32,8 @@ export type PageMessageId =
   | 'wrong_browser.body'
   | 'bad_request.title'
   | 'bad_request.body'
+  | 'too_many.title'
+  | 'too_many.body'
   | 'error.title'
   | 'error.body'
   | 'code.title'
@@ -72,6 +74,9 @@ const en: Catalog = {
     'Sign-in has to finish in the browser where you opened the link. Please open the link from your conversation again.',
   'bad_request.title': 'Something was wrong with this request',
   'bad_request.body': 'Please return to the conversation and ask for a new link.',
+  'too_many.title': 'Too many requests',
+  'too_many.body':
+    'Too many requests came from your network just now. Please wait a minute and try again.',
   'code.title': 'One more step',
   'code.body':
     'Type this code into your conversation with {business} to finish signing in. It works for 5 minutes and is shown only once.',
@@ -211,6 +216,7 @@ export type ResultKind =
   | 'already_used'
   | 'wrong_browser'
   | 'bad_request'
+  | 'too_many'
   | 'error'
   | 'code_shown'
 
@@ -225,6 +231,7 @@ const STATUS: Record<ResultKind, number> = {
   already_used: 409,
   wrong_browser: 403,
   bad_request: 400,
+  too_many: 429,
   error: 500,
   code_shown: 200,
 }

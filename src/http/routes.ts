@@ -3,35 +3,51 @@
  * function; exact method + path matches come first, then prefix matches (for paths carrying a
  * token). Anything unmatched falls through to yoga (GraphQL, or its 404).
  */
+import { addressBucket } from '../core/rate-limit.ts'
 import { named, type NamedPlugin } from './named-plugin.ts'
 import type { Deps } from '../services/deps.ts'
 import { resultPage } from './pages.ts'
+import { peerAddress, requestInfo, type RequestInfo } from './request-info.ts'
 
-export type RouteHandler = (request: Request, url: URL, deps: Deps) => Promise<Response> | Response
+export type RouteHandler = (
+  request: Request,
+  url: URL,
+  deps: Deps,
+  info: RequestInfo,
+) => Promise<Response> | Response
 
 export interface Route {
   readonly methods: readonly string[]
   /** Exact path, or a prefix when it ends with '/' (except '/' itself, which is exact). */
   readonly path: string
   readonly handler: RouteHandler
+  /** Counted against RATE_LIMIT_IP_PER_MINUTE of the client's address (links and callbacks). */
+  readonly limitedPerAddress?: boolean
 }
 
 export function useRoutes(routes: readonly Route[], deps: Deps): NamedPlugin {
-  const exact = new Map<string, RouteHandler>()
+  const exact = new Map<string, Route>()
   const prefixes: Route[] = []
   for (const route of routes) {
     if (route.path.endsWith('/') && route.path !== '/') prefixes.push(route)
-    else for (const method of route.methods) exact.set(`${method} ${route.path}`, route.handler)
+    else for (const method of route.methods) exact.set(`${method} ${route.path}`, route)
   }
   return named('routes', {
-    async onRequest({ request, url, endResponse }) {
-      const handler =
+    async onRequest({ request, url, endResponse, serverContext }) {
+      const route =
         exact.get(`${request.method} ${url.pathname}`) ??
         prefixes.find((r) => r.methods.includes(request.method) && url.pathname.startsWith(r.path))
-          ?.handler
-      if (!handler) return
+      if (!route) return
       try {
-        endResponse(await handler(request, url, deps))
+        const info = requestInfo(request, peerAddress(serverContext), deps.config.trustProxy)
+        if (route.limitedPerAddress) {
+          const wait = await deps.rateLimits.take('address', addressBucket(info.clientAddress))
+          if (wait !== null) {
+            endResponse(resultPage('too_many', { headers: { 'retry-after': String(wait) } }))
+            return
+          }
+        }
+        endResponse(await route.handler(request, url, deps, info))
       } catch (error) {
         deps.logger.error({ err: error, path: url.pathname }, 'route failed')
         // The routes serve end users' browsers: the error page carries the same headers as the others.

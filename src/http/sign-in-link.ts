@@ -8,7 +8,7 @@ import type { Deps } from '../services/deps.ts'
 import { LINK_PATH, openLink, viewLink, type LinkView } from '../services/sign-in.ts'
 import { bindingCookieHeader, bindingCookieLookup, isSecureOrigin } from './cookies.ts'
 import { continuePage, resultPage, securityHeaders } from './pages.ts'
-import { requestInfo } from './request-info.ts'
+import type { RequestInfo } from './request-info.ts'
 import type { Route } from './routes.ts'
 
 function notReady(view: Exclude<LinkView, { kind: 'ready' }>): Response {
@@ -25,12 +25,17 @@ function notReady(view: Exclude<LinkView, { kind: 'ready' }>): Response {
   return resultPage('cancelled')
 }
 
-async function handle(request: Request, url: URL, deps: Deps): Promise<Response> {
+async function handle(
+  request: Request,
+  url: URL,
+  deps: Deps,
+  info: RequestInfo,
+): Promise<Response> {
   const token = url.pathname.slice(LINK_PATH.length)
   const secure = isSecureOrigin(deps)
   const browser = {
     cookieFor: bindingCookieLookup(request, secure),
-    host: requestInfo(request).host,
+    host: info.host,
   }
   if (request.method === 'GET' || request.method === 'HEAD') {
     const view = await viewLink(deps, token, browser)
@@ -85,5 +90,5 @@ function escapeRegExp(value: string): string {
 }
 
 export const signInLinkRoutes: Route[] = [
-  { methods: ['GET', 'HEAD', 'POST'], path: LINK_PATH, handler: handle },
+  { methods: ['GET', 'HEAD', 'POST'], path: LINK_PATH, handler: handle, limitedPerAddress: true },
 ]

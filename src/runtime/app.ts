@@ -14,6 +14,13 @@ import { landingPage } from '../http/pages.ts'
 import { PLUGIN_NAME, type NamedPlugin } from '../http/named-plugin.ts'
 import { withRequestLog } from '../http/request-log.ts'
 import { useRoutes, type Route } from '../http/routes.ts'
+import { clientAddress } from '../core/client-address.ts'
+import {
+  graphqlRequestLimit,
+  rateLimitedResponse,
+  useGraphQLRateLimits,
+} from '../graphql/request-limits.ts'
+import { NO_RATE_LIMITS } from '../services/rate-limits.ts'
 import type { Deps } from '../services/deps.ts'
 
 export interface App {
@@ -35,6 +42,7 @@ export interface App {
  */
 export const DIRECT_PATH_COMPATIBLE: ReadonlySet<string> = new Set([
   'graphql-options',
+  'rate-limits',
   'routes',
   'request-body-limit',
 ])
@@ -76,6 +84,7 @@ export function createApp(
   const graphql = createGraphQLOptions(deps)
   const plugins = [
     useGraphQLOptions(graphql),
+    useGraphQLRateLimits(deps, '/graphql'),
     useRoutes(routes, deps),
     useRequestBodyLimit(),
     ...extraPlugins,
@@ -130,6 +139,18 @@ export function createApp(
     yoga,
     graphql,
     onError: (error) => deps.logger.error({ err: error }, 'GraphQL answer could not be written'),
+    limit: (req) => {
+      if (deps.rateLimits === NO_RATE_LIMITS) return null
+      const forwarded = req.headers['x-forwarded-for']
+      const address = clientAddress(
+        req.socket.remoteAddress,
+        Array.isArray(forwarded) ? forwarded.join(',') : forwarded,
+        deps.config.trustProxy,
+      )
+      return graphqlRequestLimit(deps, req.headers.authorization, address).then(
+        (error) => error && rateLimitedResponse(error),
+      )
+    },
   })
   return {
     yoga,

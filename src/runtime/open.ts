@@ -14,6 +14,13 @@ import type { Logger } from '../logger.ts'
 import { createProviderGateway } from '../oauth/gateway.ts'
 import type { OutboundOptions } from '../oauth/outbound.ts'
 import type { Deps, ProviderGateway } from '../services/deps.ts'
+import { addCounts, pruneCounts } from '../db/rate-limits.ts'
+import {
+  createLocalLimiter,
+  createRedisLimiter,
+  NO_RATE_LIMITS,
+  type RateLimiter,
+} from '../services/rate-limits.ts'
 
 export function sealerFor(config: Config, logger: Logger): Sealer {
   if (config.encryptionKey) return createSealer(config.encryptionKey, config.previousEncryptionKeys)
@@ -30,11 +37,53 @@ export interface DepsOptions {
   readonly now?: () => Date
   /** Outbound client settings beyond OUTBOUND_ALLOW_HOSTS (short deadlines, another resolver). */
   readonly outbound?: Partial<OutboundOptions>
+  /** The database `db` is (default: the configured one): PostgreSQL shares rate limit counts. */
+  readonly databaseKind?: 'postgres' | 'pglite'
 }
 
-/** Deps whose provider gateway holds connections: its owner closes it. */
+/** Deps whose provider gateway holds connections: its owner closes it, and the rate limits. */
 export interface OwnedDeps extends Deps {
   readonly provider: ProviderGateway & { close(): Promise<void> }
+}
+
+/** An instance is counted among those sharing the limits while it added counts this recently. */
+const INSTANCE_LIVE_MS = 5_000
+
+/**
+ * RATE_LIMITS=off: none. REDIS_URL: counted in Redis. PostgreSQL: in memory, added to shared
+ * counts in the database every second. The embedded database (one instance): in memory.
+ */
+export function rateLimiterFor(
+  config: Config,
+  db: Db,
+  databaseKind: 'postgres' | 'pglite',
+  logger: Logger,
+  now: () => Date,
+): RateLimiter {
+  if (!config.rateLimits.enabled) return NO_RATE_LIMITS
+  if (config.redisUrl !== null) {
+    const redis = createRedisLimiter({ config: config.rateLimits, url: config.redisUrl, logger })
+    let ready: RateLimiter | null = null
+    void redis.then((limiter) => (ready = limiter))
+    return {
+      take: async (name, key) => (await redis).take(name, key),
+      blocked: (name, key) => ready?.blocked(name, key) ?? null,
+      close: async () => (await redis).close(),
+    }
+  }
+  return createLocalLimiter({
+    config: config.rateLimits,
+    now: () => now().getTime(),
+    logger,
+    ...(databaseKind === 'postgres'
+      ? {
+          shared: {
+            add: (instance, hits) => addCounts(db, instance, hits, INSTANCE_LIVE_MS),
+            prune: (before) => pruneCounts(db, before),
+          },
+        }
+      : {}),
+  })
 }
 
 /** The use cases' deps over an open, migrated database: one assembly for the service and tests. */
@@ -45,14 +94,22 @@ export function createDeps(
   options: DepsOptions = {},
 ): OwnedDeps {
   const sealer = sealerFor(config, logger)
+  const now = options.now ?? (() => new Date())
+  const provider = createProviderGateway({
+    allowHosts: config.outboundAllowHosts,
+    ...options.outbound,
+  })
+  const kind = options.databaseKind ?? config.database.kind
+  const rateLimits = rateLimiterFor(config, db, kind, logger, now)
   return {
     db,
     config,
     sealer,
     logger,
-    now: options.now ?? (() => new Date()),
+    now,
     events: createSessionEvents(),
-    provider: createProviderGateway({ allowHosts: config.outboundAllowHosts, ...options.outbound }),
+    provider,
+    rateLimits,
   }
 }
 
@@ -97,12 +154,13 @@ export async function openRuntime(
       await database.close()
       throw error
     }
-    const deps = createDeps(config, database.db, logger)
+    const deps = createDeps(config, database.db, logger, { databaseKind: database.kind })
     return {
       database,
       deps,
       lock,
       async close() {
+        await deps.rateLimits.close()
         await deps.provider.close()
         await database.close()
         lock?.release()

@@ -6,6 +6,7 @@ import type { Sealer } from '../crypto/sealer.ts'
 import type { Db } from '../db/database.ts'
 import type { SessionEvents } from '../runtime/events.ts'
 import type { Logger } from '../logger.ts'
+import type { RateLimiter } from './rate-limits.ts'
 
 /** What an OpenID Connect sign-in expects of the ID token (OIDC Core §3.1.3.7). */
 export interface OidcExpectations {
@@ -117,4 +118,6 @@ export interface Deps {
   readonly now: () => Date
   readonly events: SessionEvents
   readonly provider: ProviderGateway
+  /** Requests per minute per key, tenant, address and conversation (services/rate-limits.ts). */
+  readonly rateLimits: RateLimiter
 }

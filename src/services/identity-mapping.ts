@@ -30,6 +30,7 @@ import {
   type MappingError,
   type MappingOutcome,
 } from '../core/whoami-mapping.ts'
+import { enforceLimit } from './rate-limits.ts'
 import type { Deps } from './deps.ts'
 import { getIntegration } from './integrations.ts'
 
@@ -153,6 +154,13 @@ export async function testMapping(
   const notes: string[] = []
   let payload: unknown
   if (hasToken) {
+    // Each one is a call to the tenant's provider, made by us: tighter than the key's limit.
+    await enforceLimit(
+      deps,
+      'liveMapping',
+      tenantId,
+      'mapping tests with a WhoAmI call for this tenant',
+    )
     const fetched = await fetchPayload(deps, integration, input.accessToken as string)
     if (!fetched.ok) return failed(fetched.error)
     payload = fetched.value

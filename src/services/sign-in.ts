@@ -33,6 +33,7 @@ import type { SealContext } from '../crypto/sealer.ts'
 import { randomToken, sha256, hashesEqual } from '../crypto/tokens.ts'
 import * as sessions from '../db/auth-sessions.ts'
 import { findTenantById } from '../db/tenants.ts'
+import { enforceLimit } from './rate-limits.ts'
 import type { Deps } from './deps.ts'
 import { callbackKeyOf, getIntegration, getIntegrationIncludingDeleted } from './integrations.ts'
 import type { Principal } from './tenants.ts'
@@ -60,6 +61,13 @@ export async function startSignIn(
   principal: Principal,
   input: StartInput,
 ): Promise<StartedSignIn> {
+  // Before anything is read: a flood of starts for one conversation costs a counter only.
+  await enforceLimit(
+    deps,
+    'conversation',
+    `${principal.tenantId}:${input.conversationId}`,
+    'sign-ins started for this conversation',
+  )
   const integration = await getIntegration(deps, principal.tenantId, input.integrationId)
   const problems = stepUpProblems(input, isOpenIdConnect(integration))
   if (problems.length > 0) {

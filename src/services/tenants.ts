@@ -173,6 +173,17 @@ export async function authenticateApiKey(deps: Deps, raw: string): Promise<Princ
   return principal
 }
 
+/**
+ * The principal of a key verified within API_KEY_CACHE_MS, with no database read; undefined when
+ * the key is not in the cache (for an address over its limit, which gets no lookups).
+ */
+export function cachedPrincipal(raw: string): Principal | undefined {
+  const parsed = parseApiKey(raw)
+  if (!parsed) return undefined
+  const cached = apiKeyCache.get(sha256(parsed.secret).toString('base64'))
+  return cached && cached.until > Date.now() ? (cached.principal ?? undefined) : undefined
+}
+
 /** For tests and for the CLI handing a revocation to the running service. */
 export function clearApiKeyCache(): void {
   apiKeyCache.clear()

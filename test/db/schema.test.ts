@@ -126,6 +126,15 @@ const EXPECTED: Record<string, Record<string, string>> = {
     details: 'jsonb default',
     created_at: 'timestamptz default',
   },
+  rate_limit_counters: {
+    bucket: 'text',
+    window_start: 'int8',
+    hits: 'int4',
+  },
+  rate_limit_instances: {
+    id: 'text',
+    seen_at: 'timestamptz',
+  },
 }
 
 function describeColumn(column: ColumnMetadata): string {

@@ -4,7 +4,8 @@
  */
 import { createSchema, createYoga } from 'graphql-yoga'
 import { describe, expect, it } from 'vitest'
-import { useRequestBodyLimit } from '../../src/http/body-limit.ts'
+import { MAX_REQUEST_BODY_BYTES, useRequestBodyLimit } from '../../src/http/body-limit.ts'
+import { createTestApp } from '../helpers/test-app.ts'
 
 const yoga = createYoga({
   schema: createSchema({
@@ -67,7 +68,7 @@ describe('useRequestBodyLimit', () => {
     })
     expect(status).toBe(413)
     expect(json.errors?.[0]).toMatchObject({
-      message: 'Request body too large',
+      message: 'Request body too large: at most 200 bytes',
       extensions: { code: 'REQUEST_ENTITY_TOO_LARGE' },
     })
   })
@@ -76,7 +77,7 @@ describe('useRequestBodyLimit', () => {
     const { status, json } = await post({ body: streamed(body('x'.repeat(300))) })
     expect(status).toBe(413)
     expect(json.errors?.[0]).toMatchObject({
-      message: 'Request body too large',
+      message: 'Request body too large: at most 200 bytes',
       extensions: { code: 'REQUEST_ENTITY_TOO_LARGE' },
     })
   })
@@ -91,5 +92,38 @@ describe('useRequestBodyLimit', () => {
       message: 'Content-Length header is invalid.',
       extensions: { code: 'BAD_REQUEST' },
     })
+  })
+})
+
+describe('the service', () => {
+  it('takes a 1 MiB mapping payload and refuses a body over 1.25 MiB with 413', async () => {
+    const t = await createTestApp()
+    try {
+      const tenant = await t.seedTenant()
+      // The largest WhoAmI answer a mapping may be tested on: just under 1 MiB of JSON.
+      const payload = {
+        user: { id: 'u1', email: 'a@example.com' },
+        blob: 'x'.repeat(1024 * 1024 - 100),
+      }
+      const test = `mutation ($input: TestWhoAmIMappingInput!) {
+        testWhoAmIMapping(input: $input) { identity { userName } errors { message } } }`
+      const mapping = '{userName: user.id, email: user.email}'
+      const accepted = await t.gql<{ testWhoAmIMapping: { identity: { userName: string } } }>(
+        tenant.agentKey,
+        test,
+        { input: { mapping, payload } },
+      )
+      expect(accepted.errors).toBeUndefined()
+      expect(accepted.data?.testWhoAmIMapping.identity.userName).toBe('u1')
+
+      const big = { blob: 'x'.repeat(MAX_REQUEST_BODY_BYTES) }
+      const refused = await t.gql(tenant.agentKey, test, { input: { mapping, payload: big } })
+      expect(refused.status).toBe(413)
+      expect(refused.errors?.[0]?.message).toBe(
+        `Request body too large: at most ${MAX_REQUEST_BODY_BYTES} bytes`,
+      )
+    } finally {
+      await t.close()
+    }
   })
 })

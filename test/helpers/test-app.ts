@@ -86,10 +86,14 @@ export async function createTestApp(
   const config: Config = loadConfig({
     PUBLIC_BASE_URL: served ?? 'http://localhost:4000',
     ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
+    // Most tests send many requests from one address and key in a moment; the tests of the
+    // limits (test/limits/) pass RATE_LIMITS=on and get the service's defaults.
+    RATE_LIMITS: 'off',
     ...options.env,
   })
   // The service's own assembly; ENCRYPTION_KEY is always set here, so no development key is made.
   const deps = createDeps(config, database.db, logger, {
+    databaseKind: database.kind,
     ...(options.now ? { now: options.now } : {}),
     ...(options.outbound ? { outbound: options.outbound } : {}),
   })
@@ -151,6 +155,7 @@ export async function createTestApp(
         await new Promise<void>((resolve) => server!.close(() => resolve()))
       }
       await app.close()
+      await deps.rateLimits.close()
       await deps.provider.close()
       if (!options.database) await database.close()
     },
