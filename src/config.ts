@@ -35,6 +35,8 @@ export interface Config {
   readonly corsOrigins: readonly string[]
   /** Whether the schema may be introspected (and errors suggest field names). */
   readonly introspection: boolean
+  /** Where Prometheus metrics are served (on HOST, path /metrics); null: not served. */
+  readonly metricsPort: number | null
 }
 
 type Env = Readonly<Record<string, string | undefined>>
@@ -53,6 +55,7 @@ export const CONFIG_VARIABLES = [
   'NODE_ENV',
   'CORS_ORIGINS',
   'GRAPHQL_INTROSPECTION',
+  'METRICS_PORT',
 ] as const
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
@@ -60,6 +63,11 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 export function loadConfig(env: Env = process.env): Config {
   const production = env.NODE_ENV === 'production'
   const port = parsePort(env.PORT)
+  const metricsPort =
+    env.METRICS_PORT === undefined ? null : parsePort(env.METRICS_PORT, 'METRICS_PORT')
+  if (metricsPort !== null && metricsPort !== 0 && metricsPort === port) {
+    throw new ConfigError('METRICS_PORT', `must differ from PORT (both are ${port})`)
+  }
   const host = nonEmpty(env.HOST, 'HOST') ?? '127.0.0.1'
   const dataDir = path.resolve(nonEmpty(env.DATA_DIR, 'DATA_DIR') ?? './.data')
   const databaseUrl = nonEmpty(env.DATABASE_URL, 'DATABASE_URL')
@@ -96,6 +104,7 @@ export function loadConfig(env: Env = process.env): Config {
   return Object.freeze({
     corsOrigins,
     introspection,
+    metricsPort,
     port,
     host,
     database: databaseUrl
@@ -121,11 +130,11 @@ function nonEmpty(value: string | undefined, variable: string): string | undefin
   return trimmed
 }
 
-function parsePort(raw: string | undefined): number {
+function parsePort(raw: string | undefined, variable = 'PORT'): number {
   if (raw === undefined) return 4000
   const value = raw.trim()
   if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) {
-    throw new ConfigError('PORT', `must be a whole number from 0 to 65535 (got "${raw}")`)
+    throw new ConfigError(variable, `must be a whole number from 0 to 65535 (got "${raw}")`)
   }
   return Number(value)
 }

@@ -43,6 +43,7 @@ describe('loadConfig', () => {
       logLevel: 'info',
       corsOrigins: [],
       introspection: true,
+      metricsPort: null,
     })
     expect(Object.isFrozen(config)).toBe(true)
   })
@@ -69,6 +70,7 @@ describe('loadConfig', () => {
       LOG_LEVEL: 'warn',
       CORS_ORIGINS: 'https://desk.example.com, http://localhost:3000',
       GRAPHQL_INTROSPECTION: 'true',
+      METRICS_PORT: '9464',
     })
     expect(config).toEqual({
       port: 5000,
@@ -83,6 +85,7 @@ describe('loadConfig', () => {
       logLevel: 'warn',
       corsOrigins: ['https://desk.example.com', 'http://localhost:3000'],
       introspection: true,
+      metricsPort: 9464,
     })
   })
 
@@ -153,6 +156,9 @@ describe('loadConfig', () => {
       /^CORS_ORIGINS: .* scheme, host and port only/,
     ],
     [{ GRAPHQL_INTROSPECTION: 'yes' }, /^GRAPHQL_INTROSPECTION: must be true or false/],
+    [{ METRICS_PORT: 'abc' }, /^METRICS_PORT: .*0 to 65535.*"abc"/],
+    [{ METRICS_PORT: '' }, /^METRICS_PORT: /],
+    [{ PORT: '9464', METRICS_PORT: '9464' }, /^METRICS_PORT: must differ from PORT/],
     [
       { OUTBOUND_ALLOW_HOSTS: 'https://idp.example.com/' },
       /^OUTBOUND_ALLOW_HOSTS: .* is not a host name/,

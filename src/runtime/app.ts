@@ -13,6 +13,7 @@ import { healthRoutes } from '../http/health.ts'
 import { PLUGIN_NAME, type NamedPlugin } from '../http/named-plugin.ts'
 import { useRoutes, type Route } from '../http/routes.ts'
 import type { Deps } from '../services/deps.ts'
+import { createGraphQLObserver, useGraphQLObserver } from '../observability/graphql-operation.ts'
 
 export interface App {
   readonly yoga: YogaServerInstance<Record<string, unknown>, GraphQLContext>
@@ -35,6 +36,8 @@ export const DIRECT_PATH_COMPATIBLE: ReadonlySet<string> = new Set([
   'graphql-options',
   'routes',
   'request-body-limit',
+  // The direct path runs every operation through the same observer (graphql-direct.ts).
+  'graphql-observer',
 ])
 
 /** Throws unless every plugin is one of DIRECT_PATH_COMPATIBLE. */
@@ -59,8 +62,10 @@ export function createApp(
   let closing = false
   const routes = [...healthRoutes(database, () => closing), ...extraRoutes]
   const graphql = createGraphQLOptions(deps)
+  const observer = createGraphQLObserver(graphql.schema)
   const plugins = [
     useGraphQLOptions(graphql),
+    useGraphQLObserver(observer),
     useRoutes(routes, deps),
     useRequestBodyLimit(),
     ...extraPlugins,
@@ -107,6 +112,7 @@ export function createApp(
   const direct = directGraphQLHandler({
     yoga,
     graphql,
+    observer,
     onError: (error) => deps.logger.error({ err: error }, 'GraphQL answer could not be written'),
   })
   return {

@@ -13,6 +13,7 @@ import type { Logger } from '../logger.ts'
 import { openRuntime } from './open.ts'
 import { endUserRoutes } from '../http/index.ts'
 import { sweepExpiredSessions } from '../services/sign-in.ts'
+import { startMetricsServer, type MetricsServer } from '../observability/metrics.ts'
 
 export interface RunningService {
   readonly server: Server
@@ -47,6 +48,17 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   } catch (error) {
     await runtime.close()
     throw error
+  }
+  let metrics: MetricsServer | null = null
+  if (config.metricsPort !== null) {
+    try {
+      metrics = await startMetricsServer({ host: config.host, port: config.metricsPort })
+    } catch (error) {
+      server.close()
+      await runtime.close()
+      throw error
+    }
+    logger.info({ url: metrics.url }, 'metrics listening')
   }
   let control: { close(): Promise<void> } | null = null
   if (runtime.lock) {
@@ -88,6 +100,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
         await app.close()
         await closed
         clearTimeout(timer)
+        await metrics?.close()
         await control?.close()
         await runtime.close()
         logger.info('stopped')
