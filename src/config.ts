@@ -37,6 +37,11 @@ export interface Config {
   readonly introspection: boolean
   /** Where Prometheus metrics are served (on HOST, path /metrics); null: not served. */
   readonly metricsPort: number | null
+  /**
+   * Whether traces are sent over OTLP (an OTLP endpoint is set); the OpenTelemetry SDK reads the
+   * endpoint and the other OTEL_* variables itself.
+   */
+  readonly tracing: boolean
 }
 
 type Env = Readonly<Record<string, string | undefined>>
@@ -56,6 +61,8 @@ export const CONFIG_VARIABLES = [
   'CORS_ORIGINS',
   'GRAPHQL_INTROSPECTION',
   'METRICS_PORT',
+  'OTEL_EXPORTER_OTLP_ENDPOINT',
+  'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
 ] as const
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
@@ -97,6 +104,10 @@ export function loadConfig(env: Env = process.env): Config {
     }
   }
 
+  const otlp = ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'] as const
+  for (const variable of otlp) checkOtlpEndpoint(env[variable], variable)
+  const tracing = otlp.some((variable) => env[variable] !== undefined)
+
   const corsOrigins = list(env.CORS_ORIGINS).map((origin) => parseOrigin(origin))
   const introspection =
     parseBoolean(env.GRAPHQL_INTROSPECTION, 'GRAPHQL_INTROSPECTION') ?? !production
@@ -105,6 +116,7 @@ export function loadConfig(env: Env = process.env): Config {
     corsOrigins,
     introspection,
     metricsPort,
+    tracing,
     port,
     host,
     database: databaseUrl
@@ -228,6 +240,20 @@ function parseBoolean(raw: string | undefined, variable: string): boolean | unde
   if (value === 'true') return true
   if (value === 'false') return false
   throw new ConfigError(variable, `must be true or false (got "${value}")`)
+}
+
+function checkOtlpEndpoint(raw: string | undefined, variable: string): void {
+  const value = nonEmpty(raw, variable)
+  if (value === undefined) return
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    throw new ConfigError(variable, `is not a URL (e.g. http://collector:4318; got "${value}")`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError(variable, `must be an http or https URL (OTLP over HTTP; got "${value}")`)
+  }
 }
 
 function checkKey(key: string, variable: string): void {

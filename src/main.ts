@@ -12,6 +12,11 @@ async function main(): Promise<void> {
     }
     throw error
   }
+  // Traces: started before the modules they instrument (pg, node:http) are loaded by the imports
+  // below; without an OTLP endpoint nothing of OpenTelemetry is loaded.
+  const tracing = config.tracing
+    ? (await import('./observability/tracing.ts')).startTracing()
+    : null
   // Loaded only once the configuration is good, so that a bad one is refused at once.
   const [{ createLogger }, { DataDirInUseError, startService }] = await Promise.all([
     import('./logger.ts'),
@@ -29,13 +34,16 @@ async function main(): Promise<void> {
   }
   const stop = (signal: string) => {
     logger.info({ signal }, 'shutting down')
-    service.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, 'shutdown failed')
-        process.exit(1)
-      },
-    )
+    service
+      .close()
+      .then(() => tracing?.shutdown())
+      .then(
+        () => process.exit(0),
+        (error: unknown) => {
+          logger.error({ err: error }, 'shutdown failed')
+          process.exit(1)
+        },
+      )
   }
   process.once('SIGTERM', () => stop('SIGTERM'))
   process.once('SIGINT', () => stop('SIGINT'))

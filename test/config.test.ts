@@ -44,6 +44,7 @@ describe('loadConfig', () => {
       corsOrigins: [],
       introspection: true,
       metricsPort: null,
+      tracing: false,
     })
     expect(Object.isFrozen(config)).toBe(true)
   })
@@ -71,6 +72,7 @@ describe('loadConfig', () => {
       CORS_ORIGINS: 'https://desk.example.com, http://localhost:3000',
       GRAPHQL_INTROSPECTION: 'true',
       METRICS_PORT: '9464',
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318',
     })
     expect(config).toEqual({
       port: 5000,
@@ -86,6 +88,7 @@ describe('loadConfig', () => {
       corsOrigins: ['https://desk.example.com', 'http://localhost:3000'],
       introspection: true,
       metricsPort: 9464,
+      tracing: true,
     })
   })
 
@@ -159,6 +162,15 @@ describe('loadConfig', () => {
     [{ METRICS_PORT: 'abc' }, /^METRICS_PORT: .*0 to 65535.*"abc"/],
     [{ METRICS_PORT: '' }, /^METRICS_PORT: /],
     [{ PORT: '9464', METRICS_PORT: '9464' }, /^METRICS_PORT: must differ from PORT/],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' },
+      /^OTEL_EXPORTER_OTLP_ENDPOINT: must be an http/,
+    ],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'not a url' }, /^OTEL_EXPORTER_OTLP_ENDPOINT: is not a URL/],
+    [
+      { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: '' },
+      /^OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: is set but empty/,
+    ],
     [
       { OUTBOUND_ALLOW_HOSTS: 'https://idp.example.com/' },
       /^OUTBOUND_ALLOW_HOSTS: .* is not a host name/,
