@@ -50,9 +50,12 @@ import { routeTemplate } from './route-template.ts'
 const TRACER_NAME = 'end-user-oauth'
 
 export interface Tracing {
-  /** Sends what is buffered and stops; call before the process exits. */
+  /** Sends what is buffered and stops, within SHUTDOWN_MS; call before the process exits. */
   shutdown(): Promise<void>
 }
+
+/** An unreachable collector must not hold up the exit past this. */
+export const SHUTDOWN_MS = 3_000
 
 export function startTracing(): Tracing {
   const resource = defaultResource()
@@ -72,6 +75,8 @@ export function startTracing(): Tracing {
         // Only requests to the service: the outbound client uses undici, and the exporter's own
         // requests must not be traced.
         ignoreOutgoingRequestHook: () => true,
+        // Prometheus scrapes of the metrics listener (the public port answers /metrics with 404).
+        ignoreIncomingRequestHook: (request) => request.url === '/metrics',
         requestHook: (span, request) => {
           if (!('headers' in request) || typeof request.url !== 'string') return
           const route = routeTemplate(request.url)
@@ -136,7 +141,14 @@ export function startTracing(): Tracing {
     async shutdown() {
       setGraphQLOperationTracer(null)
       setProviderCallTracer(null)
-      await provider.shutdown()
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([
+        provider.shutdown().catch(() => undefined),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, SHUTDOWN_MS)
+        }),
+      ])
+      clearTimeout(timer)
     },
   }
 }

@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import { ScriptedBrowser } from '../helpers/browser.ts'
 import { json, startFakeProvider, type FakeProvider } from '../helpers/fake-provider.ts'
 import { START, CREATE_INTEGRATION, arriveAtCallback, postLink } from '../helpers/flow.ts'
@@ -23,6 +23,7 @@ import {
   type TempDir,
 } from '../helpers/spawn.ts'
 import { TEST_DATABASE_URL } from '../helpers/test-db.ts'
+import { SHUTDOWN_MS } from '../../src/observability/tracing.ts'
 
 interface OtlpAttribute {
   readonly key: string
@@ -327,5 +328,34 @@ describe('traces of the service process over OTLP/HTTP', () => {
     const keys = spans.flatMap((s) => Object.keys(s.attrs))
     expect(keys.filter((key) => /authorization|cookie|header/i.test(key))).toEqual([])
     expect(payload).not.toMatch(/[?&](code|state)=/)
+  })
+
+  it('exits promptly on SIGTERM when the collector does not answer', async () => {
+    // Accepts the export and never answers: the exporter alone would wait for its 10 s timeout.
+    const requests: string[] = []
+    const silent = createServer((req) => requests.push(req.url ?? ''))
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+    const silentUrl = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`
+    onTestFinished(
+      () =>
+        new Promise<void>((resolve) => {
+          silent.closeAllConnections()
+          silent.close(() => resolve())
+        }),
+    )
+    service = await startServiceProcess({
+      DATA_DIR: data.dir,
+      ENCRYPTION_KEY,
+      ...(database ? { DATABASE_URL: database.url } : {}),
+      OTEL_EXPORTER_OTLP_ENDPOINT: silentUrl,
+      OTEL_BSP_SCHEDULE_DELAY: '60000',
+    })
+    expect((await fetch(`${service.url}/healthz`)).status).toBe(200)
+    const stopping = Date.now()
+    expect(await service.stop()).toEqual({ code: 0, signal: null })
+    service = undefined
+    // The close itself plus at most SHUTDOWN_MS for the spans nobody receives.
+    expect(Date.now() - stopping).toBeLessThan(SHUTDOWN_MS + 3000)
+    expect(requests).toContain('/v1/traces')
   })
 })
