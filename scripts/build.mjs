@@ -18,7 +18,14 @@ const outdir = path.join(root, 'dist')
 try {
   const result = await build({
     entryPoints: [path.join(root, 'src', 'main.ts')],
-    outfile: path.join(outdir, 'main.js'),
+    outdir,
+    entryNames: '[name]',
+    // Each dynamic import of main.ts is a chunk of its own, loaded when imported: the packages a
+    // chunk imports are then loaded at that point too, not when main.js starts. Tracing relies on
+    // it (it must start before pg and node:http are loaded; see src/main.ts). Chunk names carry
+    // their content's hash, so a build never changes a chunk a running service may still load.
+    splitting: true,
+    chunkNames: 'chunks/[name]-[hash]',
     bundle: true,
     packages: 'external',
     platform: 'node',
@@ -30,10 +37,12 @@ try {
     logLevel: 'silent',
   })
   mkdirSync(outdir, { recursive: true })
-  // The map first: a process loading the new main.js finds its map already in place.
-  const files = [...result.outputFiles].sort(
-    (a, b) => Number(b.path.endsWith('.map')) - Number(a.path.endsWith('.map')),
-  )
+  // Chunks first, then maps, main.js last: a process loading the new main.js finds its chunks
+  // and maps already in place.
+  const rank = (file) =>
+    file.path === path.join(outdir, 'main.js') ? 2 : file.path.endsWith('.map') ? 1 : 0
+  mkdirSync(path.join(outdir, 'chunks'), { recursive: true })
+  const files = [...result.outputFiles].sort((a, b) => rank(a) - rank(b))
   for (const file of files) {
     const temporary = `${file.path}.${randomBytes(6).toString('hex')}.tmp`
     writeFileSync(temporary, file.contents)

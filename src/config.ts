@@ -44,6 +44,13 @@ export interface Config {
   readonly trustProxy: TrustedProxies
   /** Redis for rate limits shared exactly across instances; null: PostgreSQL or memory. */
   readonly redisUrl: string | null
+  /** Where Prometheus metrics are served (on HOST, path /metrics); null: not served. */
+  readonly metricsPort: number | null
+  /**
+   * Whether traces are sent over OTLP (an OTLP endpoint is set); the OpenTelemetry SDK reads the
+   * endpoint and the other OTEL_* variables itself.
+   */
+  readonly tracing: boolean
 }
 
 /** What one GraphQL document may ask for (graphql/limits.ts). */
@@ -103,6 +110,9 @@ export const CONFIG_VARIABLES = [
   'RATE_LIMIT_LIVE_MAPPING_PER_MINUTE',
   'TRUST_PROXY',
   'REDIS_URL',
+  'METRICS_PORT',
+  'OTEL_EXPORTER_OTLP_ENDPOINT',
+  'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
 ] as const
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
@@ -110,6 +120,11 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 export function loadConfig(env: Env = process.env): Config {
   const production = env.NODE_ENV === 'production'
   const port = parsePort(env.PORT)
+  const metricsPort =
+    env.METRICS_PORT === undefined ? null : parsePort(env.METRICS_PORT, 'METRICS_PORT')
+  if (metricsPort !== null && metricsPort !== 0 && metricsPort === port) {
+    throw new ConfigError('METRICS_PORT', `must differ from PORT (both are ${port})`)
+  }
   const host = nonEmpty(env.HOST, 'HOST') ?? '127.0.0.1'
   const dataDir = path.resolve(nonEmpty(env.DATA_DIR, 'DATA_DIR') ?? './.data')
   const databaseUrl = nonEmpty(env.DATABASE_URL, 'DATABASE_URL')
@@ -142,6 +157,10 @@ export function loadConfig(env: Env = process.env): Config {
       )
     }
   }
+
+  const otlp = ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'] as const
+  for (const variable of otlp) checkOtlpEndpoint(env[variable], variable)
+  const tracing = otlp.some((variable) => env[variable] !== undefined)
 
   const corsOrigins = list(env.CORS_ORIGINS).map((origin) => parseOrigin(origin))
   const introspection =
@@ -193,6 +212,8 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimits,
     trustProxy,
     redisUrl,
+    metricsPort,
+    tracing,
     port,
     host,
     database: databaseUrl
@@ -219,11 +240,11 @@ function nonEmpty(value: string | undefined, variable: string): string | undefin
   return trimmed
 }
 
-function parsePort(raw: string | undefined): number {
+function parsePort(raw: string | undefined, variable = 'PORT'): number {
   if (raw === undefined) return 4000
   const value = raw.trim()
   if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) {
-    throw new ConfigError('PORT', `must be a whole number from 0 to 65535 (got "${raw}")`)
+    throw new ConfigError(variable, `must be a whole number from 0 to 65535 (got "${raw}")`)
   }
   return Number(value)
 }
@@ -327,6 +348,20 @@ function parseBoolean(raw: string | undefined, variable: string): boolean | unde
   if (value === 'true') return true
   if (value === 'false') return false
   throw new ConfigError(variable, `must be true or false (got "${value}")`)
+}
+
+function checkOtlpEndpoint(raw: string | undefined, variable: string): void {
+  const value = nonEmpty(raw, variable)
+  if (value === undefined) return
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    throw new ConfigError(variable, `is not a URL (e.g. http://collector:4318; got "${value}")`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError(variable, `must be an http or https URL (OTLP over HTTP; got "${value}")`)
+  }
 }
 
 function checkKey(key: string, variable: string): void {

@@ -17,6 +17,11 @@ async function main(): Promise<void> {
     }
     throw error
   }
+  // Traces: started before the modules they instrument (pg, node:http) are loaded by the imports
+  // below; without an OTLP endpoint nothing of OpenTelemetry is loaded.
+  const tracing = config.tracing
+    ? (await import('./observability/tracing.ts')).startTracing()
+    : null
   // Loaded only once the configuration is good, so that a bad one is refused at once.
   const [{ createLogger }, { DataDirInUseError, startService }] = await Promise.all([
     import('./logger.ts'),
@@ -48,17 +53,20 @@ async function main(): Promise<void> {
       logger.flush()
       process.exit(1)
     }, SHUTDOWN_LIMIT_MS).unref()
-    service.close(SHUTDOWN_GRACE_MS).then(
-      () => {
-        logger.flush()
-        process.exit(0)
-      },
-      (error: unknown) => {
-        logger.error({ err: error }, 'shutdown failed')
-        logger.flush()
-        process.exit(1)
-      },
-    )
+    service
+      .close(SHUTDOWN_GRACE_MS)
+      .then(() => tracing?.shutdown())
+      .then(
+        () => {
+          logger.flush()
+          process.exit(0)
+        },
+        (error: unknown) => {
+          logger.error({ err: error }, 'shutdown failed')
+          logger.flush()
+          process.exit(1)
+        },
+      )
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))

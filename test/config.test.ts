@@ -62,6 +62,8 @@ describe('loadConfig', () => {
         maxDirectives: 10,
         maxCost: 1000,
       },
+      metricsPort: null,
+      tracing: false,
     })
     expect(Object.isFrozen(config)).toBe(true)
   })
@@ -103,6 +105,8 @@ describe('loadConfig', () => {
       RATE_LIMIT_LIVE_MAPPING_PER_MINUTE: '5',
       TRUST_PROXY: '10.0.0.0/8, 192.168.1.1, fd00::/8',
       REDIS_URL: 'redis://127.0.0.1:6379',
+      METRICS_PORT: '9464',
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318',
     })
     expect(config).toEqual({
       port: 5000,
@@ -142,6 +146,8 @@ describe('loadConfig', () => {
         maxDirectives: 5,
         maxCost: 3000,
       },
+      metricsPort: 9464,
+      tracing: true,
     })
   })
 
@@ -234,6 +240,18 @@ describe('loadConfig', () => {
     ],
     [{ TRUST_PROXY: 'lb.internal' }, /^TRUST_PROXY: "lb.internal" is not an IP address/],
     [{ REDIS_URL: 'localhost:6379' }, /^REDIS_URL: must start with redis:\/\/ or rediss:\/\//],
+    [{ METRICS_PORT: 'abc' }, /^METRICS_PORT: .*0 to 65535.*"abc"/],
+    [{ METRICS_PORT: '' }, /^METRICS_PORT: /],
+    [{ PORT: '9464', METRICS_PORT: '9464' }, /^METRICS_PORT: must differ from PORT/],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' },
+      /^OTEL_EXPORTER_OTLP_ENDPOINT: must be an http/,
+    ],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'not a url' }, /^OTEL_EXPORTER_OTLP_ENDPOINT: is not a URL/],
+    [
+      { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: '' },
+      /^OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: is set but empty/,
+    ],
     [
       { OUTBOUND_ALLOW_HOSTS: 'https://idp.example.com/' },
       /^OUTBOUND_ALLOW_HOSTS: .* is not a host name/,

@@ -31,6 +31,7 @@ import { processRegularResult, type YogaServerInstance } from 'graphql-yoga'
 import type { GraphQLContext } from '../graphql/context.ts'
 import { parseWith, validateWith, type GraphQLOptions } from '../graphql/options.ts'
 import { COUNTED } from '../graphql/request-limits.ts'
+import type { GraphQLObserver } from '../observability/graphql-operation.ts'
 
 /** Bodies larger than this go to yoga (its limit and its streaming parser apply there). */
 export const DIRECT_MAX_BODY_BYTES = 64 * 1024
@@ -53,6 +54,8 @@ export interface DirectGraphQLOptions {
   readonly yoga: YogaServerInstance<Record<string, unknown>, GraphQLContext>
   /** What yoga parses, validates and masks with, and the context it builds (graphql/options.ts). */
   readonly graphql: GraphQLOptions
+  /** Counts, times and traces each operation, as yoga's plugin of the same observer does. */
+  readonly observer?: GraphQLObserver
   /** An answer that could not be written (the connection is then closed). */
   readonly onError: (error: unknown) => void
   /**
@@ -179,13 +182,17 @@ export function directGraphQLHandler(options: DirectGraphQLOptions): {
     let result: ExecutionResult
     try {
       // Queries and mutations without @defer/@stream (the schema has neither) give one result.
-      result = (await normalizedExecutor({
-        schema: graphql.schema,
-        document,
-        contextValue,
-        variableValues: params.variables,
-        operationName: params.operationName,
-      })) as ExecutionResult
+      const execute = () =>
+        normalizedExecutor({
+          schema: graphql.schema,
+          document,
+          contextValue,
+          variableValues: params.variables,
+          operationName: params.operationName,
+        })
+      result = (await (options.observer
+        ? options.observer.run(document, params.operationName, execute)
+        : execute())) as ExecutionResult
     } catch (error) {
       respond(res, { errors: [graphql.maskError(error, MASKED_MESSAGE)] }, mediaType)
       return true

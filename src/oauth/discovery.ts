@@ -15,6 +15,7 @@
  * the provider are shortened and escaped, an address refusal names the host, never what it
  * resolved to.
  */
+import { observeProviderCall } from '../observability/metrics.ts'
 import * as oauth from 'oauth4webapi'
 import { redact } from '../core/auth-failure.ts'
 import type { JsonObject } from '../core/json-limits.ts'
@@ -119,12 +120,14 @@ function issuerShapeProblem(url: URL, outbound: OutboundClient): string | null {
 
 /** One GET through the guarded client; the answer whole (capped), whatever its status. */
 async function readAnswer(outbound: OutboundClient, target: string, deadlineMs: number) {
-  const res = await outbound.request(target, {
-    method: 'GET',
-    headers: { accept: 'application/json', 'user-agent': 'end-user-oauth' },
-    maxResponseBytes: DISCOVERY_MAX_BYTES,
-    deadlineMs,
-  })
+  const res = await observeProviderCall('discovery', target, () =>
+    outbound.request(target, {
+      method: 'GET',
+      headers: { accept: 'application/json', 'user-agent': 'end-user-oauth' },
+      maxResponseBytes: DISCOVERY_MAX_BYTES,
+      deadlineMs,
+    }),
+  )
   if (res.status < 200 || res.status > 599) {
     throw new OutboundError('invalid_response', `HTTP status ${res.status} is not valid`)
   }

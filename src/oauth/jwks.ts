@@ -15,6 +15,7 @@
  * - A set must be a JSON object with a `keys` array of objects (RFC 7517 §5), at most 256 KiB,
  *   within the caller's deadline; anything else is a provider failure, never an empty set.
  */
+import { observeProviderCall } from '../observability/metrics.ts'
 import type * as oauth from 'oauth4webapi'
 import { authFailure, type AuthFailureReport } from '../core/auth-failure.ts'
 import { isJsonObject } from '../core/json-limits.ts'
@@ -164,15 +165,17 @@ async function fetchKeySet(
 ): Promise<Result<KeySet, AuthFailureReport>> {
   let res: OutboundResponse
   try {
-    res = await outbound.request(uri, {
-      method: 'GET',
-      headers: {
-        accept: 'application/jwk-set+json, application/json',
-        'user-agent': 'end-user-oauth',
-      },
-      maxResponseBytes,
-      deadlineMs,
-    })
+    res = await observeProviderCall('jwks', uri, () =>
+      outbound.request(uri, {
+        method: 'GET',
+        headers: {
+          accept: 'application/jwk-set+json, application/json',
+          'user-agent': 'end-user-oauth',
+        },
+        maxResponseBytes,
+        deadlineMs,
+      }),
+    )
   } catch (e) {
     return err(transportFailure('jwks request', e))
   }

@@ -18,6 +18,7 @@
  * ID tokens are ignored (removed from the token answer before oauth4webapi sees it): identity
  * comes from WhoAmI, and half-validating an ID token is worse than not using it.
  */
+import { observeProviderCall } from '../observability/metrics.ts'
 import * as oauth from 'oauth4webapi'
 import {
   authFailure,
@@ -279,7 +280,7 @@ export function createProviderClient(options: ProviderClientOptions): ProviderCl
           ? oauth.ClientSecretBasic(integration.clientSecret)
           : oauth.ClientSecretPost(integration.clientSecret)
       const lenientFetch: typeof fetch = async (url, init) => {
-        const answer = await tokenFetch(url, init)
+        const answer = await observeProviderCall('token', url, () => tokenFetch(url, init))
         const normalised = normaliseTokenAnswer(await toOutboundResponse(answer), maxDepth, !!oidc)
         if (!normalised.ok) throw new ProviderAnswerError(normalised.error)
         return normalised.value
@@ -348,16 +349,18 @@ export function createProviderClient(options: ProviderClientOptions): ProviderCl
         deadlineMs ?? Infinity,
       )
       const attempt = (deadlineMs: number) =>
-        outbound.request(url, {
-          method: 'GET',
-          headers: {
-            authorization: `Bearer ${accessToken}`,
-            accept: 'application/json',
-            'user-agent': 'end-user-oauth',
-          },
-          maxResponseBytes: whoAmIMaxBytes,
-          deadlineMs,
-        })
+        observeProviderCall('whoami', url, () =>
+          outbound.request(url, {
+            method: 'GET',
+            headers: {
+              authorization: `Bearer ${accessToken}`,
+              accept: 'application/json',
+              'user-agent': 'end-user-oauth',
+            },
+            maxResponseBytes: whoAmIMaxBytes,
+            deadlineMs,
+          }),
+        )
       let answer: OutboundResponse
       try {
         try {

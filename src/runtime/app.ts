@@ -22,6 +22,7 @@ import {
 } from '../graphql/request-limits.ts'
 import { NO_RATE_LIMITS } from '../services/rate-limits.ts'
 import type { Deps } from '../services/deps.ts'
+import { createGraphQLObserver, useGraphQLObserver } from '../observability/graphql-operation.ts'
 
 export interface App {
   readonly yoga: YogaServerInstance<Record<string, unknown>, GraphQLContext>
@@ -45,6 +46,8 @@ export const DIRECT_PATH_COMPATIBLE: ReadonlySet<string> = new Set([
   'rate-limits',
   'routes',
   'request-body-limit',
+  // The direct path runs every operation through the same observer (graphql-direct.ts).
+  'graphql-observer',
 ])
 
 /** Throws unless every plugin is one of DIRECT_PATH_COMPATIBLE. */
@@ -82,9 +85,11 @@ export function createApp(
     ...extraRoutes,
   ]
   const graphql = createGraphQLOptions(deps)
+  const observer = createGraphQLObserver(graphql.schema)
   const plugins = [
     useGraphQLOptions(graphql),
     useGraphQLRateLimits(deps, '/graphql'),
+    useGraphQLObserver(observer),
     useRoutes(routes, deps),
     useRequestBodyLimit(),
     ...extraPlugins,
@@ -138,6 +143,7 @@ export function createApp(
   const direct = directGraphQLHandler({
     yoga,
     graphql,
+    observer,
     onError: (error) => deps.logger.error({ err: error }, 'GraphQL answer could not be written'),
     limit: (req) => {
       if (deps.rateLimits === NO_RATE_LIMITS) return null

@@ -20,7 +20,10 @@ import {
   createRedisLimiter,
   NO_RATE_LIMITS,
   type RateLimiter,
+  type Verdict,
 } from '../services/rate-limits.ts'
+import type { LimitName } from '../core/rate-limit.ts'
+import { recordRateLimited } from '../observability/metrics.ts'
 
 export function sealerFor(config: Config, logger: Logger): Sealer {
   if (config.encryptionKey) return createSealer(config.encryptionKey, config.previousEncryptionKeys)
@@ -61,6 +64,42 @@ export function rateLimiterFor(
   now: () => Date,
 ): RateLimiter {
   if (!config.rateLimits.enabled) return NO_RATE_LIMITS
+  return countingRefusals(chosenLimiter(config, db, databaseKind, logger, now))
+}
+
+/** The `scope` label of euo_rate_limited_total for each limit. */
+const SCOPE: Readonly<Record<LimitName, string>> = {
+  key: 'api_key',
+  tenant: 'tenant',
+  address: 'address',
+  anonymous: 'anonymous',
+  conversation: 'conversation',
+  liveMapping: 'live_mapping',
+}
+
+/** `limiter`, counting every refusal in the metrics (synchronous answers stay synchronous). */
+function countingRefusals(limiter: RateLimiter): RateLimiter {
+  const seen = (name: LimitName, verdict: Verdict): Verdict => {
+    if (verdict !== null) recordRateLimited(SCOPE[name])
+    return verdict
+  }
+  return {
+    take(name, key) {
+      const verdict = limiter.take(name, key)
+      return verdict instanceof Promise ? verdict.then((v) => seen(name, v)) : seen(name, verdict)
+    },
+    blocked: (name, key) => limiter.blocked(name, key),
+    close: () => limiter.close(),
+  }
+}
+
+function chosenLimiter(
+  config: Config,
+  db: Db,
+  databaseKind: 'postgres' | 'pglite',
+  logger: Logger,
+  now: () => Date,
+): RateLimiter {
   if (config.redisUrl !== null) {
     const redis = createRedisLimiter({ config: config.rateLimits, url: config.redisUrl, logger })
     let ready: RateLimiter | null = null

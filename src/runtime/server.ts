@@ -14,6 +14,7 @@ import { openRuntime } from './open.ts'
 import { endUserRoutes } from '../http/index.ts'
 import type { Deps } from '../services/deps.ts'
 import { sweepExpiredSessions } from '../services/sign-in.ts'
+import { startMetricsServer, type MetricsServer } from '../observability/metrics.ts'
 
 export interface RunningService {
   readonly server: Server
@@ -50,6 +51,17 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   } catch (error) {
     await runtime.close()
     throw error
+  }
+  let metrics: MetricsServer | null = null
+  if (config.metricsPort !== null) {
+    try {
+      metrics = await startMetricsServer({ host: config.host, port: config.metricsPort })
+    } catch (error) {
+      server.close()
+      await runtime.close()
+      throw error
+    }
+    logger.info({ url: metrics.url }, 'metrics listening')
   }
   let control: { close(): Promise<void> } | null = null
   if (runtime.lock) {
@@ -92,6 +104,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
         await app.close()
         await closed
         clearTimeout(timer)
+        await metrics?.close()
         await control?.close()
         await runtime.close()
         logger.info('stopped')

@@ -24,6 +24,7 @@
  * The contact is updated by core/contact.ts's rules in the session's own transaction, or, when
  * the integration asks for a confirmation code, only once the code comes back (confirm-sign-in.ts).
  */
+import { recordSessionEnded } from '../observability/metrics.ts'
 import { randomInt } from 'node:crypto'
 import { authFailure, type AuthFailureReport } from '../core/auth-failure.ts'
 import { asSeenAt, type AuthSession } from '../core/auth-session.ts'
@@ -469,6 +470,7 @@ async function settled(
 ): Promise<Ended | Refused> {
   if (written) {
     deps.events.publish(session.id)
+    recordSessionEnded(written)
     return { kind, session: written }
   }
   // Cancelled (or the integration deleted) while the provider was being called: it stays so.

@@ -15,6 +15,7 @@
  * - `conversationId`, when given, must be the session's: a code typed into another conversation
  *   is NOT_FOUND, as for another tenant's session.
  */
+import { recordSessionEnded } from '../observability/metrics.ts'
 import { timingSafeEqual } from 'node:crypto'
 import { authFailure } from '../core/auth-failure.ts'
 import { asSeenAt, isTerminal, type AuthSession } from '../core/auth-session.ts'
@@ -106,6 +107,7 @@ async function complete(deps: Deps, session: AuthSession): Promise<AuthSession> 
     })
   if (!done) return current(deps, session)
   deps.events.publish(session.id)
+  recordSessionEnded(done)
   deps.logger.info(
     { sessionId: session.id, contactUpdate: done.contactUpdate },
     'sign-in confirmed',
@@ -132,6 +134,7 @@ async function wrongCode(deps: Deps, session: AuthSession): Promise<AuthSession>
     )
     if (failed) {
       deps.events.publish(session.id)
+      recordSessionEnded(failed)
       return failed
     }
   } else if (left !== undefined) {

@@ -18,6 +18,7 @@
  *   sessions are cancelled, and every rule about live integrations ignores it.
  * - Every create, change and delete leaves an audit record naming the API key that made it.
  */
+import { recordSignInEnded } from '../observability/metrics.ts'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { BadUserInputError, NotFoundError } from '../core/errors.ts'
 import {
@@ -310,6 +311,8 @@ export async function deleteIntegration(deps: Deps, actor: Actor, id: string): P
   })
   // After the commit, so that subscribers who read the session again see it CANCELLED.
   for (const sessionId of cancelled) deps.events.publish(sessionId)
+  // Only their ids come back: counted without a duration.
+  for (let i = 0; i < cancelled.length; i++) recordSignInEnded({ status: 'CANCELLED' })
   deps.logger.info(
     { tenantId: actor.tenantId, integrationId: checked, cancelledSessions: cancelled.length },
     'integration deleted',

@@ -12,6 +12,7 @@
  * - With `{tenant}` in the host of PUBLIC_BASE_URL, a link is served on its tenant's host only.
  * - A new link for the same conversation and integration cancels the older open ones.
  */
+import { recordSessionEnded, recordSignInStarted } from '../observability/metrics.ts'
 import { createHash, randomUUID } from 'node:crypto'
 import * as oauth from 'oauth4webapi'
 import { asSeenAt, type AuthSession, type RedirectRoute } from '../core/auth-session.ts'
@@ -101,6 +102,8 @@ export async function startSignIn(
   })
   for (const old of superseded) deps.events.publish(old.id)
   deps.events.publish(session.id)
+  recordSignInStarted()
+  for (const old of superseded) recordSessionEnded(old)
   deps.logger.info(
     {
       sessionId: session.id,
@@ -144,6 +147,7 @@ export async function cancelSignIn(deps: Deps, tenantId: string, id: string): Pr
   const cancelled = await sessions.cancelSession(deps.db, tenantId, id, deps.now())
   if (cancelled) {
     deps.events.publish(id)
+    recordSessionEnded(cancelled)
     deps.logger.info({ sessionId: id }, 'sign-in cancelled')
     return cancelled
   }
@@ -163,6 +167,7 @@ export async function sweepExpiredSessions(deps: Deps): Promise<number> {
   for (;;) {
     const expired = await sessions.expireSessions(deps.db, deps.now())
     for (const session of expired) deps.events.publish(session.id)
+    for (const session of expired) recordSessionEnded(session)
     total += expired.length
     if (expired.length === 0) return total
   }

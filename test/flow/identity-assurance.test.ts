@@ -598,10 +598,20 @@ describe('crafted ID tokens through a whole sign-in', () => {
 })
 
 describe('an integration without openid', () => {
+  let t: TestApp
+  let idp: FakeProvider
+  // Set up outside the test, so that a loaded machine's slow start does not count against it.
+  beforeAll(async () => {
+    t = await createFlowApp()
+    idp = await startFakeProvider()
+  })
+  afterAll(async () => {
+    await t?.close()
+    await idp?.close()
+  })
+
   it('works as plain OAuth: no nonce sent, an ID token in the answer ignored, the identity from WhoAmI', async () => {
-    const t = await createFlowApp()
-    const idp = await startFakeProvider()
-    try {
+    {
       const tenant = await t.seedTenant('plain-oauth')
       const { id: integrationId } = await seedIntegration(t, tenant, {
         clientId: 'plain-client',
@@ -660,9 +670,6 @@ describe('an integration without openid', () => {
         verifiedIssuer: null,
         verifiedIntegrationId: integrationId,
       })
-    } finally {
-      await t.close()
-      await idp.close()
     }
   })
 })

@@ -3,7 +3,7 @@
  * session id, a callback key or a callback's query string.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { routeTemplate } from '../../src/http/request-log.ts'
+import { routeTemplate } from '../../src/observability/route-template.ts'
 import { ScriptedBrowser } from '../helpers/browser.ts'
 import { createFlowApp, postLink, seedIntegration, start } from '../helpers/flow.ts'
 import { requestOverSocket, type SeededTenant, type TestApp } from '../helpers/test-app.ts'
@@ -12,6 +12,8 @@ describe('routeTemplate', () => {
   it.each([
     ['/', '/'],
     ['/graphql', '/graphql'],
+    ['/graphql?query=%7B%7D', '/graphql'],
+    ['/idp/eu/oauth/callback/k3y?code=c&state=s', '/idp/eu/oauth/callback/:callbackKey'],
     ['/healthz', '/healthz'],
     ['/l/abcDEF123_-', '/l/:token'],
     ['/r/0d4c3e2a-1111-4222-8333-944455556666', '/r/:sessionId'],
@@ -19,8 +21,8 @@ describe('routeTemplate', () => {
     ['/idp/eu/oauth/callback/k3y0123456789abc', '/idp/eu/oauth/callback/:callbackKey'],
     ['/web/inbound/abc/oauth/redirect/k3y', '/web/inbound/abc/oauth/redirect/:callbackKey'],
     ['/web/inbound/abc/oauth/abcAuth2Redirect', '/web/inbound/abc/oauth/abcAuth2Redirect'],
-    ['/wp-admin/secret-looking-path', '(unmatched)'],
-    ['/graphqlx', '(unmatched)'],
+    ['/wp-admin/secret-looking-path', 'other'],
+    ['/graphqlx', 'other'],
   ])('%s → %s', (path, template) => {
     expect(routeTemplate(path)).toBe(template)
   })
