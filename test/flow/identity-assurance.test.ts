@@ -611,66 +611,64 @@ describe('an integration without openid', () => {
   })
 
   it('works as plain OAuth: no nonce sent, an ID token in the answer ignored, the identity from WhoAmI', async () => {
-    {
-      const tenant = await t.seedTenant('plain-oauth')
-      const { id: integrationId } = await seedIntegration(t, tenant, {
-        clientId: 'plain-client',
-        clientSecret: 'plain-secret-0123456789',
-        scope: 'email profile',
-        authorizationUrl: idp.url('/authorize'),
-        tokenUrl: idp.url('/token'),
-        whoAmIUrl: idp.url('/whoami'),
-        whoAmIMapping: '{subject: id, email: mail, fullName: name}',
-      })
-      let authorizeQuery = new URLSearchParams()
-      idp.on('GET', '/authorize', (req, res) => {
-        authorizeQuery = req.query
-        const back = new URL(req.query.get('redirect_uri')!)
-        back.searchParams.set('code', 'plain-code-0123456789')
-        back.searchParams.set('state', req.query.get('state')!)
-        res.writeHead(302, { location: back.href, connection: 'close' })
-        res.end()
-      })
-      idp.on('POST', '/token', (_req, res) => {
-        res.writeHead(200, { 'content-type': 'application/json' })
-        // Not a JWT at all: a plain OAuth sign-in never looks at it.
-        res.end(JSON.stringify({ access_token: 'at-plain', token_type: 'Bearer', id_token: 'x.y' }))
-      })
-      idp.on('GET', '/whoami', (_req, res) => {
-        res.writeHead(200, { 'content-type': 'application/json' })
-        res.end(JSON.stringify({ id: 42, mail: 'ada@example.com', name: 'Ada Lovelace' }))
-      })
-      const { authorizationLink, session } = await start(t, tenant.agentKey, {
-        integrationId,
-        conversationId: conversation(),
-      })
-      const browser = new ScriptedBrowser()
-      const back = await browser.request((await postLink(browser, authorizationLink)).href)
-      await arriveAtCallback(browser, back.headers.get('location')!)
-      idp.assertAllCalled()
-      expect(authorizeQuery.has('nonce')).toBe(false)
-      expect(authorizeQuery.get('scope')).toBe('email profile')
-      const read = await readSession(t, tenant.agentKey, session.id)
-      expect(read).toMatchObject({
-        status: 'AUTHENTICATED',
-        contactUpdate: 'FILLED',
-        identity: {
-          subject: '42',
-          issuer: null,
-          email: 'ada@example.com',
-          emailVerified: null,
-          authTime: null,
-          acr: null,
-          amr: null,
-        },
-      })
-      expect(await readContact(t, tenant.agentKey, session.contactId)).toMatchObject({
+    const tenant = await t.seedTenant('plain-oauth')
+    const { id: integrationId } = await seedIntegration(t, tenant, {
+      clientId: 'plain-client',
+      clientSecret: 'plain-secret-0123456789',
+      scope: 'email profile',
+      authorizationUrl: idp.url('/authorize'),
+      tokenUrl: idp.url('/token'),
+      whoAmIUrl: idp.url('/whoami'),
+      whoAmIMapping: '{subject: id, email: mail, fullName: name}',
+    })
+    let authorizeQuery = new URLSearchParams()
+    idp.on('GET', '/authorize', (req, res) => {
+      authorizeQuery = req.query
+      const back = new URL(req.query.get('redirect_uri')!)
+      back.searchParams.set('code', 'plain-code-0123456789')
+      back.searchParams.set('state', req.query.get('state')!)
+      res.writeHead(302, { location: back.href, connection: 'close' })
+      res.end()
+    })
+    idp.on('POST', '/token', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      // Not a JWT at all: a plain OAuth sign-in never looks at it.
+      res.end(JSON.stringify({ access_token: 'at-plain', token_type: 'Bearer', id_token: 'x.y' }))
+    })
+    idp.on('GET', '/whoami', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ id: 42, mail: 'ada@example.com', name: 'Ada Lovelace' }))
+    })
+    const { authorizationLink, session } = await start(t, tenant.agentKey, {
+      integrationId,
+      conversationId: conversation(),
+    })
+    const browser = new ScriptedBrowser()
+    const back = await browser.request((await postLink(browser, authorizationLink)).href)
+    await arriveAtCallback(browser, back.headers.get('location')!)
+    idp.assertAllCalled()
+    expect(authorizeQuery.has('nonce')).toBe(false)
+    expect(authorizeQuery.get('scope')).toBe('email profile')
+    const read = await readSession(t, tenant.agentKey, session.id)
+    expect(read).toMatchObject({
+      status: 'AUTHENTICATED',
+      contactUpdate: 'FILLED',
+      identity: {
+        subject: '42',
+        issuer: null,
         email: 'ada@example.com',
-        verifiedSubject: '42',
-        verifiedIssuer: null,
-        verifiedIntegrationId: integrationId,
-      })
-    }
+        emailVerified: null,
+        authTime: null,
+        acr: null,
+        amr: null,
+      },
+    })
+    expect(await readContact(t, tenant.agentKey, session.contactId)).toMatchObject({
+      email: 'ada@example.com',
+      verifiedSubject: '42',
+      verifiedIssuer: null,
+      verifiedIntegrationId: integrationId,
+    })
   })
 })
 
