@@ -51,7 +51,7 @@ export function parseTrustedProxies(
   return { ranges }
 }
 
-function isTrusted(address: string, trusted: TrustedProxies): boolean {
+export function isTrusted(address: string, trusted: TrustedProxies): boolean {
   const parsed = numeric(address)
   if (parsed === null) return false
   return trusted.ranges.some((range) => {
@@ -89,4 +89,24 @@ export function clientAddress(
     if (!isTrusted(hop, trusted)) return client
   }
   return client
+}
+
+const HOST =
+  /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*(?::\d{1,5})?$|^\[[0-9a-f:.]+\](?::\d{1,5})?$/
+
+/**
+ * The host the browser addressed: the request's own, unless its peer is a trusted proxy that
+ * sent `X-Forwarded-Host` (the nearest proxy's value, the last one). A forwarded value that is
+ * not a host name or address, with an optional port, is not believed.
+ */
+export function requestHost(
+  own: string,
+  peer: string | null | undefined,
+  forwardedHost: string | null | undefined,
+  trusted: TrustedProxies,
+): string {
+  const host = own.toLowerCase()
+  if (!peer || !forwardedHost || !isTrusted(canonical(peer), trusted)) return host
+  const forwarded = (forwardedHost.split(',').at(-1) ?? '').trim().toLowerCase()
+  return HOST.test(forwarded) ? forwarded : host
 }

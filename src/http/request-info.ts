@@ -1,10 +1,10 @@
 /**
  * What the routes need to know about who sent a request and where: the host the browser
- * addressed (for the per-tenant host check), the client's address (rate limits, audit records of
+ * addressed (for the per-tenant host check; behind TRUST_PROXY the forwarded one), the client's address (rate limits, audit records of
  * refused callbacks; behind TRUST_PROXY the forwarded one) and user agent.
  */
 import type { IncomingMessage } from 'node:http'
-import { clientAddress, type TrustedProxies } from '../core/client-address.ts'
+import { clientAddress, requestHost, type TrustedProxies } from '../core/client-address.ts'
 
 export interface RequestInfo {
   readonly host: string
@@ -27,7 +27,12 @@ export function requestInfo(
   trusted: TrustedProxies,
 ): RequestInfo {
   return {
-    host: new URL(request.url).host.toLowerCase(),
+    host: requestHost(
+      new URL(request.url).host,
+      peer,
+      request.headers.get('x-forwarded-host'),
+      trusted,
+    ),
     clientAddress: clientAddress(peer, request.headers.get('x-forwarded-for'), trusted),
     userAgent: request.headers.get('user-agent'),
   }

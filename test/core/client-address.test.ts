@@ -3,6 +3,7 @@ import {
   clientAddress,
   NO_TRUSTED_PROXIES,
   parseTrustedProxies,
+  requestHost,
   type TrustedProxies,
 } from '../../src/core/client-address.ts'
 
@@ -45,5 +46,45 @@ describe('clientAddress', () => {
     expect('error' in parseTrustedProxies(['10.0.0.1/8/8'])).toBe(true)
     expect('error' in parseTrustedProxies(['fd00::/129'])).toBe(true)
     expect(parseTrustedProxies([])).toEqual({ ranges: [] })
+  })
+})
+
+describe('requestHost', () => {
+  const proxies = trusted('10.0.0.0/8')
+
+  it('is the request’s own host unless a trusted proxy forwarded one', () => {
+    expect(requestHost('Acme.Auth.Example.com', '203.0.113.5', 'evil.example', proxies)).toBe(
+      'acme.auth.example.com',
+    )
+    expect(requestHost('internal:4000', '10.1.2.3', 'acme.auth.example.com', proxies)).toBe(
+      'acme.auth.example.com',
+    )
+    expect(requestHost('internal:4000', '10.1.2.3', null, proxies)).toBe('internal:4000')
+    expect(requestHost('internal:4000', null, 'acme.auth.example.com', proxies)).toBe(
+      'internal:4000',
+    )
+    expect(requestHost('internal:4000', '10.1.2.3', 'x.example', NO_TRUSTED_PROXIES)).toBe(
+      'internal:4000',
+    )
+  })
+
+  it('takes the nearest proxy’s value, with a port or as an IPv6 literal', () => {
+    expect(requestHost('i', '10.1.2.3', 'client-wrote.example, acme.example:8443', proxies)).toBe(
+      'acme.example:8443',
+    )
+    expect(requestHost('i', '10.1.2.3', '[2001:db8::1]:443', proxies)).toBe('[2001:db8::1]:443')
+  })
+
+  it('does not believe a forwarded value that is not a host', () => {
+    for (const bad of [
+      'acme.example/path',
+      'user@acme.example',
+      'a b',
+      '',
+      '-bad.example',
+      'ex ample',
+    ]) {
+      expect(requestHost('internal:4000', '10.1.2.3', bad, proxies)).toBe('internal:4000')
+    }
   })
 })

@@ -19,7 +19,12 @@ import {
   start,
   type SeededIntegration,
 } from '../helpers/flow.ts'
-import { createTestApp, type SeededTenant, type TestApp } from '../helpers/test-app.ts'
+import {
+  createTestApp,
+  requestOverSocket,
+  type SeededTenant,
+  type TestApp,
+} from '../helpers/test-app.ts'
 
 const TOKEN = { access_token: 'at-0123456789abcdef', token_type: 'bearer' }
 
@@ -183,5 +188,54 @@ describe('per-tenant hosts', () => {
       .where('target_id', '=', session.id)
       .execute()
     expect(audit.map((a) => a.details)).toEqual([expect.objectContaining({ reason: 'wrong_host' })])
+  })
+})
+
+describe('per-tenant hosts behind a load balancer (TRUST_PROXY)', () => {
+  const apps: TestApp[] = []
+  afterAll(async () => {
+    for (const app of apps) await app.close()
+  })
+
+  /** An app whose link for acme is fetched over a socket from 127.0.0.1 with `forwardedHost`. */
+  async function linkStatus(trustProxy: string | null, forwardedHost: string | null) {
+    const app = await createTestApp({
+      env: {
+        PUBLIC_BASE_URL: 'https://{tenant}.auth.example.test',
+        ...(trustProxy ? { TRUST_PROXY: trustProxy } : {}),
+      },
+    })
+    apps.push(app)
+    const tenant = await app.seedTenant('acme')
+    await app.seedTenant('globex')
+    const integration = await seedIntegration(app, tenant, {
+      clientId: 'acme-client',
+      clientSecret: 'acme-secret-0123456789',
+      authorizationUrl: 'https://idp.example.com/authorize',
+      tokenUrl: 'https://idp.example.com/token',
+    })
+    const { authorizationLink } = await start(app, tenant.agentKey, {
+      integrationId: integration.id,
+      conversationId: 'conv-proxy',
+    })
+    const base = await app.listen()
+    const response = await requestOverSocket(
+      base,
+      new Request(authorizationLink, {
+        headers: forwardedHost ? { 'x-forwarded-host': forwardedHost } : {},
+      }),
+    )
+    await response.text()
+    return response.status
+  }
+
+  it('takes the host a trusted proxy forwarded, and only from a trusted proxy', async () => {
+    expect(await linkStatus('127.0.0.1', 'acme.auth.example.test')).toBe(200)
+    expect(await linkStatus('127.0.0.1', 'globex.auth.example.test')).toBe(404)
+    // Without the header, the Host the proxy connected with (127.0.0.1:port) is no tenant's.
+    expect(await linkStatus('127.0.0.1', null)).toBe(404)
+    // A peer that is not a trusted proxy cannot choose its host.
+    expect(await linkStatus(null, 'acme.auth.example.test')).toBe(404)
+    expect(await linkStatus('10.0.0.0/8', 'acme.auth.example.test')).toBe(404)
   })
 })
