@@ -9,6 +9,7 @@ import type { Identity } from '../core/identity.ts'
 import { NotFoundError } from '../core/errors.ts'
 import { isVerified } from '../core/contact.ts'
 import { findContact, type Contact } from '../db/contacts.ts'
+import { isDatabaseUnavailable } from '../db/unavailable.ts'
 import { confirmSignIn } from '../services/confirm-sign-in.ts'
 import {
   cancelSignIn,
@@ -523,6 +524,9 @@ builder.subscriptionField('authSessionUpdated', (t) =>
   }),
 )
 
+/** How soon a subscription tries again when the database did not answer its read. */
+const REREAD_AFTER_OUTAGE_MS = 2_000
+
 async function* watchSession(
   deps: Parameters<typeof getSession>[0],
   tenantId: string,
@@ -538,9 +542,20 @@ async function* watchSession(
     if (isTerminal(last.status)) return
     const expiry = last.expiresAt.getTime() - deps.now().getTime()
     const timer = setTimeout(() => deps.events.publish(id), Math.max(0, expiry) + 50)
+    let retry: NodeJS.Timeout | undefined
     try {
       for await (const _ of updates) {
-        const current = await getSession(deps, tenantId, id)
+        let current: AuthSession
+        try {
+          current = await getSession(deps, tenantId, id)
+        } catch (error) {
+          // The database is away: the subscription stays open and reads again a little later
+          // (and once this instance hears other instances again, it is woken anyway).
+          if (!isDatabaseUnavailable(error)) throw error
+          clearTimeout(retry)
+          retry = setTimeout(() => deps.events.publish(id), REREAD_AFTER_OUTAGE_MS)
+          continue
+        }
         if (current.status !== last.status) {
           last = current
           yield current
@@ -549,6 +564,7 @@ async function* watchSession(
       }
     } finally {
       clearTimeout(timer)
+      clearTimeout(retry)
     }
   } finally {
     await updates.return?.()

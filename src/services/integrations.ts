@@ -192,6 +192,8 @@ export async function updateIntegration(
     return { row, changed, rotated }
   })
   if (result.changed.length > 0 || result.rotated) {
+    // Other instances hear of it from the database (a trigger); this one need not wait for that.
+    deps.invalidation.changed('integration', result.row.id)
     const fields = result.rotated ? [...result.changed, 'clientSecret'] : result.changed
     deps.logger.info({ tenantId: actor.tenantId, integrationId: id, fields }, 'integration updated')
   }
@@ -310,6 +312,7 @@ export async function deleteIntegration(deps: Deps, actor: Actor, id: string): P
   })
   // After the commit, so that subscribers who read the session again see it CANCELLED.
   for (const sessionId of cancelled) deps.events.publish(sessionId)
+  deps.invalidation.changed('integration', checked)
   deps.logger.info(
     { tenantId: actor.tenantId, integrationId: checked, cancelledSessions: cancelled.length },
     'integration deleted',

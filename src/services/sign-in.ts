@@ -145,21 +145,6 @@ export async function cancelSignIn(deps: Deps, tenantId: string, id: string): Pr
   return current
 }
 
-/**
- * Writes EXPIRED on open sessions past their expiry and tells subscribers. Readers never depend
- * on it (an open session past expiry already reads EXPIRED); it keeps the table honest and
- * wakes `authSessionUpdated` subscribers on other instances.
- */
-export async function sweepExpiredSessions(deps: Deps): Promise<number> {
-  let total = 0
-  for (;;) {
-    const expired = await sessions.expireSessions(deps.db, deps.now())
-    for (const session of expired) deps.events.publish(session.id)
-    total += expired.length
-    if (expired.length === 0) return total
-  }
-}
-
 /** The integration of a session, also after the integration was deleted. */
 export function integrationOfSession(deps: Deps, session: AuthSession): Promise<OAuthIntegration> {
   return getIntegrationIncludingDeleted(deps, session.tenantId, session.integrationId)
