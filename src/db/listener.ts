@@ -11,6 +11,9 @@
 import pg from 'pg'
 import type { Logger } from '../logger.ts'
 
+/** The application_name of listening connections, in pg_stat_activity. */
+export const LISTENER_APPLICATION_NAME = 'euo-listener'
+
 export interface Notice {
   readonly topic: string
   readonly id: string
@@ -80,6 +83,8 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
       connectionString: options.url,
       keepAlive: true,
       connectionTimeoutMillis: 5_000,
+      // So that operators (and tests) can tell it from the pool's connections.
+      application_name: LISTENER_APPLICATION_NAME,
       ...(options.schema ? { options: `-c search_path=${options.schema}` } : {}),
     })
     current = client
