@@ -131,26 +131,29 @@ describe('the maintenance round', () => {
   })
 
   // The embedded database has one connection: a second transaction waits for the first.
-  it.skipIf(!TEST_DATABASE_URL)('skips a job another connection holds', async () => {
-    let release!: () => void
-    const held = new Promise<void>((resolve) => (release = resolve))
-    let entered!: () => void
-    const inside = new Promise<void>((resolve) => (entered = resolve))
-    const first = exclusively(database.db, 'expire', async () => {
-      entered()
-      await held
-      return 'first'
-    })
-    await inside
-    expect(await exclusively(database.db, 'expire', async () => 'second')).toBeUndefined()
-    // Another job is not excluded.
-    expect(await exclusively(database.db, 'retention', async () => 'other')).toEqual({
-      value: 'other',
-    })
-    release()
-    expect(await first).toEqual({ value: 'first' })
-    expect(await exclusively(database.db, 'expire', async () => 'third')).toEqual({
-      value: 'third',
-    })
-  })
+  it.skipIf(!TEST_DATABASE_URL)(
+    'skips a job another connection holds (PostgreSQL only)',
+    async () => {
+      let release!: () => void
+      const held = new Promise<void>((resolve) => (release = resolve))
+      let entered!: () => void
+      const inside = new Promise<void>((resolve) => (entered = resolve))
+      const first = exclusively(database.db, 'expire', async () => {
+        entered()
+        await held
+        return 'first'
+      })
+      await inside
+      expect(await exclusively(database.db, 'expire', async () => 'second')).toBeUndefined()
+      // Another job is not excluded.
+      expect(await exclusively(database.db, 'retention', async () => 'other')).toEqual({
+        value: 'other',
+      })
+      release()
+      expect(await first).toEqual({ value: 'first' })
+      expect(await exclusively(database.db, 'expire', async () => 'third')).toEqual({
+        value: 'third',
+      })
+    },
+  )
 })
