@@ -125,7 +125,7 @@ export interface Opened {
 
 let conversations = 0
 
-/** startEndUserAuth on `startOn`, then the link's POST on `openOn`. */
+/** startEndUserAuth on `startOn`, then the link's page and its POST (Continue) on `openOn`. */
 export async function openSignIn(
   startOn: { url: string },
   openOn: { url: string },
@@ -137,6 +137,9 @@ export async function openSignIn(
   })
   expect(started.errors).toBeUndefined()
   const { authorizationLink, session } = started.data!.startEndUserAuth
+  const page = await fetch(at(openOn, authorizationLink))
+  expect(page.status).toBe(200)
+  await page.arrayBuffer()
   const posted = await fetch(at(openOn, authorizationLink), { method: 'POST', redirect: 'manual' })
   expect(posted.status).toBe(303)
   const cookie = posted.headers

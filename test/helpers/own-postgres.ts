@@ -48,7 +48,8 @@ export interface OwnPostgres {
   destroy(): Promise<void>
 }
 
-export async function startOwnPostgres(): Promise<OwnPostgres> {
+/** `settings`: extra server settings (`name=value`), e.g. shared_preload_libraries. */
+export async function startOwnPostgres(settings: readonly string[] = []): Promise<OwnPostgres> {
   const bin = postgresBin()
   if (!bin) throw new Error('no PostgreSQL server binaries')
   const asRoot = process.getuid?.() === 0
@@ -65,7 +66,10 @@ export async function startOwnPostgres(): Promise<OwnPostgres> {
       ? run('runuser', ['-u', 'postgres', '--', path.join(bin, tool), ...args])
       : run(path.join(bin, tool), args)
   await pg('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--no-sync'])
-  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`
+  const options = [
+    `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`,
+    ...settings.map((setting) => `-c ${setting}`),
+  ].join(' ')
   const start = async () => {
     await pg('pg_ctl', ['-D', data, '-l', path.join(dir, 'log'), '-o', options, '-w', 'start'])
   }
