@@ -3,14 +3,15 @@ import { type Kysely, sql } from 'kysely'
 // Frozen in time: never imports from src/.
 //
 // Several instances on one database:
-// - The database itself announces the changes other instances must hear of, with pg_notify from
-//   triggers, so the announcement is part of the transaction that makes the change (sent at its
-//   commit, never for a rolled-back one) and covers every writer (the service, the CLI working on
-//   the database directly, an operator's SQL). The channel is `euo:<schema>`, so services in
-//   other schemas of the same database hear nothing of each other; the payload is JSON
-//   `{"t": <topic>, "id": <row id>}`.
-//   - session: a session's status changed (subscribers read it again);
-//   - api_key, tenant, integration: a row that caches may hold changed or went away.
+// - Changes to rows that caches hold (api_keys, tenants, oauth_integrations) are announced by the
+//   database itself, with pg_notify from triggers: the announcement is part of the transaction
+//   that makes the change (sent at its commit, never for a rolled-back one) and covers every
+//   writer (the service, the CLI working on the database directly, an operator's SQL). Such
+//   changes are rare. Session changes are frequent and announced by the service right after its
+//   commit instead: PostgreSQL serialises the commits of transactions that notify, which would cap
+//   sign-ins far below what the database can otherwise write. The channel is `euo:<schema>`, so
+//   services in other schemas of the same database hear nothing of each other; a trigger's payload
+//   is JSON `{"t": <topic: api_key, tenant or integration>, "id": <row id>}`.
 // - Retention deletes finished sessions by completion time, in batches: an index of finished
 //   sessions only (open ones have no completed_at).
 // - Sessions whose code exchange was claimed and that are still OPENED are few; an index of just
@@ -25,9 +26,6 @@ export async function up(db: Kysely<any>): Promise<void> {
       return null;
     end
   $$`.execute(db)
-  await sql`create trigger auth_sessions_notify after update on auth_sessions
-    for each row when (old.status is distinct from new.status)
-    execute function euo_notify('session')`.execute(db)
   await sql`create trigger api_keys_notify after update or delete on api_keys
     for each row execute function euo_notify('api_key')`.execute(db)
   await sql`create trigger tenants_notify after update or delete on tenants
@@ -48,6 +46,5 @@ export async function down(db: Kysely<any>): Promise<void> {
   await sql`drop trigger oauth_integrations_notify on oauth_integrations`.execute(db)
   await sql`drop trigger tenants_notify on tenants`.execute(db)
   await sql`drop trigger api_keys_notify on api_keys`.execute(db)
-  await sql`drop trigger auth_sessions_notify on auth_sessions`.execute(db)
   await sql`drop function euo_notify()`.execute(db)
 }

@@ -1,6 +1,6 @@
 /**
- * The one connection of an instance that LISTENs for what the database announces (migration 0013:
- * triggers send `{"t": topic, "id": row id}` on the channel `euo:<schema>`). It is a connection of
+ * The one connection of an instance that LISTENs for what is announced on the channel
+ * `euo:<schema>`: by triggers (migration 0013) and by other instances (notifier.ts). It is a connection of
  * its own, outside the pool, because LISTEN holds a session: a transaction-pooling proxy (PgBouncer)
  * in front of DATABASE_URL would drop it, hence DATABASE_LISTEN_URL.
  *
@@ -14,9 +14,14 @@ import type { Logger } from '../logger.ts'
 /** The application_name of listening connections, in pg_stat_activity. */
 export const LISTENER_APPLICATION_NAME = 'euo-listener'
 
+/**
+ * What one notice says: rows of `topic` changed. From a trigger (migration 0013) one id and no
+ * origin; from an instance (notifier.ts) a batch of ids and the instance's origin.
+ */
 export interface Notice {
   readonly topic: string
-  readonly id: string
+  readonly ids: readonly string[]
+  readonly origin: string | null
 }
 
 export interface ListenerHandlers {
@@ -164,8 +169,14 @@ function parseNotice(payload: string): Notice | null {
   try {
     const value: unknown = JSON.parse(payload)
     if (typeof value !== 'object' || value === null) return null
-    const { t, id } = value as Record<string, unknown>
-    return typeof t === 'string' && typeof id === 'string' ? { topic: t, id } : null
+    const { t, id, ids, o } = value as Record<string, unknown>
+    if (typeof t !== 'string') return null
+    const origin = typeof o === 'string' ? o : null
+    if (typeof id === 'string') return { topic: t, ids: [id], origin }
+    if (Array.isArray(ids) && ids.every((i) => typeof i === 'string')) {
+      return { topic: t, ids, origin }
+    }
+    return null
   } catch {
     return null
   }

@@ -526,6 +526,8 @@ builder.subscriptionField('authSessionUpdated', (t) =>
 
 /** How soon a subscription tries again when the database did not answer its read. */
 const REREAD_AFTER_OUTAGE_MS = 2_000
+/** How often an open subscription reads its session anyway. */
+const REREAD_BACKSTOP_MS = 30_000
 
 async function* watchSession(
   deps: Parameters<typeof getSession>[0],
@@ -541,7 +543,10 @@ async function* watchSession(
     yield last
     if (isTerminal(last.status)) return
     const expiry = last.expiresAt.getTime() - deps.now().getTime()
-    const timer = setTimeout(() => deps.events.publish(id), Math.max(0, expiry) + 50)
+    const timer = setTimeout(() => deps.events.wake(id), Math.max(0, expiry) + 50)
+    // A change is announced right after its commit; an instance that died in between took its
+    // notice with it. Reading again now and then bounds how late such a change is seen.
+    const backstop = setInterval(() => deps.events.wake(id), REREAD_BACKSTOP_MS)
     let retry: NodeJS.Timeout | undefined
     try {
       for await (const _ of updates) {
@@ -553,7 +558,7 @@ async function* watchSession(
           // (and once this instance hears other instances again, it is woken anyway).
           if (!isDatabaseUnavailable(error)) throw error
           clearTimeout(retry)
-          retry = setTimeout(() => deps.events.publish(id), REREAD_AFTER_OUTAGE_MS)
+          retry = setTimeout(() => deps.events.wake(id), REREAD_AFTER_OUTAGE_MS)
           continue
         }
         if (current.status !== last.status) {
@@ -564,6 +569,7 @@ async function* watchSession(
       }
     } finally {
       clearTimeout(timer)
+      clearInterval(backstop)
       clearTimeout(retry)
     }
   } finally {

@@ -1,10 +1,13 @@
 /**
- * What makes instances on one database one service: every instance hears, through its one
- * listening connection (db/listener.ts), what the database announces about sessions and about
- * rows that caches hold, wherever the change was made. On the embedded database one process owns
- * the data, so the same events and invalidations stay in-process.
+ * What makes instances on one database one service: every instance tells the others of the
+ * sessions it changed (db/notifier.ts) and hears, through its one listening connection
+ * (db/listener.ts), what they and the database (changes to rows that caches hold) announce. On
+ * the embedded database one process owns the data, so events and invalidations stay in-process.
  */
+import { randomUUID } from 'node:crypto'
+import type { Db } from '../db/database.ts'
 import { startListener, type Listener } from '../db/listener.ts'
+import { createNotifier } from '../db/notifier.ts'
 import type { Logger } from '../logger.ts'
 import {
   CACHE_TOPICS,
@@ -39,14 +42,24 @@ export function singleProcess(): Cluster {
  * made while this instance could not hear is not missed. Rejects when the first attempt fails.
  */
 export async function listenToDatabase(options: {
+  /** The pool, for sending notices. */
+  readonly db: Db
+  /** Where to LISTEN. */
   readonly url: string
   readonly schema?: string
   readonly logger: Logger
   readonly pingIntervalMs?: number
 }): Promise<Cluster> {
-  const events = createSessionEvents()
-  const invalidation = createInvalidation()
+  const origin = randomUUID()
   let listener: Listener | undefined
+  const notifier = createNotifier({
+    db: options.db,
+    channel: () => listener?.channel ?? '',
+    origin,
+    logger: options.logger,
+  })
+  const events = createSessionEvents((id) => notifier.announce(id))
+  const invalidation = createInvalidation()
   let everUp = false
   listener = await startListener({
     url: options.url,
@@ -54,10 +67,11 @@ export async function listenToDatabase(options: {
     logger: options.logger,
     ...(options.pingIntervalMs ? { pingIntervalMs: options.pingIntervalMs } : {}),
     handlers: {
-      onNotice({ topic, id }) {
-        if (topic === 'session') events.publish(id)
+      onNotice({ topic, ids, origin: from }) {
+        if (from === origin) return // this instance's own subscribers were woken already
+        if (topic === 'session') for (const id of ids) events.wake(id)
         else if ((CACHE_TOPICS as readonly string[]).includes(topic)) {
-          invalidation.changed(topic as CacheTopic, id)
+          for (const id of ids) invalidation.changed(topic as CacheTopic, id)
         }
       },
       onDown: () => invalidation.suspended(),
@@ -76,6 +90,7 @@ export async function listenToDatabase(options: {
     invalidation,
     listening: () => listener?.up ?? false,
     async close() {
+      await notifier.drain()
       await listener?.close()
       listener = undefined
     },

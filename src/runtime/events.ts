@@ -1,26 +1,36 @@
 /**
- * Change notifications inside one instance: session changes for the `authSessionUpdated`
- * subscription, and invalidations for caches. Only ids travel (subscribers read the session
- * again, tenant-scoped; caches drop entries), so the same messages can come from another
- * instance through the database (cluster.ts) or from this process's own code.
+ * Change notifications: session changes for the `authSessionUpdated` subscription, and
+ * invalidations for caches. Only ids travel (subscribers read the session again, tenant-scoped;
+ * caches drop entries), so the same messages can come from this process's own code or from
+ * another instance through the database (cluster.ts).
  */
 import { createPubSub } from 'graphql-yoga'
 
 export interface SessionEvents {
-  /** Wakes this instance's subscribers of `sessionId` (they read the session again). */
+  /**
+   * A session changed (call after the commit): wakes this instance's subscribers of it (they
+   * read the session again) and tells the other instances.
+   */
   publish(sessionId: string): void
+  /** Wakes this instance's subscribers of `sessionId` only (timers, notices from elsewhere). */
+  wake(sessionId: string): void
   subscribe(sessionId: string): AsyncIterable<string> & AsyncIterator<string>
   /** Wakes every open subscription: after a gap in what other instances told us. */
   wakeAll(): void
 }
 
-export function createSessionEvents(): SessionEvents {
+/** `announce`: how other instances are told of a change (nothing: this process is all there is). */
+export function createSessionEvents(announce?: (sessionId: string) => void): SessionEvents {
   const pubsub = createPubSub<{ 'auth-session': [sessionId: string, payload: string] }>()
   // Subscriptions per session id, so wakeAll knows whom to wake.
   const watched = new Map<string, number>()
-  const publish = (sessionId: string) => pubsub.publish('auth-session', sessionId, sessionId)
+  const wake = (sessionId: string) => pubsub.publish('auth-session', sessionId, sessionId)
   return {
-    publish,
+    publish(sessionId) {
+      wake(sessionId)
+      announce?.(sessionId)
+    },
+    wake,
     subscribe(sessionId) {
       const inner = pubsub.subscribe('auth-session', sessionId)[Symbol.asyncIterator]()
       watched.set(sessionId, (watched.get(sessionId) ?? 0) + 1)
@@ -48,7 +58,7 @@ export function createSessionEvents(): SessionEvents {
       return iterator
     },
     wakeAll() {
-      for (const sessionId of [...watched.keys()]) publish(sessionId)
+      for (const sessionId of [...watched.keys()]) wake(sessionId)
     },
   }
 }

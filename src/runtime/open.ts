@@ -97,7 +97,7 @@ export async function openRuntime(
     if (options.listen && config.database.kind === 'postgres') {
       const { url, listenUrl } = config.database
       try {
-        cluster = await listenToDatabase({ url: listenUrl, logger })
+        cluster = await listenToDatabase({ db: database.db, url: listenUrl, logger })
       } catch (error) {
         await database.close()
         const variable = listenUrl === url ? 'DATABASE_URL' : 'DATABASE_LISTEN_URL'

@@ -91,8 +91,8 @@ export async function startSignIn(
     acrValues: stepUp.acrValues === null ? null : JSON.stringify(stepUp.acrValues),
     now,
   })
+  // The new session has no subscribers yet (they read it when they subscribe); the older ones may.
   for (const old of superseded) deps.events.publish(old.id)
-  deps.events.publish(session.id)
   deps.logger.info(
     {
       sessionId: session.id,

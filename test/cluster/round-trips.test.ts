@@ -2,8 +2,9 @@
  * What one sign-in costs the database, counted by pg_stat_statements on a server of the test's
  * own: statements (each one round trip with `pg`), statements that write, rows written and WAL,
  * for the whole flow: startEndUserAuth, the link page and its POST, the callback, the result
- * page and one status read. The maintenance round and the listener's pings run meanwhile and are
- * told apart by their statements. The figures are printed (docs/capacity.md quotes them), and
+ * page and one status read, one sign-in at a time (so each notice to other instances goes out on
+ * its own; under load they share statements). The maintenance round and the listener's pings run
+ * meanwhile and are told apart by their statements. The figures are printed (docs/capacity.md quotes them), and
  * bounded so that a change that adds round trips to a sign-in is noticed.
  */
 import pg from 'pg'
@@ -118,7 +119,7 @@ describe.skipIf(unavailable !== null)(
         `per sign-in over ${SIGN_INS} (background jobs meanwhile: ${jobs}):\n${JSON.stringify(perSignIn)}\n${table.join('\n')}`,
       )
       // Bounds a little above what was measured when this was written (docs/capacity.md).
-      expect(statements).toBeLessThanOrEqual(22)
+      expect(statements).toBeLessThanOrEqual(24)
       expect(perSignIn.writeStatements).toBeLessThanOrEqual(7)
     }, 60_000)
 
