@@ -250,16 +250,19 @@ async function flows(job: FlowJob): Promise<FlowResult> {
     await expectStatus(back, 302, 'authorize')
     const callback = back.headers.get('location') ?? ''
     const code = new URL(callback).searchParams.get('code') ?? ''
-    // 4. The callback: code exchange and WhoAmI at the provider, then the result page.
-    const page = await timed(async () =>
-      expectStatus(
-        await fetch(callback, { headers: { cookie }, redirect: 'manual' }),
+    // 4. The callback: code exchange and WhoAmI at the provider, then its 303 to the result page.
+    const page = await timed(async () => {
+      const answer = await fetch(callback, { headers: { cookie }, redirect: 'manual' })
+      await expectStatus(answer, 303, 'callback')
+      const result = new URL(answer.headers.get('location') ?? '', callback)
+      return expectStatus(
+        await fetch(result, { headers: { cookie }, redirect: 'manual' }),
         200,
-        'callback',
-      ),
-    )
-    if (!page.includes('signed in'))
-      throw new FlowError(`callback: not signed in: ${page.slice(0, 300)}`)
+        'result page',
+      )
+    })
+    if (!page.includes("You're signed in") && !page.includes('You&#39;re signed in'))
+      throw new FlowError(`result page: not signed in: ${page.slice(0, 300)}`)
     // 5. The bot reads the outcome.
     const polled = await timed(async () =>
       expectStatus(await gql(POLL_QUERY, { id: sessionId }), 200, 'status'),
