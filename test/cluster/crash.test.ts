@@ -40,9 +40,9 @@ describe.skipIf(!TEST_DATABASE_URL)(
     beforeAll(async () => {
       database = await createPgDatabase(TEST_DATABASE_URL!)
       provider = await startHoldingProvider()
-      a = await startInstance(database.url)
-      b = await startInstance(database.url)
-      tenant = await seedTenant(database.url, 'crash')
+      // Started together: both migrate, and the migrator's lock lets one of them do it.
+      ;[a, b] = await Promise.all([startInstance(database.url), startInstance(database.url)])
+      tenant = await seedTenant(database.url, 'crash', b)
       integrationId = await seedIntegration(b, tenant.adminKey, provider)
     }, 120_000)
 

@@ -42,7 +42,7 @@ describe.skipIf(!TEST_DATABASE_URL)(
       // The first instance migrates; the second finds the database migrated.
       a = await startInstance(database.url)
       b = await startInstance(database.url)
-      tenant = await seedTenant(database.url, 'cluster')
+      tenant = await seedTenant(database.url, 'cluster', a)
       integrationId = await seedIntegration(a, tenant.adminKey, provider)
     }, 120_000)
 

@@ -48,9 +48,9 @@ describe.skipIf(unavailable !== null)(
     beforeAll(async () => {
       server = await startOwnPostgres()
       provider = await startHoldingProvider()
-      a = await startInstance(server.url)
-      b = await startInstance(server.url)
-      tenant = await seedTenant(server.url, 'outage')
+      // Started together: both migrate, and the migrator's lock lets one of them do it.
+      ;[a, b] = await Promise.all([startInstance(server.url), startInstance(server.url)])
+      tenant = await seedTenant(server.url, 'outage', a)
       integrationId = await seedIntegration(a, tenant.adminKey, provider)
     }, 120_000)
 

@@ -58,7 +58,7 @@ describe.skipIf(unavailable !== null)(
       await query(server.url, 'create extension pg_stat_statements')
       provider = await startHoldingProvider()
       service = await startInstance(server.url)
-      tenant = await seedTenant(server.url, 'trips')
+      tenant = await seedTenant(server.url, 'trips', service)
       integrationId = await seedIntegration(service, tenant.adminKey, provider)
     }, 120_000)
 

@@ -45,19 +45,29 @@ export interface Seeded {
   readonly agentKeyId: string
 }
 
-/** A tenant with an ADMIN and an AGENT key, made by the CLI on the database directly. */
-export async function seedTenant(databaseUrl: string, slug: string): Promise<Seeded> {
-  const env = { DATABASE_URL: databaseUrl, ENCRYPTION_KEY }
-  const tenant = await cli(['tenant', 'create', slug], env)
+/**
+ * A tenant made by the CLI on the database directly (its ADMIN key), and an AGENT key made through
+ * `instance`.
+ */
+export async function seedTenant(
+  databaseUrl: string,
+  slug: string,
+  instance: { url: string },
+): Promise<Seeded> {
+  const tenant = await cli(['tenant', 'create', slug], {
+    DATABASE_URL: databaseUrl,
+    ENCRYPTION_KEY,
+  })
   expect(tenant.stderr).toBe('')
-  const agent = await cli(['apikey', 'create', slug, '--role', 'AGENT'], env)
-  expect(agent.stderr).toBe('')
-  const { apiKey: agentKey, keyId } = JSON.parse(agent.stdout) as { apiKey: string; keyId: string }
-  return {
-    adminKey: (JSON.parse(tenant.stdout) as { apiKey: string }).apiKey,
-    agentKey,
-    agentKeyId: keyId,
-  }
+  const adminKey = (JSON.parse(tenant.stdout) as { apiKey: string }).apiKey
+  const agent = await gql<{ createApiKey: { apiKey: string; keyId: string } }>(
+    instance,
+    adminKey,
+    'mutation { createApiKey(role: AGENT, label: "cluster test") { apiKey keyId } }',
+  )
+  expect(agent.errors).toBeUndefined()
+  const { apiKey: agentKey, keyId } = agent.data!.createApiKey
+  return { adminKey, agentKey, agentKeyId: keyId }
 }
 
 export interface GqlAnswer<T> {
