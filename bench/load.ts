@@ -250,18 +250,19 @@ async function flows(job: FlowJob): Promise<FlowResult> {
     await expectStatus(back, 302, 'authorize')
     const callback = back.headers.get('location') ?? ''
     const code = new URL(callback).searchParams.get('code') ?? ''
-    // 4. The callback: code exchange and WhoAmI at the provider, then its 303 to the result page.
+    // 4. The callback: code exchange and WhoAmI at the provider, then 303 to the result page,
+    //    which the browser loads (with its cookie, which the result page clears).
     const page = await timed(async () => {
-      const answer = await fetch(callback, { headers: { cookie }, redirect: 'manual' })
-      await expectStatus(answer, 303, 'callback')
-      const result = new URL(answer.headers.get('location') ?? '', callback)
+      const answered = await fetch(callback, { headers: { cookie }, redirect: 'manual' })
+      await expectStatus(answered, 303, 'callback')
+      const result = new URL(answered.headers.get('location') ?? '', callback)
       return expectStatus(
         await fetch(result, { headers: { cookie }, redirect: 'manual' }),
         200,
         'result page',
       )
     })
-    if (!page.includes("You're signed in") && !page.includes('You&#39;re signed in'))
+    if (!page.includes('signed in'))
       throw new FlowError(`result page: not signed in: ${page.slice(0, 300)}`)
     // 5. The bot reads the outcome.
     const polled = await timed(async () =>

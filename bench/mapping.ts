@@ -1,5 +1,5 @@
 /**
- * Mappings per second: the seed's mapping, compiled once, applied to the seed's WhoAmI payload
+ * Mappings per second: the README's example mapping, compiled once, applied to its WhoAmI payload
  * the way a sign-in applies it (`applyMapping`: payload bounds and copy, metered evaluation,
  * result bounds, identity cleaning and name split), against the library's own interpreter
  * running the same expression on the same payload with none of that (`TreeInterpreter.search`

@@ -36,6 +36,8 @@ export interface Config {
   readonly outboundAllowHosts: readonly string[]
   readonly production: boolean
   readonly logLevel: string
+  /** `pretty` or `json`; null: pretty when standard output is a terminal, JSON otherwise. */
+  readonly logFormat: 'pretty' | 'json' | null
   /** Browser origins allowed to call /graphql (agent desktops); never with credentials. */
   readonly corsOrigins: readonly string[]
   /** Whether the schema may be introspected (and errors suggest field names). */
@@ -57,6 +59,7 @@ export const CONFIG_VARIABLES = [
   'ENCRYPTION_KEY_PREVIOUS',
   'OUTBOUND_ALLOW_HOSTS',
   'LOG_LEVEL',
+  'LOG_FORMAT',
   'NODE_ENV',
   'CORS_ORIGINS',
   'GRAPHQL_INTROSPECTION',
@@ -99,6 +102,10 @@ export function loadConfig(env: Env = process.env): Config {
       `must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`,
     )
   }
+  const logFormat = nonEmpty(env.LOG_FORMAT, 'LOG_FORMAT') ?? null
+  if (logFormat !== null && logFormat !== 'pretty' && logFormat !== 'json') {
+    throw new ConfigError('LOG_FORMAT', `must be pretty or json (got "${logFormat}")`)
+  }
   const outboundAllowHosts = list(env.OUTBOUND_ALLOW_HOSTS).map((h) => h.toLowerCase())
   for (const entry of outboundAllowHosts) {
     if (/[\s/@?#]/.test(entry)) {
@@ -129,6 +136,7 @@ export function loadConfig(env: Env = process.env): Config {
     outboundAllowHosts,
     production,
     logLevel,
+    logFormat,
   })
 }
 

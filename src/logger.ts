@@ -1,4 +1,5 @@
 import pino, { type DestinationStream, type Logger } from 'pino'
+import pretty from 'pino-pretty'
 
 export type { Logger }
 
@@ -40,9 +41,19 @@ const REDACT = [
 ]
 
 export function createLogger(
-  options: { level: string; name?: string },
+  options: {
+    level: string
+    name?: string
+    format?: 'pretty' | 'json' | null
+    /**
+     * Write JSON lines synchronously: for short-lived commands that print a result after their
+     * logs (asynchronous lines could come out after it). The service keeps them asynchronous.
+     */
+    sync?: boolean
+  },
   destination?: DestinationStream,
 ): Logger {
+  const format = options.format ?? (process.stdout.isTTY ? 'pretty' : 'json')
   return pino(
     {
       level: options.level,
@@ -50,6 +61,15 @@ export function createLogger(
       redact: { paths: REDACT, censor: '[redacted]' },
       base: { pid: process.pid },
     },
-    destination ?? pino.destination(1),
+    destination ??
+      (format === 'pretty'
+        ? // In the main thread and synchronous (no worker transport), so nothing is lost on exit.
+          pretty({
+            sync: true,
+            colorize: process.stdout.isTTY === true,
+            translateTime: 'SYS:HH:MM:ss.l',
+            ignore: 'pid,hostname,name',
+          })
+        : pino.destination({ dest: 1, sync: options.sync ?? false, minLength: 0 })),
   )
 }

@@ -5,7 +5,7 @@ import { openRuntime } from './runtime/open.ts'
 
 try {
   const config = loadConfig(process.env)
-  const logger = createLogger({ level: config.logLevel })
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat, sync: true })
   const runtime = await openRuntime(config, logger)
   if ('owner' in runtime) {
     // The running service migrated the database when it started: nothing is pending.

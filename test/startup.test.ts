@@ -4,6 +4,7 @@
  * single-owner rule of DATA_DIR, and readiness while the database is unreachable.
  */
 import { existsSync, readFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApp } from '../src/runtime/app.ts'
@@ -11,6 +12,7 @@ import { readOwner } from '../src/runtime/owner-lock.ts'
 import { createTestApp, type TestApp } from './helpers/test-app.ts'
 import {
   BUILD_ARGS,
+  childEnv,
   cli,
   createPgDatabase,
   ROOT,
@@ -86,6 +88,14 @@ describe('npm start on the embedded database (DATA_DIR)', () => {
       service.logs().some((l) => l.level === 40 && /ENCRYPTION_KEY is not set/.test(l.msg)),
     ).toBe(true)
     expect(existsSync(path.join(data.dir, 'encryption.key'))).toBe(true)
+    // The first start says it is creating the database before the seconds that takes.
+    const messages = service.logs().map((l) => l.msg)
+    const creating = messages.findIndex((m) => m.startsWith('creating the embedded database'))
+    expect(creating).toBeGreaterThanOrEqual(0)
+    expect(creating).toBeLessThan(messages.indexOf('embedded database created'))
+    expect(messages.indexOf('embedded database created')).toBeLessThan(
+      messages.indexOf('listening'),
+    )
   })
 
   it('owns DATA_DIR: a second service on it refuses to start and names DATA_DIR', async () => {
@@ -148,6 +158,8 @@ describe('npm start on the embedded database (DATA_DIR)', () => {
       })
       // The development key is reused, not regenerated (sealed secrets stay readable).
       expect(readFileSync(path.join(data.dir, 'encryption.key'), 'utf8')).toBe(key)
+      // Nothing to create this time.
+      expect(service.logs().some((l) => l.msg.startsWith('creating the embedded'))).toBe(false)
     } finally {
       // npm passes the signal on (the script `exec`s node), and exits with the service's code.
       expect(await service.stop('SIGTERM')).toEqual({ code: 0, signal: null })
@@ -200,6 +212,50 @@ describe.skipIf(!TEST_DATABASE_URL)('npm start on PostgreSQL (DATABASE_URL)', ()
     } finally {
       // SIGINT (Ctrl-C) stops it as gracefully as SIGTERM.
       expect(await service.stop('SIGINT')).toEqual({ code: 0, signal: null })
+    }
+  })
+})
+
+describe('Ctrl-C in a terminal', () => {
+  it('reaches npm and the service together (the whole process group), twice: "stopped", npm exits 0', async () => {
+    const data = tempDataDir()
+    // npm start exactly as typed in a terminal: npm, its shell and node share one process group.
+    const npm = spawn('npm', ['start'], {
+      cwd: ROOT,
+      env: childEnv({ DATA_DIR: data.dir, PORT: '0', HOST: '127.0.0.1' }),
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    npm.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
+    npm.stderr!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
+    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+      npm.once('close', (code, signal) => resolve({ code, signal })),
+    )
+    try {
+      const until = Date.now() + 60_000
+      while (!out.includes('"msg":"listening"')) {
+        if (Date.now() > until) throw new Error(`npm start did not listen: ${out}`)
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      // What a terminal does on Ctrl-C, and a second, impatient one right after it.
+      process.kill(-npm.pid!, 'SIGINT')
+      await new Promise((r) => setTimeout(r, 20))
+      process.kill(-npm.pid!, 'SIGINT')
+      expect(await exited).toEqual({ code: 0, signal: null })
+      const messages = out
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => (JSON.parse(l) as { msg: string }).msg)
+      expect(messages).toContain('shutting down')
+      expect(messages.at(-1)).toBe('stopped')
+    } finally {
+      try {
+        process.kill(-npm.pid!, 'SIGKILL')
+      } catch {
+        // already gone
+      }
+      data.remove()
     }
   })
 })

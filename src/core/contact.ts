@@ -84,14 +84,15 @@ export function planContactUpdate(
     firstName: identity.firstName,
     lastName: identity.lastName,
   }
-  const current: ContactValues = contact ?? {
-    email: null,
-    userName: null,
-    fullName: null,
-    firstName: null,
-    lastName: null,
+  // Only the five fields: `contact` also carries who verified it, which is not a value to store.
+  const current: ContactValues = {
+    email: contact?.email ?? null,
+    userName: contact?.userName ?? null,
+    fullName: contact?.fullName ?? null,
+    firstName: contact?.firstName ?? null,
+    lastName: contact?.lastName ?? null,
   }
-  const values = { ...current }
+  const values: { -readonly [F in ContactField]: string | null } = { ...current }
   let wrote = false
   for (const field of CONTACT_FIELDS) {
     const value = given[field]

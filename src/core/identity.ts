@@ -95,6 +95,37 @@ const CLAIM_OF: Readonly<Record<StandardField, string>> = {
   lastName: 'family_name',
 }
 
+/**
+ * An OpenID Connect sign-in whose WhoAmI URL is the issuer's userinfo endpoint gets the standard
+ * claims (OIDC Core §5.1) there too: many providers put `email` and `email_verified` in the
+ * userinfo answer only. They fill what the ID token does not say, with its signed claims kept,
+ * and `email` travels with its own `email_verified` (or none), so an unverified address is never
+ * paired with another source's "verified". `sub` is not taken (the flow has already checked that
+ * the two agree), nor `auth_time`, `acr` or `amr` (only the ID token's are checked). A userinfo
+ * answer that is not an object adds nothing.
+ */
+export function withUserInfoClaims(
+  idTokenClaims: Readonly<Record<string, unknown>>,
+  userInfo: unknown,
+): Readonly<Record<string, unknown>> {
+  if (typeof userInfo !== 'object' || userInfo === null || Array.isArray(userInfo)) {
+    return idTokenClaims
+  }
+  const answer = userInfo as Readonly<Record<string, unknown>>
+  const merged: Record<string, unknown> = Object.assign(Object.create(null), idTokenClaims)
+  const has = (record: Readonly<Record<string, unknown>>, name: string) =>
+    Object.hasOwn(record, name) && record[name] !== null && record[name] !== undefined
+  for (const name of ['preferred_username', 'name', 'given_name', 'family_name']) {
+    if (!has(merged, name) && has(answer, name)) merged[name] = answer[name]
+  }
+  if (!has(merged, 'email') && has(answer, 'email')) {
+    merged.email = answer.email
+    if (has(answer, 'email_verified')) merged.email_verified = answer.email_verified
+    else delete merged.email_verified
+  }
+  return merged
+}
+
 export interface ToIdentityOptions {
   /** Split `fullName` into first and last name when only `fullName` is given (on by default). */
   readonly splitFullName: boolean

@@ -18,7 +18,7 @@
  * - Message text: bounded plain text, newlines allowed, `{business}` the only placeholder.
  */
 import { checkOutboundUrl } from './ip-address.ts'
-import { checkMapping, MAPPING_LIMITS } from './whoami-mapping.ts'
+import { checkMapping, MAPPING_LIMITS, normalizePastedMapping } from './whoami-mapping.ts'
 
 export const SESSION_TTL_DEFAULT_SECONDS = 600
 export const SESSION_TTL_MIN_SECONDS = 60
@@ -257,10 +257,21 @@ export function verificationTtlProblem(seconds: number): string | null {
   return null
 }
 
-/** Size first, then the JMESPath checks of `checkMapping` (syntax, functions, arity, depth). */
+/**
+ * Size first, then the JMESPath checks of `checkMapping` (syntax, functions, arity, depth). A
+ * mapping that fails them but would pass after the repairs testWhoAmIMapping makes to a pasted
+ * one (quotes around it, escaped quotes, ...) is still refused, since what is saved must be what
+ * the admin sees, but the message shows the repaired expression to save instead.
+ */
 export function whoAmIMappingProblem(raw: string): string | null {
   if (raw.trim() === '') return 'must not be empty (send null for no mapping)'
-  return tooLong(raw, LIMITS.whoAmIMapping) ?? checkMapping(raw)?.message ?? null
+  const problem = tooLong(raw, LIMITS.whoAmIMapping) ?? checkMapping(raw)?.message ?? null
+  if (problem === null) return null
+  const repaired = normalizePastedMapping(raw)
+  if (repaired.notes.length > 0 && checkMapping(repaired.expression) === null) {
+    return `${problem}. It looks pasted from documentation: testWhoAmIMapping repairs it (${repaired.notes.join(', ')}) to ${repaired.expression}, save that instead`
+  }
+  return problem
 }
 
 /** One problem with one input field; `field` is the input's field name (`tokenUrl`). */

@@ -7,7 +7,7 @@
  *
  * 1. No mapping: the WhoAmI payload must be a JSON object, and it is the attribute set as is.
  * 2. A mapping is a JMESPath expression (`@jmespath-community/jmespath` syntax). Its result must be
- *    a JSON object; null, an array or a scalar is an error that says which it got. The seed's
+ *    a JSON object; null, an array or a scalar is an error that says which it got. The product page's
  *    `{"userName": user.id, "fullName": user.name, "email": user.email}` is valid: a quoted key in
  *    a multi-select hash is a quoted identifier.
  * 3. When saved, an expression is checked (`checkMapping`): at most
@@ -74,13 +74,13 @@ export interface MappingLimits {
 /**
  * The limits, with the reasons for each number:
  *
- * - 2,048 characters of expression: 30 times the seed's example, room for a 30-field mapping.
+ * - 2,048 characters of expression: 30 times the README's example, room for a 30-field mapping.
  *   The library's parser recurses on nesting; at this length even the worst nesting
  *   (`!!!…a`, `((((…))))`) parses with the default stack and 3,000 frames already in use,
  *   while 4,096 characters of `!` overflow it (measured on Node 20).
  * - 500 nodes and 32 levels: a 30-field mapping with functions has about 150 nodes and 10
  *   levels. The evaluator recurses once per level.
- * - 100,000 steps and 100 ms: the seed example takes 10 steps, and a projection over 10,000
+ * - 100,000 steps and 100 ms: the README's example takes 10 steps, and a projection over 10,000
  *   elements of a 1 MiB payload about 50,000. Running out of 100,000 steps takes 1–8 ms on a
  *   warm process whatever the expression does (measured for 19 hostile expressions: doubling
  *   flattens, nested multi-selects, to_string and == on shared values, sorts, string
@@ -422,7 +422,7 @@ function plainMessage(message: string): string {
  * 4. Escaped quotes `\"` become `"`.
  * 5. An unmatched `"` at the start or end is removed.
  *
- * The seed's example, `{"userName\": user.id, \"fullName\": user.name, \"email\": user.email}"`,
+ * The product page's example as it was printed, `{"userName\": user.id, \"fullName\": user.name, \"email\": user.email}"`,
  * goes through steps 4 and 5. When nothing makes the expression valid, the input comes back
  * trimmed and without notes, so the syntax error refers to what the admin typed.
  */

@@ -152,6 +152,24 @@ function page(
 }
 
 /**
+ * `GET /`: what this server is, for someone who opens its address in a browser: GraphiQL (when it
+ * is served) and the health routes. Nothing about tenants or sessions.
+ */
+export function landingPage(graphiql: boolean): Response {
+  const links = [
+    ...(graphiql
+      ? ['<li><a href="/graphql">GraphiQL</a>: the API, with an API key as the bearer token</li>']
+      : []),
+    '<li><a href="/healthz">/healthz</a>: the process is alive</li>',
+    '<li><a href="/readyz">/readyz</a>: the database answers</li>',
+  ]
+  const body = `<h1>end-user-oauth</h1>
+<p>Verifies who a conversation is with, through the business's own OAuth 2.0 or OpenID Connect sign-in. The API is GraphQL at <code>/graphql</code>.</p>
+<ul>${links.join('')}</ul>`
+  return page('end-user-oauth', body, { status: 200 })
+}
+
+/**
  * The link's page: a form that POSTs back to the link, sent only when the person presses its
  * button, which names where it goes (the provider's host) and for which business.
  */

@@ -11,7 +11,7 @@ export type RouteHandler = (request: Request, url: URL, deps: Deps) => Promise<R
 
 export interface Route {
   readonly methods: readonly string[]
-  /** Exact path, or a prefix when it ends with '/'. */
+  /** Exact path, or a prefix when it ends with '/' (except '/' itself, which is exact). */
   readonly path: string
   readonly handler: RouteHandler
 }
@@ -20,7 +20,7 @@ export function useRoutes(routes: readonly Route[], deps: Deps): NamedPlugin {
   const exact = new Map<string, RouteHandler>()
   const prefixes: Route[] = []
   for (const route of routes) {
-    if (route.path.endsWith('/')) prefixes.push(route)
+    if (route.path.endsWith('/') && route.path !== '/') prefixes.push(route)
     else for (const method of route.methods) exact.set(`${method} ${route.path}`, route.handler)
   }
   return named('routes', {

@@ -322,7 +322,7 @@ describe('function argument errors say what was expected and what came', () => {
 })
 
 describe('the meter', () => {
-  it('counts a handful of steps for the seed example', () => {
+  it('counts a handful of steps for the README example mapping', () => {
     const { steps } = evaluate('{userName: user.id, fullName: user.name, email: user.email}', DATA)
     expect(steps).toBe(10)
   })

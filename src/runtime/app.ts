@@ -9,7 +9,9 @@ import { createGraphQLOptions, useGraphQLOptions } from '../graphql/options.ts'
 import { useRequestBodyLimit } from '../http/body-limit.ts'
 import { directGraphQLHandler, type DirectGraphQLCounts } from '../http/graphql-direct.ts'
 import { healthRoutes, type Readiness } from '../http/health.ts'
+import { landingPage } from '../http/pages.ts'
 import { PLUGIN_NAME, type NamedPlugin } from '../http/named-plugin.ts'
+import { withRequestLog } from '../http/request-log.ts'
 import { useRoutes, type Route } from '../http/routes.ts'
 import type { Deps } from '../services/deps.ts'
 
@@ -49,6 +51,14 @@ export function assertDirectPathCompatible(plugins: readonly NamedPlugin[]): voi
   }
 }
 
+/** The query GraphiQL opens with: who the key is, then a sign-in's state. */
+const GRAPHIQL_EXAMPLE = `# Put an API key into the Authorization header below (make one with
+#   npm run --silent cli -- apikey create <tenant slug> --role ADMIN), then run:
+query Viewer {
+  viewer { tenant { slug } role }
+}
+`
+
 export function createApp(
   deps: Deps,
   database: Readiness,
@@ -56,7 +66,12 @@ export function createApp(
   extraPlugins: readonly NamedPlugin[] = [],
 ): App {
   let closing = false
-  const routes = [...healthRoutes(database, () => closing), ...extraRoutes]
+  const graphiql = !deps.config.production
+  const routes = [
+    ...healthRoutes(database, () => closing),
+    { methods: ['GET', 'HEAD'], path: '/', handler: () => landingPage(graphiql) },
+    ...extraRoutes,
+  ]
   const graphql = createGraphQLOptions(deps)
   const plugins = [
     useGraphQLOptions(graphql),
@@ -69,7 +84,14 @@ export function createApp(
     schema: graphql.schema,
     graphqlEndpoint: '/graphql',
     context: ({ request }) => graphql.context(request.headers.get('authorization')),
-    graphiql: !deps.config.production,
+    graphiql: graphiql && {
+      title: 'end-user-oauth',
+      headers: JSON.stringify({ Authorization: 'Bearer <your API key>' }),
+      defaultQuery: GRAPHIQL_EXAMPLE,
+    },
+    // GraphiQL's own bundle (no script from another origin), loaded on its first request only.
+    renderGraphiQL: async (options) =>
+      (await import('@graphql-yoga/render-graphiql')).renderGraphiQL(options),
     // Only CORS_ORIGINS may call /graphql from a browser, and never with the browser's
     // credentials (the API key is a header); the end-user pages and callbacks answer no CORS.
     cors: (request) => {
@@ -111,7 +133,7 @@ export function createApp(
   return {
     yoga,
     fetch: (request) => Promise.resolve(yoga.fetch(request)),
-    handleNode: direct.handle,
+    handleNode: withRequestLog(direct.handle, deps.logger),
     directGraphQL: direct.counts,
     async close() {
       closing = true

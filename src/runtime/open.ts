@@ -2,6 +2,8 @@
  * Wiring shared by `npm start`, `npm run migrate` and the CLI: open the database (taking the
  * embedded database's owner lock), migrate, build the sealer and the deps.
  */
+import { existsSync } from 'node:fs'
+import path from 'node:path'
 import type { Config } from '../config.ts'
 import { createSealer, loadOrCreateDevKey, type Sealer } from '../crypto/sealer.ts'
 import { migrateToLatest, openDatabase, type DatabaseHandle, type Db } from '../db/database.ts'
@@ -86,9 +88,20 @@ export async function openRuntime(
     lock = taken.lock
   }
   try {
+    // A first start spends seconds creating the embedded database: say so instead of going quiet.
+    const creating =
+      config.database.kind === 'pglite' &&
+      !existsSync(path.join(config.database.dataDir, 'PG_VERSION'))
+    if (creating) {
+      logger.info(
+        { dataDir: config.dataDir },
+        'creating the embedded database (first start only; takes a few seconds)',
+      )
+    }
     const database = openDatabase(config.database)
     try {
       await migrateToLatest(database.db)
+      if (creating) logger.info('embedded database created')
     } catch (error) {
       await database.close()
       throw error

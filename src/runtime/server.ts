@@ -13,6 +13,7 @@ import type { Logger } from '../logger.ts'
 import { openRuntime } from './open.ts'
 import { endUserRoutes } from '../http/index.ts'
 import { isDatabaseUnavailable } from '../db/unavailable.ts'
+import type { Deps } from '../services/deps.ts'
 import {
   MAINTENANCE_INTERVAL_MS,
   RETENTION_INTERVAL_MS,
@@ -22,6 +23,8 @@ import {
 export interface RunningService {
   readonly server: Server
   readonly url: string
+  /** The use cases' deps of this service (the demo seeds its tenant through them). */
+  readonly deps: Deps
   close(graceMs?: number): Promise<void>
 }
 
@@ -79,6 +82,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   return {
     server,
     url,
+    deps,
     close(graceMs = 10_000) {
       closing ??= (async () => {
         await sweeper.stop()

@@ -27,7 +27,7 @@
 import { randomInt } from 'node:crypto'
 import { authFailure, type AuthFailureReport } from '../core/auth-failure.ts'
 import { asSeenAt, type AuthSession } from '../core/auth-session.ts'
-import type { Identity } from '../core/identity.ts'
+import { withUserInfoClaims, type Identity } from '../core/identity.ts'
 import { openIdConnectMetadata, type OAuthIntegration } from '../core/integration.ts'
 import { parseCallbackPath } from '../core/redirect-urls.ts'
 import { acrSatisfied } from '../core/step-up.ts'
@@ -260,9 +260,13 @@ async function redeem(
     if (mismatch) return failed('subject_mismatch', `WhoAmI answer: ${mismatch}`)
   }
   // The access token goes out of scope here: tokens are never stored.
+  const fromUserInfo =
+    idToken !== null &&
+    integration.whoAmIUrl !== null &&
+    integration.whoAmIUrl === integration.providerMetadata?.userinfoEndpoint
   const mapped = mapWithSavedMapping(integration.whoAmIMapping, payload, {
     splitFullName: integration.splitFullName,
-    claims: idToken,
+    claims: fromUserInfo ? withUserInfoClaims(idToken, payload) : idToken,
     issuer: integration.issuer,
   })
   if (!mapped.ok) {

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest'
-import { cleanText, IDENTITY_FIELD_MAX_LENGTH, toIdentity } from '../../src/core/identity.ts'
+import {
+  cleanText,
+  IDENTITY_FIELD_MAX_LENGTH,
+  toIdentity,
+  withUserInfoClaims,
+} from '../../src/core/identity.ts'
 
 const split = { splitFullName: true }
 /** The warnings a test is about: the one for a missing subject has tests of its own below. */
@@ -296,5 +301,205 @@ describe('subject, issuer and the ID token', () => {
     expect(
       toIdentity({ subject: 's' }, { ...split, issuer: 'https://idp.example.com' }).identity.issuer,
     ).toBe('https://idp.example.com')
+  })
+})
+
+describe('withUserInfoClaims', () => {
+  const idToken = {
+    iss: 'https://idp.example.com',
+    sub: 'u-123',
+    aud: 'client',
+    exp: 2_000_000_000,
+    iat: 1_900_000_000,
+    auth_time: 1_900_000_000,
+    acr: 'urn:acr:silver',
+    amr: ['pwd'],
+  }
+
+  it("keeps the ID token's claims over the userinfo ones", () => {
+    const claims = {
+      ...idToken,
+      preferred_username: 'ada',
+      name: 'Ada Lovelace',
+      given_name: 'Ada',
+      family_name: 'Lovelace',
+      email: 'ada@example.com',
+      email_verified: true,
+    }
+    const userInfo = {
+      sub: 'u-123',
+      preferred_username: 'other',
+      name: 'Other Person',
+      given_name: 'Other',
+      family_name: 'Person',
+      email: 'other@example.com',
+      email_verified: false,
+    }
+    expect(withUserInfoClaims(claims, userInfo)).toEqual(claims)
+  })
+
+  it('fills the missing name claims from userinfo', () => {
+    const userInfo = {
+      preferred_username: 'ada',
+      name: 'Ada Lovelace',
+      given_name: 'Ada',
+      family_name: 'Lovelace',
+    }
+    expect(withUserInfoClaims({ ...idToken, given_name: 'Augusta' }, userInfo)).toEqual({
+      ...idToken,
+      preferred_username: 'ada',
+      name: 'Ada Lovelace',
+      given_name: 'Augusta',
+      family_name: 'Lovelace',
+    })
+  })
+
+  it('treats a null claim as missing on either side', () => {
+    const merged = withUserInfoClaims(
+      { ...idToken, name: null, given_name: 'Ada' },
+      { name: 'Ada Lovelace', given_name: null, family_name: null },
+    )
+    expect(merged.name).toBe('Ada Lovelace')
+    expect(merged.given_name).toBe('Ada')
+    expect(Object.hasOwn(merged, 'family_name')).toBe(false)
+  })
+
+  it("takes userinfo's email with userinfo's email_verified, false staying false", () => {
+    const claims = { ...idToken, email_verified: true }
+    const merged = withUserInfoClaims(claims, {
+      email: 'ada@example.com',
+      email_verified: false,
+    })
+    expect(merged.email).toBe('ada@example.com')
+    expect(merged.email_verified).toBe(false)
+    expect(
+      withUserInfoClaims(idToken, { email: 'ada@example.com', email_verified: true }),
+    ).toMatchObject({ email: 'ada@example.com', email_verified: true })
+  })
+
+  it('takes no email_verified from the ID token for an email from userinfo that has none', () => {
+    for (const userInfo of [
+      { email: 'ada@example.com' },
+      { email: 'ada@example.com', email_verified: null },
+    ]) {
+      const merged = withUserInfoClaims({ ...idToken, email_verified: true }, userInfo)
+      expect(merged.email).toBe('ada@example.com')
+      expect(Object.hasOwn(merged, 'email_verified')).toBe(false)
+    }
+  })
+
+  it('fills the email when the ID token has email: null', () => {
+    const merged = withUserInfoClaims(
+      { ...idToken, email: null, email_verified: true },
+      { email: 'ada@example.com', email_verified: false },
+    )
+    expect(merged).toMatchObject({ email: 'ada@example.com', email_verified: false })
+  })
+
+  it('keeps the email and email_verified of an ID token that has an email', () => {
+    const claims = { ...idToken, email: 'ada@example.com', email_verified: false }
+    const merged = withUserInfoClaims(claims, { email: 'other@example.com', email_verified: true })
+    expect(merged).toMatchObject({ email: 'ada@example.com', email_verified: false })
+    const unsaid = { ...idToken, email: 'ada@example.com' }
+    const kept = withUserInfoClaims(unsaid, { email: 'other@example.com', email_verified: true })
+    expect(kept.email).toBe('ada@example.com')
+    expect(Object.hasOwn(kept, 'email_verified')).toBe(false)
+  })
+
+  it('takes no email_verified from userinfo without its email', () => {
+    const merged = withUserInfoClaims(idToken, { email_verified: true })
+    expect(Object.hasOwn(merged, 'email')).toBe(false)
+    expect(Object.hasOwn(merged, 'email_verified')).toBe(false)
+  })
+
+  it('never takes sub, auth_time, acr or amr from userinfo', () => {
+    const userInfo = {
+      sub: 'someone-else',
+      auth_time: 2_100_000_000,
+      acr: 'urn:acr:gold',
+      amr: ['hwk'],
+      name: 'Ada Lovelace',
+    }
+    const merged = withUserInfoClaims(idToken, userInfo)
+    expect(merged).toMatchObject({
+      sub: 'u-123',
+      auth_time: 1_900_000_000,
+      acr: 'urn:acr:silver',
+      amr: ['pwd'],
+      name: 'Ada Lovelace',
+    })
+    const bare = withUserInfoClaims({ iss: 'https://idp.example.com' }, userInfo)
+    for (const claim of ['sub', 'auth_time', 'acr', 'amr']) {
+      expect(Object.hasOwn(bare, claim), claim).toBe(false)
+    }
+  })
+
+  it("reads only the userinfo answer's own properties", () => {
+    const userInfo = Object.create({ name: 'Inherited', email: 'i@example.com' }) as object
+    const merged = withUserInfoClaims(idToken, userInfo)
+    expect(merged).toEqual(idToken)
+  })
+
+  it('adds nothing from a userinfo answer that is not an object', () => {
+    for (const userInfo of [
+      null,
+      undefined,
+      [{ name: 'Ada Lovelace', email: 'ada@example.com' }],
+      'name=Ada',
+      42,
+      true,
+    ]) {
+      expect(withUserInfoClaims(idToken, userInfo), JSON.stringify(userInfo)).toEqual(idToken)
+    }
+  })
+
+  it('does not change its inputs', () => {
+    const claims = { ...idToken, email_verified: true, given_name: 'Ada' }
+    const userInfo = { email: 'ada@example.com', name: 'Ada Lovelace', family_name: 'Lovelace' }
+    const claimsBefore = structuredClone(claims)
+    const userInfoBefore = structuredClone(userInfo)
+    const merged = withUserInfoClaims(claims, userInfo)
+    expect(merged).toMatchObject({ email: 'ada@example.com', name: 'Ada Lovelace' })
+    expect(claims).toEqual(claimsBefore)
+    expect(userInfo).toEqual(userInfoBefore)
+  })
+
+  describe('through toIdentity', () => {
+    const claims = { ...idToken, email_verified: true }
+    const attributes = { subject: 'u-123', email: 'ada@example.com' }
+
+    it('gives emailVerified: false for an email userinfo marks unverified', () => {
+      const userInfo = { sub: 'u-123', email: 'Ada@Example.com', email_verified: false }
+      const { identity } = toIdentity(attributes, {
+        splitFullName: true,
+        claims: withUserInfoClaims(claims, userInfo),
+      })
+      expect(identity).toMatchObject({
+        subject: 'u-123',
+        email: 'Ada@example.com',
+        emailVerified: false,
+      })
+    })
+
+    it("gives emailVerified: null for a userinfo email that says nothing, not the ID token's true", () => {
+      const userInfo = { sub: 'u-123', email: 'ada@example.com' }
+      const { identity } = toIdentity(attributes, {
+        splitFullName: true,
+        claims: withUserInfoClaims(claims, userInfo),
+      })
+      expect(identity).toMatchObject({ email: 'ada@example.com', emailVerified: null })
+    })
+
+    it('splits a name that only userinfo gives', () => {
+      const { identity } = toIdentity(
+        {},
+        { splitFullName: true, claims: withUserInfoClaims(claims, { name: 'Ada Lovelace' }) },
+      )
+      expect(identity).toMatchObject({
+        fullName: 'Ada Lovelace',
+        firstName: 'Ada',
+        lastName: 'Lovelace',
+      })
+    })
   })
 })

@@ -16,7 +16,7 @@ const SEED_PAYLOAD = {
   other: 'stuff',
 }
 const SEED_MAPPING = '{userName: user.id, fullName: user.name, email: user.email}'
-/** The seed's example as printed, escaped quotes and stray quote included. */
+/** The product page's example as printed, escaped quotes and stray quote included. */
 const SEED_AS_PRINTED =
   '{"userName\\": user.id, \\"fullName\\": user.name, \\"email\\": user.email}"'
 
@@ -39,7 +39,7 @@ function errorOf(expression: string | null, payload: unknown): string | undefine
   return outcome.errors[0]?.message
 }
 
-describe('the seed example', () => {
+describe('the product page example', () => {
   const expected = {
     subject: null,
     issuer: null,
@@ -55,7 +55,7 @@ describe('the seed example', () => {
     attributes: { userName: 'billy.bob', fullName: 'Billy Bob', email: 'billy.bob@example.com' },
   }
 
-  it('maps the seed payload with the seed mapping', () => {
+  it('maps the product page payload with its mapping', () => {
     expect(run(SEED_MAPPING, SEED_PAYLOAD)).toEqual({
       identity: expected,
       errors: [],
@@ -64,13 +64,13 @@ describe('the seed example', () => {
     })
   })
 
-  it('accepts the quoted keys of the seed, which are JMESPath quoted identifiers', () => {
+  it('accepts the quoted keys of the product page mapping, which are JMESPath quoted identifiers', () => {
     const quoted = '{"userName": user.id, "fullName": user.name, "email": user.email}'
     expect(checkMapping(quoted)).toBeNull()
     expect(run(quoted, SEED_PAYLOAD).identity).toEqual(expected)
   })
 
-  it('repairs the seed mapping as printed, and says what it did', () => {
+  it('repairs the product page mapping as printed, and says what it did', () => {
     expect(checkMapping(SEED_AS_PRINTED)).not.toBeNull()
     const { expression, notes } = normalizePastedMapping(SEED_AS_PRINTED)
     expect(expression).toBe('{"userName": user.id, "fullName": user.name, "email": user.email}')

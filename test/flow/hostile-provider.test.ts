@@ -1,6 +1,6 @@
 /**
- * Hostile and broken providers, each through a whole sign-in on real sockets (security.md §2.6,
- * §2.7): link → POST → the fake provider's /authorize → 302 back to our callback with the
+ * Hostile and broken providers, each through a whole sign-in on real sockets:
+ * link → POST → the fake provider's /authorize → 302 back to our callback with the
  * browser's binding cookie → the callback page → the session as a bot polls it. The client-level
  * cases live in test/oauth/provider-client.test.ts; here each case asserts what the end user and
  * the bot see: the session's final status and failure code, that the page answered within the
@@ -41,7 +41,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/test-db.ts'
 
 const DEADLINE_MS = 1500
 const OUTBOUND = { deadlineMs: DEADLINE_MS, headersTimeoutMs: 1000, connectTimeoutMs: 1000 }
-/** The callback page must answer within the deadline plus a second (R48, issue 6). */
+/** The callback page must answer within the deadline plus a second. */
 const PAGE_BUDGET_MS = DEADLINE_MS + 1000
 const SECRET = 'client-secret-0123456789'
 /** Put in every hostile body: the page and the stored failure must never show it. */
@@ -220,20 +220,20 @@ describe('hostile providers, through a whole sign-in', () => {
   }
 
   describe('token endpoint', () => {
-    it('never answers: provider_timeout at the deadline (T59)', async () => {
+    it('never answers: provider_timeout at the deadline', async () => {
       const outcome = await signIn((idp) => idp.on('POST', '/token', hang()))
       expectFailed(outcome, 'provider_timeout', { whoAmI: 0 })
       expect(outcome.elapsedMs).toBeGreaterThanOrEqual(900)
     })
 
-    it('trickles a byte a second: provider_timeout (T60)', async () => {
+    it('trickles a byte a second: provider_timeout', async () => {
       const outcome = await signIn((idp) =>
         idp.on('POST', '/token', trickle({ intervalMs: 1000, chunk: ' ' })),
       )
       expectFailed(outcome, 'provider_timeout', { whoAmI: 0 })
     })
 
-    it('trickles faster than the pause timer: the total deadline still ends it (T60)', async () => {
+    it('trickles faster than the pause timer: the total deadline still ends it', async () => {
       const outcome = await signIn((idp) =>
         idp.on('POST', '/token', trickle({ intervalMs: 100, chunk: ' ' })),
       )
@@ -241,7 +241,7 @@ describe('hostile providers, through a whole sign-in', () => {
       expect(outcome.elapsedMs).toBeGreaterThanOrEqual(DEADLINE_MS - 100)
     })
 
-    it('streams 50 MB: invalid_provider_response at the size cap (T61)', async () => {
+    it('streams 50 MB: invalid_provider_response at the size cap', async () => {
       const outcome = await signIn((idp) =>
         idp.on('POST', '/token', flood({ totalBytes: 50 * 1024 * 1024 })),
       )
@@ -249,7 +249,7 @@ describe('hostile providers, through a whole sign-in', () => {
       expect(outcome.session.failure?.message).toMatch(/larger than/)
     })
 
-    it('answers a 500 HTML error page: provider_error, the HTML never shown (T62)', async () => {
+    it('answers a 500 HTML error page: provider_error, the HTML never shown', async () => {
       const page = `<html><body><h1>${MARKER}</h1><script>alert(1)</script></body></html>`
       const outcome = await signIn((idp) =>
         idp.on(
@@ -264,7 +264,7 @@ describe('hostile providers, through a whole sign-in', () => {
       expect(outcome.html).not.toContain('<script>alert')
     })
 
-    it('answers 200 with an HTML page: invalid_provider_response (T62)', async () => {
+    it('answers 200 with an HTML page: invalid_provider_response', async () => {
       const outcome = await signIn((idp) =>
         idp.on(
           'POST',
@@ -275,7 +275,7 @@ describe('hostile providers, through a whole sign-in', () => {
       expectFailed(outcome, 'invalid_provider_response', { whoAmI: 0 })
     })
 
-    it('answers invalid UTF-8: invalid_provider_response (T66)', async () => {
+    it('answers invalid UTF-8: invalid_provider_response', async () => {
       const body = Buffer.concat([
         Buffer.from(`{"access_token":"${MARKER}`),
         Buffer.from([0xc3, 0x28]),
@@ -288,7 +288,7 @@ describe('hostile providers, through a whole sign-in', () => {
       expect(outcome.session.failure?.message).toMatch(/not valid UTF-8/)
     })
 
-    it('answers 200 {"error":"bad_verification_code"} (GitHub): invalid_grant (T63)', async () => {
+    it('answers 200 {"error":"bad_verification_code"} (GitHub): invalid_grant', async () => {
       const outcome = await signIn((idp) =>
         idp.on(
           'POST',
@@ -300,12 +300,12 @@ describe('hostile providers, through a whole sign-in', () => {
       expect(outcome.session.failure?.message).toContain('bad_verification_code')
     })
 
-    it('drops the connection: provider_unreachable, and the code is not sent again (R24)', async () => {
+    it('drops the connection: provider_unreachable, and the code is not sent again', async () => {
       const outcome = await signIn((idp) => idp.on('POST', '/token', dropConnection()))
       expectFailed(outcome, 'provider_unreachable', { whoAmI: 0 })
     })
 
-    it('redirects to a loopback canary: not followed, provider_error (T56)', async () => {
+    it('redirects to a loopback canary: not followed, provider_error', async () => {
       const outcome = await signIn((idp) =>
         idp.on('POST', '/token', redirect(`http://127.0.0.1:${canary.port}/${MARKER}`)),
       )
@@ -316,14 +316,14 @@ describe('hostile providers, through a whole sign-in', () => {
       expect(canary.hits).toBe(0)
     })
 
-    it('redirects with 307 to a private address: not followed, provider_error (T56)', async () => {
+    it('redirects with 307 to a private address: not followed, provider_error', async () => {
       const outcome = await signIn((idp) =>
         idp.on('POST', '/token', redirect('http://10.0.0.5/token', 307)),
       )
       expectFailed(outcome, 'provider_error', { whoAmI: 0 })
     })
 
-    it('has a host name that resolves to loopback: blocked_address, no connection (T52)', async () => {
+    it('has a host name that resolves to loopback: blocked_address, no connection', async () => {
       const outcome = await signIn(() => {}, {
         urls: (idp) => ({ tokenUrl: `https://${LOOPBACK_NAME}:${idp.port}/token` }),
       })
@@ -363,7 +363,7 @@ describe('hostile providers, through a whole sign-in', () => {
   describe('WhoAmI endpoint', () => {
     const tokenOk = (idp: FakeProvider) => idp.on('POST', '/token', json(TOKEN))
 
-    it('answers 401: whoami_failed, not retried (T72)', async () => {
+    it('answers 401: whoami_failed, not retried', async () => {
       const outcome = await signIn((idp) => {
         tokenOk(idp)
         idp.on(
@@ -388,7 +388,7 @@ describe('hostile providers, through a whole sign-in', () => {
       expect(outcome.session.failure?.message).toMatch(/JSON but not an object/)
     })
 
-    it('answers JSON nested 10,000 deep: invalid_provider_response (T68)', async () => {
+    it('answers JSON nested 10,000 deep: invalid_provider_response', async () => {
       const outcome = await signIn((idp) => {
         tokenOk(idp)
         idp.on(
@@ -401,7 +401,7 @@ describe('hostile providers, through a whole sign-in', () => {
       expect(outcome.session.failure?.message).toMatch(/nested too deeply/)
     })
 
-    it('resets the connection once, then answers: AUTHENTICATED after one retry (R51)', async () => {
+    it('resets the connection once, then answers: AUTHENTICATED after one retry', async () => {
       const outcome = await signIn((idp) => {
         tokenOk(idp)
         idp.on('GET', '/whoami', dropConnection())
@@ -410,7 +410,7 @@ describe('hostile providers, through a whole sign-in', () => {
       expectAuthenticated(outcome, { whoAmI: 2 })
     })
 
-    it('resets the connection twice: FAILED, provider_unreachable, no third try (R51)', async () => {
+    it('resets the connection twice: FAILED, provider_unreachable, no third try', async () => {
       const outcome = await signIn((idp) => {
         tokenOk(idp)
         idp.on('GET', '/whoami', dropConnection(), { times: 2 })
@@ -418,7 +418,7 @@ describe('hostile providers, through a whole sign-in', () => {
       expectFailed(outcome, 'provider_unreachable', { whoAmI: 2 })
     })
 
-    it('redirects to a loopback canary: not followed, whoami_failed (T56)', async () => {
+    it('redirects to a loopback canary: not followed, whoami_failed', async () => {
       const outcome = await signIn((idp) => {
         tokenOk(idp)
         idp.on('GET', '/whoami', redirect(`http://127.0.0.1:${canary.port}/${MARKER}`, 307))
@@ -435,7 +435,7 @@ describe('hostile providers, through a whole sign-in', () => {
       expectFailed(outcome, 'provider_timeout', { whoAmI: 1 })
     })
 
-    it('answers NUL and bidi characters: AUTHENTICATED, stored without the NUL (T67)', async () => {
+    it('answers NUL and bidi characters: AUTHENTICATED, stored without the NUL', async () => {
       const outcome = await signIn((idp) => {
         tokenOk(idp)
         idp.on('GET', '/whoami', json({ ...WHOAMI, userName: 'a\u0000da', fullName: 'Ada\u202eL' }))
@@ -457,7 +457,7 @@ describe('hostile providers, through a whole sign-in', () => {
   })
 
   describe('one budget for the callback', () => {
-    it('shares one deadline between a slow token answer and a slow WhoAmI (R48)', async () => {
+    it('shares one deadline between a slow token answer and a slow WhoAmI', async () => {
       // Its own app with a 3 s deadline: the token answer trickles in and completes at 1.5 s,
       // leaving WhoAmI 1.5 s (ample on a loaded machine: with the suite's 1.5 s deadline the
       // margin was 0.3 s, and a busy embedded run once ran out of it before WhoAmI was called);

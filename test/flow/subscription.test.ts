@@ -109,6 +109,7 @@ describe('authSessionUpdated over server-sent events', () => {
   let acme: SeededTenant
   let globex: SeededTenant
   const integrationOf: Record<string, string> = {}
+  let confirmedIntegration: string
   /** Added to the app's clock (the provider keeps real time). */
   let clockOffset = 0
   const streams: EventStream[] = []
@@ -121,7 +122,7 @@ describe('authSessionUpdated over server-sent events', () => {
     acme = await t.seedTenant('sse-acme')
     globex = await t.seedTenant('sse-globex')
     for (const tenant of [acme, globex]) {
-      // One OAuth client per tenant: the service refuses a client shared across tenants (mix-up).
+      // One OAuth client per tenant, as each business registers its own.
       const created = await seedProviderIntegration(
         t,
         tenant,
@@ -136,6 +137,20 @@ describe('authSessionUpdated over server-sent events', () => {
       )
       integrationOf[tenant.slug] = created.id
     }
+    confirmedIntegration = (
+      await seedProviderIntegration(
+        t,
+        acme,
+        provider,
+        { clientId: acme.slug, clientSecret: 'sse-secret-0123456789' },
+        {
+          name: 'oidc with a confirmation code',
+          whoAmIMapping: '{userName: sub, fullName: name, email: email}',
+          issuer: provider.issuer,
+          requireConfirmationCode: true,
+        },
+      )
+    ).id
   })
   afterAll(async () => {
     for (const stream of streams) await stream.close()
@@ -214,6 +229,40 @@ describe('authSessionUpdated over server-sent events', () => {
       identity: { email: 'ada@example.com', userName: 'ada' },
     })
     // Exactly three updates: the code-exchange claim (still OPENED) sent none.
+    await stream.expectEnd()
+  })
+
+  it('delivers AWAITING_CONFIRMATION without an identity, then AUTHENTICATED once the code comes back', async () => {
+    const started = await startSignIn(t, acme.agentKey, {
+      integrationId: confirmedIntegration,
+      conversationId: `sse-conv-${++conversation}`,
+    })
+    const id = started.session.id
+    const stream = await subscribeByPost(acme.agentKey, id)
+    expect(statusIn(await stream.update())).toBe('PENDING')
+    const browser = new ScriptedBrowser()
+    const authorize = await followLink(browser, started.authorizationLink)
+    expect(statusIn(await stream.update())).toBe('OPENED')
+    const { result } = await complete(browser, authorize, 'ada')
+    const code = /id="code"[^>]*>([^<]+)</.exec(await result.text())?.[1]?.replace(/\s/g, '')
+    expect(code).toMatch(/^\d{6}$/)
+    expect((await stream.update()).data?.authSessionUpdated).toEqual({
+      id,
+      status: 'AWAITING_CONFIRMATION',
+      identity: null,
+    })
+
+    const confirmed = await t.gql(
+      acme.agentKey,
+      `mutation ($input: ConfirmEndUserAuthInput!) { confirmEndUserAuth(input: $input) { session { status } } }`,
+      { input: { id, code } },
+    )
+    expect(confirmed.errors).toBeUndefined()
+    expect((await stream.update()).data?.authSessionUpdated).toEqual({
+      id,
+      status: 'AUTHENTICATED',
+      identity: { email: 'ada@example.com', userName: 'ada' },
+    })
     await stream.expectEnd()
   })
 

@@ -232,6 +232,23 @@ describe('OAuth integration input validation', () => {
     expect(await snapshot(t)).toEqual(before)
   })
 
+  it('refuses a mapping pasted with escaped quotes, naming the repaired expression to save instead', async () => {
+    const pasted = '{"userName\\": user.id, \\"fullName\\": user.name, \\"email\\": user.email}"'
+    const repaired = '{"userName": user.id, "fullName": user.name, "email": user.email}'
+    const before = await snapshot(t)
+    const result = await t.gql(acme.adminKey, CREATE, {
+      input: validInput({ whoAmIMapping: pasted }),
+    })
+    const message = expectBadInput(result, 'whoAmIMapping', 'syntax error')
+    expect(message).toContain(`testWhoAmIMapping repairs it`)
+    expect(message).toContain(`to ${repaired}, save that instead`)
+    expect(message).not.toContain('; ')
+    expect(await snapshot(t)).toEqual(before)
+    // The expression the message names is accepted as it is.
+    const created = await create(t, acme.adminKey, { whoAmIMapping: repaired })
+    expect(created.whoAmIMapping).toBe(repaired)
+  })
+
   it('accepts extra authorization parameters that the flow does not set', async () => {
     const created = await create(t, acme.adminKey, {
       authorizationUrl: 'https://idp.example.com/authorize?audience=https%3A%2F%2Fapi&prompt=login',

@@ -43,6 +43,10 @@ export interface StartInput {
   readonly conversationId: string
   readonly contactId?: string
   readonly redirectRoute?: RedirectRouteName
+  readonly prompt?: string
+  readonly maxAgeSeconds?: number
+  readonly loginHint?: string
+  readonly acrValues?: readonly string[]
 }
 
 export interface StartedSignIn {

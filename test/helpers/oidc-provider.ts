@@ -48,6 +48,8 @@ export interface TestProvider {
 
 export interface TestProviderOptions {
   readonly accounts?: Record<string, Account>
+  /** Claims of a login name that `accounts` does not list (the demo: anyone may sign in). */
+  readonly claimsFor?: (login: string) => Account
   /**
    * Private signing keys (JWKs with kid, alg and use), e.g. from test/helpers/jwt.ts. Default:
    * oidc-provider's development key.
@@ -87,7 +89,11 @@ export async function startTestProvider(options: TestProviderOptions = {}): Prom
     scopes: ['openid', 'email', 'profile'],
     findAccount: (_ctx, id) => ({
       accountId: id,
-      claims: () => ({ sub: id, preferred_username: id, ...(accounts[id] ?? {}) }),
+      claims: () => ({
+        sub: id,
+        preferred_username: id,
+        ...(accounts[id] ?? options.claimsFor?.(id) ?? {}),
+      }),
     }),
     cookies: { keys: ['test-cookie-key-for-oidc-provider'] },
     ...(options.signingKeys && { jwks: { keys: [...options.signingKeys] } }),
