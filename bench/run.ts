@@ -4,6 +4,7 @@
  *   npm run bench -- [--scenarios start,status,flow,mapping,soak,growth] [--duration 5]
  *                    [--warmup 5] [--rounds 5] [--connections 10] [--soak-duration 60]
  *                    [--soak-concurrency 100] [--growth-rows 10000,1000000] [--out FILE]
+ *                    (10M rows, opt-in: --scenarios growth --growth-rows 10000,10000000)
  *                    [--profile] [--log-level info] [--node-options OPTS]
  *
  * On PostgreSQL when BENCH_DATABASE_URL is set (a fresh `euo_bench_<random>` database is created
@@ -1035,7 +1036,11 @@ async function soakScenario(ctx: Context): Promise<void> {
   }
 }
 
-/** Session rows in bulk: one INSERT ... SELECT FROM generate_series, finished sessions only. */
+/**
+ * Session rows in bulk: one INSERT ... SELECT FROM generate_series, finished sessions only, all
+ * completed within the last 29 days, so the service's retention (30 days by default) has nothing
+ * to delete while it is measured and the table is what a steady state of 30 days holds.
+ */
 function growthInsert(
   tenantId: string,
   integrationId: string,
@@ -1052,16 +1057,22 @@ function growthInsert(
                'userName', 'user' || g, 'fullName', 'User ' || g, 'firstName', 'User', 'lastName', g::text,
                'attributes', jsonb_build_object('userName', 'user' || g)) end,
              t + interval '10 minutes', t + interval '1 minute', t + interval '2 minutes', t, t + interval '2 minutes'
-           from generate_series(1, $4::int) as g, lateral (select now() - interval '1 minute' * (g % 43200) - interval '1 day' as t) as c`,
+           from generate_series(1, $4::int) as g, lateral (select now() - interval '1 minute' * (g % 40320) - interval '1 day' as t) as c`,
     values: [tenantId, integrationId, tag, count],
   }
 }
 
 /**
- * Status p99 on a small and a large table. The two tables are two copies of the seeded database
- * (so nothing else the run wrote is in them), each served by its own service; both are read in
- * alternation (A B A B ...) at the same fixed request rate, half of what the small one sustains,
- * so that p99 reflects the work per read rather than queueing.
+ * Status p99 on a small and a large table. A status read (`authSession(id)`, db/auth-sessions.ts
+ * selectSession: `where id = $1 and tenant_id = $2`) is one probe of the primary key index
+ * `auth_sessions_pkey` (a b-tree on id: its depth grows by one level per ~300x more rows), then
+ * one heap page, whatever the table's size. `--growth-rows 10000,10000000` is the 10M-row run
+ * (opt-in: filling the copy takes minutes and several GB); the default stays at 1M.
+ *
+ * The two tables are two copies of the seeded database (so nothing else the run wrote is in
+ * them), each served by its own service; both are read in alternation (A B A B ...) at the same
+ * fixed request rate, half of what the small one sustains, so that p99 reflects the work per read
+ * rather than queueing.
  */
 async function growthScenario(ctx: Context, tenantId: string): Promise<void> {
   const { o, db } = ctx

@@ -14,7 +14,12 @@ export class ConfigError extends Error {
 }
 
 export type DatabaseConfig =
-  | { readonly kind: 'postgres'; readonly url: string }
+  | {
+      readonly kind: 'postgres'
+      readonly url: string
+      /** Where to LISTEN (a direct connection when `url` goes through a pooling proxy). */
+      readonly listenUrl: string
+    }
   | { readonly kind: 'pglite'; readonly dataDir: string }
 
 export interface Config {
@@ -51,6 +56,8 @@ export interface Config {
    * endpoint and the other OTEL_* variables itself.
    */
   readonly tracing: boolean
+  /** Finished sessions (with their identity data) are deleted this many days after they ended. */
+  readonly sessionRetentionDays: number
 }
 
 /** What one GraphQL document may ask for (graphql/limits.ts). */
@@ -113,6 +120,8 @@ export const CONFIG_VARIABLES = [
   'METRICS_PORT',
   'OTEL_EXPORTER_OTLP_ENDPOINT',
   'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+  'DATABASE_LISTEN_URL',
+  'SESSION_RETENTION_DAYS',
 ] as const
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
@@ -128,7 +137,18 @@ export function loadConfig(env: Env = process.env): Config {
   const host = nonEmpty(env.HOST, 'HOST') ?? '127.0.0.1'
   const dataDir = path.resolve(nonEmpty(env.DATA_DIR, 'DATA_DIR') ?? './.data')
   const databaseUrl = nonEmpty(env.DATABASE_URL, 'DATABASE_URL')
-  if (databaseUrl !== undefined) checkDatabaseUrl(databaseUrl)
+  if (databaseUrl !== undefined) checkDatabaseUrl(databaseUrl, 'DATABASE_URL')
+  const listenUrl = nonEmpty(env.DATABASE_LISTEN_URL, 'DATABASE_LISTEN_URL')
+  if (listenUrl !== undefined) {
+    if (databaseUrl === undefined) {
+      throw new ConfigError(
+        'DATABASE_LISTEN_URL',
+        'is only used with DATABASE_URL (the embedded database needs no listening connection)',
+      )
+    }
+    checkDatabaseUrl(listenUrl, 'DATABASE_LISTEN_URL')
+  }
+  const sessionRetentionDays = parseRetentionDays(env.SESSION_RETENTION_DAYS)
   const publicBaseUrl = parsePublicBaseUrl(env.PUBLIC_BASE_URL, port, production)
   const encryptionKey = nonEmpty(env.ENCRYPTION_KEY, 'ENCRYPTION_KEY') ?? null
   if (encryptionKey !== null) checkKey(encryptionKey, 'ENCRYPTION_KEY')
@@ -217,8 +237,9 @@ export function loadConfig(env: Env = process.env): Config {
     port,
     host,
     database: databaseUrl
-      ? { kind: 'postgres' as const, url: databaseUrl }
+      ? { kind: 'postgres' as const, url: databaseUrl, listenUrl: listenUrl ?? databaseUrl }
       : { kind: 'pglite' as const, dataDir },
+    sessionRetentionDays,
     dataDir,
     publicBaseUrl,
     encryptionKey,
@@ -249,25 +270,33 @@ function parsePort(raw: string | undefined, variable = 'PORT'): number {
   return Number(value)
 }
 
-function checkDatabaseUrl(raw: string): void {
+function checkDatabaseUrl(raw: string, variable: string): void {
   let url: URL
   try {
     url = new URL(raw)
   } catch {
-    throw new ConfigError(
-      'DATABASE_URL',
-      'is not a URL (expected postgres://user@host:port/database)',
-    )
+    throw new ConfigError(variable, 'is not a URL (expected postgres://user@host:port/database)')
   }
   if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
-    throw new ConfigError('DATABASE_URL', `must start with postgres:// (got "${url.protocol}//")`)
+    throw new ConfigError(variable, `must start with postgres:// (got "${url.protocol}//")`)
   }
   if (!url.hostname && !url.searchParams.get('host')) {
+    throw new ConfigError(variable, 'has no host (expected postgres://user@host:port/database)')
+  }
+}
+
+const MAX_RETENTION_DAYS = 3650
+
+function parseRetentionDays(raw: string | undefined): number {
+  const value = nonEmpty(raw, 'SESSION_RETENTION_DAYS')
+  if (value === undefined) return 30
+  if (!/^\d{1,4}$/.test(value) || Number(value) < 1 || Number(value) > MAX_RETENTION_DAYS) {
     throw new ConfigError(
-      'DATABASE_URL',
-      'has no host (expected postgres://user@host:port/database)',
+      'SESSION_RETENTION_DAYS',
+      `must be a whole number of days from 1 to ${MAX_RETENTION_DAYS} (got "${raw}")`,
     )
   }
+  return Number(value)
 }
 
 function parsePublicBaseUrl(raw: string | undefined, port: number, production: boolean): string {

@@ -41,7 +41,16 @@ const REDACT = [
 ]
 
 export function createLogger(
-  options: { level: string; name?: string; format?: 'pretty' | 'json' | null },
+  options: {
+    level: string
+    name?: string
+    format?: 'pretty' | 'json' | null
+    /**
+     * Write JSON lines synchronously: for short-lived commands that print a result after their
+     * logs (asynchronous lines could come out after it). The service keeps them asynchronous.
+     */
+    sync?: boolean
+  },
   destination?: DestinationStream,
 ): Logger {
   const format = options.format ?? (process.stdout.isTTY ? 'pretty' : 'json')
@@ -61,6 +70,6 @@ export function createLogger(
             translateTime: 'SYS:HH:MM:ss.l',
             ignore: 'pid,hostname,name',
           })
-        : pino.destination(1)),
+        : pino.destination({ dest: 1, sync: options.sync ?? false, minLength: 0 })),
   )
 }

@@ -1,18 +1,11 @@
 // `npm run migrate`: apply pending migrations and exit (0 when done, 1 with the reason otherwise).
-import pino from 'pino'
 import { ConfigError, loadConfig } from './config.ts'
 import { createLogger } from './logger.ts'
 import { openRuntime } from './runtime/open.ts'
 
 try {
   const config = loadConfig(process.env)
-  // Written synchronously (a short-lived command), so the result line below comes after every
-  // log line: the service's own asynchronous stream could still be writing them.
-  const format = config.logFormat ?? (process.stdout.isTTY ? 'pretty' : 'json')
-  const logger = createLogger(
-    { level: config.logLevel, format },
-    format === 'pretty' ? undefined : pino.destination({ dest: 1, sync: true }),
-  )
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat, sync: true })
   const runtime = await openRuntime(config, logger)
   if ('owner' in runtime) {
     // The running service migrated the database when it started: nothing is pending.

@@ -64,6 +64,7 @@ describe('loadConfig', () => {
       },
       metricsPort: null,
       tracing: false,
+      sessionRetentionDays: 30,
     })
     expect(Object.isFrozen(config)).toBe(true)
   })
@@ -107,11 +108,17 @@ describe('loadConfig', () => {
       REDIS_URL: 'redis://127.0.0.1:6379',
       METRICS_PORT: '9464',
       OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318',
+      DATABASE_LISTEN_URL: 'postgres://app@db-direct.internal:5432/euo',
+      SESSION_RETENTION_DAYS: '7',
     })
     expect(config).toEqual({
       port: 5000,
       host: '0.0.0.0',
-      database: { kind: 'postgres', url: 'postgres://app@db.internal:5432/euo' },
+      database: {
+        kind: 'postgres',
+        url: 'postgres://app@db.internal:5432/euo',
+        listenUrl: 'postgres://app@db-direct.internal:5432/euo',
+      },
       dataDir: '/tmp/euo-data',
       publicBaseUrl: 'https://{tenant}.auth.example.com',
       encryptionKey: KEY,
@@ -148,6 +155,15 @@ describe('loadConfig', () => {
       },
       metricsPort: 9464,
       tracing: true,
+      sessionRetentionDays: 7,
+    })
+  })
+
+  it('listens through DATABASE_URL unless DATABASE_LISTEN_URL says otherwise', () => {
+    expect(loadConfig({ DATABASE_URL: 'postgres://u@h/db' }).database).toEqual({
+      kind: 'postgres',
+      url: 'postgres://u@h/db',
+      listenUrl: 'postgres://u@h/db',
     })
   })
 
@@ -190,6 +206,21 @@ describe('loadConfig', () => {
     [{ DATABASE_URL: 'not a url' }, /^DATABASE_URL: is not a URL/],
     [{ DATABASE_URL: 'mysql://x' }, /^DATABASE_URL: must start with postgres:\/\//],
     [{ DATABASE_URL: '' }, /^DATABASE_URL: is set but empty/],
+    [
+      { DATABASE_LISTEN_URL: 'postgres://u@h/db' },
+      /^DATABASE_LISTEN_URL: is only used with DATABASE_URL/,
+    ],
+    [
+      { DATABASE_URL: 'postgres://u@h/db', DATABASE_LISTEN_URL: 'mysql://x' },
+      /^DATABASE_LISTEN_URL: must start with postgres:\/\//,
+    ],
+    [
+      { SESSION_RETENTION_DAYS: '0' },
+      /^SESSION_RETENTION_DAYS: must be a whole number of days from 1 to 3650 \(got "0"\)/,
+    ],
+    [{ SESSION_RETENTION_DAYS: '2.5' }, /^SESSION_RETENTION_DAYS: .*"2.5"/],
+    [{ SESSION_RETENTION_DAYS: '9999' }, /^SESSION_RETENTION_DAYS: .*"9999"/],
+    [{ SESSION_RETENTION_DAYS: '' }, /^SESSION_RETENTION_DAYS: is set but empty/],
     [{ PUBLIC_BASE_URL: 'example.com' }, /^PUBLIC_BASE_URL: is not an absolute URL/],
     [{ PUBLIC_BASE_URL: 'ftp://example.com' }, /^PUBLIC_BASE_URL: must be an http or https URL/],
     [{ PUBLIC_BASE_URL: 'https://example.com/?a=1' }, /^PUBLIC_BASE_URL: must be an origin/],

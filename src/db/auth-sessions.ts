@@ -555,7 +555,10 @@ export async function cancelOpenSessionsOf(
 
 /**
  * The sweeper: writes EXPIRED on open sessions past their expiry, a batch at a time, completed
- * at their expiry (as readers already see them; index auth_sessions_open_expiry_idx).
+ * at their expiry (as readers already see them; index auth_sessions_open_expiry_idx). A session
+ * whose code exchange is under way is left to its callback (which may end after the expiry), or,
+ * if the instance doing it died, to failAbandonedExchanges. Rows another sweeper has locked are
+ * skipped, so sweepers on several instances share the work instead of waiting for each other.
  */
 export async function expireSessions(db: Db, now: Date, limit = 500): Promise<AuthSession[]> {
   const rows = await guarded(
@@ -568,7 +571,10 @@ export async function expireSessions(db: Db, now: Date, limit = 500): Promise<Au
           .select('id')
           .where('status', 'in', allowedFrom('expire'))
           .where('expires_at', '<=', now)
-          .limit(limit),
+          .where((w) => w.or([w('status', '!=', 'OPENED'), w('exchange_claimed_at', 'is', null)]))
+          .limit(limit)
+          .forUpdate()
+          .skipLocked(),
       ),
     'expire',
     now,
@@ -576,4 +582,63 @@ export async function expireSessions(db: Db, now: Date, limit = 500): Promise<Au
     .returningAll()
     .execute()
   return rows.map(rowToAuthSession)
+}
+
+/**
+ * FAILED with `failure` for sessions whose code exchange was claimed before `claimedBefore` and
+ * that are still OPENED: the instance that claimed them stopped before it could end them (index
+ * auth_sessions_claimed_idx). A callback still under way past that time finds its session ended.
+ */
+export async function failAbandonedExchanges(
+  db: Db,
+  claimedBefore: Date,
+  failure: AuthFailure,
+  now: Date,
+  limit = 500,
+): Promise<AuthSession[]> {
+  const rows = await guarded(
+    db
+      .updateTable('auth_sessions')
+      .set({ ...statusColumns('fail', now), failure: JSON.stringify(failure), identity: null })
+      .where('id', 'in', (eb) =>
+        eb
+          .selectFrom('auth_sessions')
+          .select('id')
+          .where('status', '=', 'OPENED')
+          .where('exchange_claimed_at', 'is not', null)
+          .where('exchange_claimed_at', '<=', claimedBefore)
+          .limit(limit)
+          .forUpdate()
+          .skipLocked(),
+      ),
+    'fail',
+    now,
+  )
+    .returningAll()
+    .execute()
+  return rows.map(rowToAuthSession)
+}
+
+/**
+ * Retention: deletes up to `limit` finished sessions (with their identity) completed before
+ * `before`, oldest first (index auth_sessions_finished_idx). One short statement per batch, rows
+ * locked by another instance's batch skipped: the table is never locked, open sessions never
+ * touched. Returns how many were deleted.
+ */
+export async function deleteFinishedSessions(db: Db, before: Date, limit = 1000): Promise<number> {
+  const result = await db
+    .deleteFrom('auth_sessions')
+    .where('id', 'in', (eb) =>
+      eb
+        .selectFrom('auth_sessions')
+        .select('id')
+        .where('completed_at', 'is not', null)
+        .where('completed_at', '<', before)
+        .orderBy('completed_at')
+        .limit(limit)
+        .forUpdate()
+        .skipLocked(),
+    )
+    .executeTakeFirst()
+  return Number(result.numDeletedRows)
 }

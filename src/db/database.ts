@@ -47,11 +47,15 @@ export function openDatabase(target: DatabaseTarget): DatabaseHandle {
       connectionString: target.url,
       max: target.poolSize ?? 10,
       connectionTimeoutMillis: 5_000,
+      keepAlive: true,
       // A per-schema search path isolates test files (and lets operators pick a schema).
       ...(target.schema ? { options: `-c search_path=${target.schema}` } : {}),
     })
     // An idle client losing its connection must not crash the process; the pool replaces it.
     pool.on('error', () => {})
+    // Nor one checked out of the pool (the pool listens only to idle ones): between two queries
+    // it would emit 'error' with nobody listening. Its next query fails and the pool drops it.
+    pool.on('connect', (client) => client.on('error', () => {}))
     db = new Kysely<Database>({ dialect: new CurrentSchemaPostgresDialect({ pool }) })
   } else {
     if (!target.dataDir.startsWith('memory://')) mkdirSync(target.dataDir, { recursive: true })

@@ -93,13 +93,14 @@ export async function revokeApiKey(
   tenantId: string,
   keyId: string,
   now: Date,
-): Promise<boolean> {
-  const result = await db
+): Promise<string | undefined> {
+  const row = await db
     .updateTable('api_keys')
     .set({ revoked_at: now })
     .where('tenant_id', '=', tenantId)
     .where('key_id', '=', keyId)
     .where('revoked_at', 'is', null)
+    .returning('id')
     .executeTakeFirst()
-  return result.numUpdatedRows > 0n
+  return row?.id
 }

@@ -9,6 +9,7 @@ import type { Identity } from '../core/identity.ts'
 import { NotFoundError } from '../core/errors.ts'
 import { isVerified } from '../core/contact.ts'
 import { findContact, type Contact } from '../db/contacts.ts'
+import { isDatabaseUnavailable } from '../db/unavailable.ts'
 import { confirmSignIn } from '../services/confirm-sign-in.ts'
 import {
   cancelSignIn,
@@ -523,6 +524,11 @@ builder.subscriptionField('authSessionUpdated', (t) =>
   }),
 )
 
+/** How soon a subscription tries again when the database did not answer its read. */
+const REREAD_AFTER_OUTAGE_MS = 2_000
+/** How often an open subscription reads its session anyway. */
+const REREAD_BACKSTOP_MS = 30_000
+
 async function* watchSession(
   deps: Parameters<typeof getSession>[0],
   tenantId: string,
@@ -537,10 +543,24 @@ async function* watchSession(
     yield last
     if (isTerminal(last.status)) return
     const expiry = last.expiresAt.getTime() - deps.now().getTime()
-    const timer = setTimeout(() => deps.events.publish(id), Math.max(0, expiry) + 50)
+    const timer = setTimeout(() => deps.events.wake(id), Math.max(0, expiry) + 50)
+    // A change is announced right after its commit; an instance that died in between took its
+    // notice with it. Reading again now and then bounds how late such a change is seen.
+    const backstop = setInterval(() => deps.events.wake(id), REREAD_BACKSTOP_MS)
+    let retry: NodeJS.Timeout | undefined
     try {
       for await (const _ of updates) {
-        const current = await getSession(deps, tenantId, id)
+        let current: AuthSession
+        try {
+          current = await getSession(deps, tenantId, id)
+        } catch (error) {
+          // The database is away: the subscription stays open and reads again a little later
+          // (and once this instance hears other instances again, it is woken anyway).
+          if (!isDatabaseUnavailable(error)) throw error
+          clearTimeout(retry)
+          retry = setTimeout(() => deps.events.wake(id), REREAD_AFTER_OUTAGE_MS)
+          continue
+        }
         if (current.status !== last.status) {
           last = current
           yield current
@@ -549,6 +569,8 @@ async function* watchSession(
       }
     } finally {
       clearTimeout(timer)
+      clearInterval(backstop)
+      clearTimeout(retry)
     }
   } finally {
     await updates.return?.()

@@ -44,7 +44,7 @@ export async function graphqlRequestLimit(
       ? null
       : addressBlocked === null
         ? await authenticateApiKey(deps, raw)
-        : (cachedPrincipal(raw) ?? null)
+        : (cachedPrincipal(deps, raw) ?? null)
   if (principal === null) {
     const wait = addressBlocked ?? (await limits.take('anonymous', bucket))
     return wait === null

@@ -4,12 +4,11 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { createYoga, type YogaServerInstance } from 'graphql-yoga'
-import type { DatabaseHandle } from '../db/database.ts'
 import type { GraphQLContext } from '../graphql/context.ts'
 import { createGraphQLOptions, useGraphQLOptions } from '../graphql/options.ts'
 import { useRequestBodyLimit } from '../http/body-limit.ts'
 import { directGraphQLHandler, type DirectGraphQLCounts } from '../http/graphql-direct.ts'
-import { healthRoutes } from '../http/health.ts'
+import { healthRoutes, type Readiness } from '../http/health.ts'
 import { landingPage } from '../http/pages.ts'
 import { PLUGIN_NAME, type NamedPlugin } from '../http/named-plugin.ts'
 import { withRequestLog } from '../http/request-log.ts'
@@ -73,7 +72,7 @@ query Viewer {
 
 export function createApp(
   deps: Deps,
-  database: Pick<DatabaseHandle, 'ping'>,
+  database: Readiness,
   extraRoutes: readonly Route[] = [],
   extraPlugins: readonly NamedPlugin[] = [],
 ): App {

@@ -9,7 +9,7 @@ import { createSealer, loadOrCreateDevKey, type Sealer } from '../crypto/sealer.
 import { migrateToLatest, openDatabase, type DatabaseHandle, type Db } from '../db/database.ts'
 import { makeDataDirPrivate } from './data-dir.ts'
 import { acquireOwnerLock, type OwnerInfo, type OwnerLock } from './owner-lock.ts'
-import { createSessionEvents } from './events.ts'
+import { listenToDatabase, singleProcess, type Cluster } from './cluster.ts'
 import type { Logger } from '../logger.ts'
 import { createProviderGateway } from '../oauth/gateway.ts'
 import type { OutboundOptions } from '../oauth/outbound.ts'
@@ -24,6 +24,7 @@ import {
 } from '../services/rate-limits.ts'
 import type { LimitName } from '../core/rate-limit.ts'
 import { recordRateLimited } from '../observability/metrics.ts'
+import { createApiKeyCache } from '../services/tenants.ts'
 
 export function sealerFor(config: Config, logger: Logger): Sealer {
   if (config.encryptionKey) return createSealer(config.encryptionKey, config.previousEncryptionKeys)
@@ -42,6 +43,8 @@ export interface DepsOptions {
   readonly outbound?: Partial<OutboundOptions>
   /** The database `db` is (default: the configured one): PostgreSQL shares rate limit counts. */
   readonly databaseKind?: 'postgres' | 'pglite'
+  /** Where events and invalidations come from; default: this process only. */
+  readonly cluster?: Cluster
 }
 
 /** Deps whose provider gateway holds connections: its owner closes it, and the rate limits. */
@@ -134,20 +137,19 @@ export function createDeps(
 ): OwnedDeps {
   const sealer = sealerFor(config, logger)
   const now = options.now ?? (() => new Date())
-  const provider = createProviderGateway({
-    allowHosts: config.outboundAllowHosts,
-    ...options.outbound,
-  })
   const kind = options.databaseKind ?? config.database.kind
   const rateLimits = rateLimiterFor(config, db, kind, logger, now)
+  const { events, invalidation } = options.cluster ?? singleProcess()
   return {
     db,
     config,
     sealer,
     logger,
     now,
-    events: createSessionEvents(),
-    provider,
+    events,
+    invalidation,
+    caches: { apiKeys: createApiKeyCache(invalidation) },
+    provider: createProviderGateway({ allowHosts: config.outboundAllowHosts, ...options.outbound }),
     rateLimits,
   }
 }
@@ -156,16 +158,19 @@ export interface Runtime {
   readonly database: DatabaseHandle
   readonly deps: Deps
   readonly lock: OwnerLock | null
+  readonly cluster: Cluster
   close(): Promise<void>
 }
 
 /**
  * Opens and migrates the database. For the embedded database this takes DATA_DIR's owner lock
  * first; when another live process owns it, returns that owner instead of opening anything.
+ * `listen` (the service): on PostgreSQL, hear what other instances change (cluster.ts).
  */
 export async function openRuntime(
   config: Config,
   logger: Logger,
+  options: { readonly listen?: boolean } = {},
 ): Promise<Runtime | { owner: OwnerInfo }> {
   let lock: OwnerLock | null = null
   if (config.database.kind === 'pglite') {
@@ -193,14 +198,31 @@ export async function openRuntime(
       await database.close()
       throw error
     }
-    const deps = createDeps(config, database.db, logger, { databaseKind: database.kind })
+    let cluster: Cluster = singleProcess()
+    if (options.listen && config.database.kind === 'postgres') {
+      const { url, listenUrl } = config.database
+      try {
+        cluster = await listenToDatabase({ db: database.db, url: listenUrl, logger })
+      } catch (error) {
+        await database.close()
+        const variable = listenUrl === url ? 'DATABASE_URL' : 'DATABASE_LISTEN_URL'
+        const reason = error instanceof Error ? error.message : String(error)
+        throw new Error(`could not LISTEN through ${variable}: ${reason}`, { cause: error })
+      }
+    }
+    const deps = createDeps(config, database.db, logger, {
+      cluster,
+      databaseKind: database.kind,
+    })
     return {
       database,
       deps,
       lock,
+      cluster,
       async close() {
         await deps.rateLimits.close()
         await deps.provider.close()
+        await cluster.close()
         await database.close()
         lock?.release()
       },

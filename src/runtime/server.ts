@@ -12,9 +12,14 @@ import { AppError } from '../core/errors.ts'
 import type { Logger } from '../logger.ts'
 import { openRuntime } from './open.ts'
 import { endUserRoutes } from '../http/index.ts'
+import { isDatabaseUnavailable } from '../db/unavailable.ts'
 import type { Deps } from '../services/deps.ts'
-import { sweepExpiredSessions } from '../services/sign-in.ts'
 import { startMetricsServer, type MetricsServer } from '../observability/metrics.ts'
+import {
+  MAINTENANCE_INTERVAL_MS,
+  RETENTION_INTERVAL_MS,
+  runMaintenance,
+} from '../services/maintenance.ts'
 
 export interface RunningService {
   readonly server: Server
@@ -24,21 +29,23 @@ export interface RunningService {
   close(graceMs?: number): Promise<void>
 }
 
-const SWEEP_INTERVAL_MS = 30_000
-
 export class DataDirInUseError extends Error {
   override readonly name = 'DataDirInUseError'
 }
 
 export async function startService(config: Config, logger: Logger): Promise<RunningService> {
-  const runtime = await openRuntime(config, logger)
+  const runtime = await openRuntime(config, logger, { listen: true })
   if ('owner' in runtime) {
     throw new DataDirInUseError(
       `DATA_DIR ${config.dataDir} is in use by process ${runtime.owner.pid}; stop it or use another DATA_DIR`,
     )
   }
   const { deps, database } = runtime
-  const app = createApp(deps, database, endUserRoutes)
+  const app = createApp(
+    deps,
+    { ping: (timeoutMs) => database.ping(timeoutMs), listening: runtime.cluster.listening },
+    endUserRoutes,
+  )
   const server = createServer(app.handleNode)
   // Slow-loris guard: a client must send its headers promptly.
   server.headersTimeout = 10_000
@@ -78,12 +85,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     })
     runtime.lock.setSocket(socket)
   }
-  const sweeper = setInterval(() => {
-    sweepExpiredSessions(deps).catch((error: unknown) =>
-      logger.error({ err: error }, 'expiry sweep failed'),
-    )
-  }, SWEEP_INTERVAL_MS)
-  sweeper.unref()
+  const sweeper = startMaintenance(deps, logger)
   const { port } = server.address() as AddressInfo
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`
   logger.info({ url, database: database.kind }, 'listening')
@@ -95,7 +97,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     deps,
     close(graceMs = 10_000) {
       closing ??= (async () => {
-        clearInterval(sweeper)
+        await sweeper.stop()
         const closed = new Promise<void>((resolve) => server.close(() => resolve()))
         server.closeIdleConnections()
         // Long-lived requests (subscriptions) get a grace period, then are cut.
@@ -110,6 +112,44 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
         logger.info('stopped')
       })()
       return closing
+    },
+  }
+}
+
+/**
+ * The maintenance round every MAINTENANCE_INTERVAL_MS (retention every RETENTION_INTERVAL_MS),
+ * one at a time. While the database is away a round fails; that is logged once, not every round.
+ */
+function startMaintenance(
+  deps: Parameters<typeof runMaintenance>[0],
+  logger: Logger,
+): { stop(): Promise<void> } {
+  let running: Promise<void> | null = null
+  let lastRetention = 0
+  let unavailable = false
+  const round = async () => {
+    const retention = Date.now() - lastRetention >= RETENTION_INTERVAL_MS
+    try {
+      await runMaintenance(deps, { retention })
+      if (retention) lastRetention = Date.now()
+      if (unavailable) logger.info('maintenance resumed: the database answers again')
+      unavailable = false
+    } catch (error) {
+      if (!isDatabaseUnavailable(error)) logger.error({ err: error }, 'maintenance failed')
+      else if (!unavailable) {
+        unavailable = true
+        logger.warn({ err: error }, 'maintenance waits: the database is unavailable')
+      }
+    }
+  }
+  const timer = setInterval(() => {
+    running ??= round().finally(() => (running = null))
+  }, MAINTENANCE_INTERVAL_MS)
+  timer.unref()
+  return {
+    async stop() {
+      clearInterval(timer)
+      await running
     },
   }
 }

@@ -4,7 +4,8 @@ import type { OAuthIntegration } from '../core/integration.ts'
 import type { Result } from '../core/result.ts'
 import type { Sealer } from '../crypto/sealer.ts'
 import type { Db } from '../db/database.ts'
-import type { SessionEvents } from '../runtime/events.ts'
+import type { Invalidation, SessionEvents } from '../runtime/events.ts'
+import type { ApiKeyCache } from './tenants.ts'
 import type { Logger } from '../logger.ts'
 import type { RateLimiter } from './rate-limits.ts'
 
@@ -117,7 +118,15 @@ export interface Deps {
   readonly logger: Logger
   readonly now: () => Date
   readonly events: SessionEvents
+  /** Tells caches of changes, here and (through the database) on other instances. */
+  readonly invalidation: Invalidation
+  readonly caches: ServiceCaches
   readonly provider: ProviderGateway
   /** Requests per minute per key, tenant, address and conversation (services/rate-limits.ts). */
   readonly rateLimits: RateLimiter
+}
+
+/** The caches of one instance; each stays true through `invalidation`. */
+export interface ServiceCaches {
+  readonly apiKeys: ApiKeyCache
 }

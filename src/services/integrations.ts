@@ -193,6 +193,8 @@ export async function updateIntegration(
     return { row, changed, rotated }
   })
   if (result.changed.length > 0 || result.rotated) {
+    // Other instances hear of it from the database (a trigger); this one need not wait for that.
+    deps.invalidation.changed('integration', result.row.id)
     const fields = result.rotated ? [...result.changed, 'clientSecret'] : result.changed
     deps.logger.info({ tenantId: actor.tenantId, integrationId: id, fields }, 'integration updated')
   }
@@ -313,6 +315,7 @@ export async function deleteIntegration(deps: Deps, actor: Actor, id: string): P
   for (const sessionId of cancelled) deps.events.publish(sessionId)
   // Only their ids come back: counted without a duration.
   for (let i = 0; i < cancelled.length; i++) recordSignInEnded({ status: 'CANCELLED' })
+  deps.invalidation.changed('integration', checked)
   deps.logger.info(
     { tenantId: actor.tenantId, integrationId: checked, cancelledSessions: cancelled.length },
     'integration deleted',

@@ -100,8 +100,8 @@ export async function startSignIn(
     acrValues: stepUp.acrValues === null ? null : JSON.stringify(stepUp.acrValues),
     now,
   })
+  // The new session has no subscribers yet (they read it when they subscribe); the older ones may.
   for (const old of superseded) deps.events.publish(old.id)
-  deps.events.publish(session.id)
   recordSignInStarted()
   for (const old of superseded) recordSessionEnded(old)
   deps.logger.info(
@@ -155,22 +155,6 @@ export async function cancelSignIn(deps: Deps, tenantId: string, id: string): Pr
   if (current.status === 'PENDING' || current.status === 'OPENED')
     return getSession(deps, tenantId, id)
   return current
-}
-
-/**
- * Writes EXPIRED on open sessions past their expiry and tells subscribers. Readers never depend
- * on it (an open session past expiry already reads EXPIRED); it keeps the table honest and
- * wakes `authSessionUpdated` subscribers on other instances.
- */
-export async function sweepExpiredSessions(deps: Deps): Promise<number> {
-  let total = 0
-  for (;;) {
-    const expired = await sessions.expireSessions(deps.db, deps.now())
-    for (const session of expired) deps.events.publish(session.id)
-    for (const session of expired) recordSessionEnded(session)
-    total += expired.length
-    if (expired.length === 0) return total
-  }
 }
 
 /** The integration of a session, also after the integration was deleted. */

@@ -1,7 +1,8 @@
 /**
  * Tenants and their API keys (used by the CLI and by GraphQL authentication).
  * Rules: slugs are host labels; keys carry >= 256 random bits, are shown once, stored only as
- * SHA-256 and compared in constant time; a revoked key stops working within API_KEY_CACHE_MS.
+ * SHA-256 and compared in constant time; a revoked key is refused at once by the instance that
+ * revoked it and, once the database's notification arrives, by every other one (services/cache.ts).
  */
 import { randomBytes } from 'node:crypto'
 import { formatApiKey, parseApiKey, slugProblem, type ApiKeyRole } from '../core/api-key.ts'
@@ -9,6 +10,8 @@ import { BadUserInputError, NotFoundError } from '../core/errors.ts'
 import { hashesEqual, randomToken, sha256 } from '../crypto/tokens.ts'
 import { insertAuditEvent } from '../db/audit.ts'
 import * as tenants from '../db/tenants.ts'
+import type { Invalidation } from '../runtime/events.ts'
+import { InvalidatedCache } from './cache.ts'
 import type { Deps } from './deps.ts'
 
 export interface Tenant {
@@ -87,14 +90,15 @@ export async function revokeApiKey(
   if (!tenant) throw NotFoundError.of('tenant', input.slug)
   // Accept the whole key too, so an operator can paste what leaked.
   const keyId = parseApiKey(input.keyId)?.keyId ?? input.keyId
-  await deps.db.transaction().execute(async (trx) => {
-    if (!(await tenants.revokeApiKey(trx, tenant.id, keyId, deps.now()))) {
-      throw NotFoundError.of('active API key', keyId)
-    }
+  const rowId = await deps.db.transaction().execute(async (trx) => {
+    const revoked = await tenants.revokeApiKey(trx, tenant.id, keyId, deps.now())
+    if (!revoked) throw NotFoundError.of('active API key', keyId)
     await auditKey(trx, deps, tenant.id, input.actorKeyId ?? null, 'revoked', keyId, {})
+    return revoked
   })
   deps.logger.info({ tenantId: tenant.id, keyId }, 'API key revoked')
-  apiKeyCache.clear()
+  // Other instances hear of it from the database; this one need not wait for that.
+  deps.invalidation.changed('api_key', rowId)
 }
 
 /** The audit record of a key's creation or revocation: its public id, never the key. */
@@ -140,12 +144,23 @@ async function newKey(
 }
 
 /**
- * Verified keys are cached briefly so that polling bots cost one hash, not one query; a revoked
- * key is refused by every instance after at most this long.
+ * Verified keys are cached so that polling bots cost one hash, not one query. Entries are dropped
+ * when their key or tenant changes on any instance (services/cache.ts); the TTL only bounds what
+ * a lost notification could cost.
  */
-export const API_KEY_CACHE_MS = 5_000
-const apiKeyCache = new Map<string, { principal: Principal | null; until: number }>()
+export const API_KEY_CACHE_MS = 60_000
 const MAX_CACHE_ENTRIES = 10_000
+
+export type ApiKeyCache = InvalidatedCache<Principal>
+
+export function createApiKeyCache(invalidation: Invalidation): ApiKeyCache {
+  return new InvalidatedCache<Principal>(invalidation, {
+    topics: ['api_key', 'tenant'],
+    ttlMs: API_KEY_CACHE_MS,
+    maxEntries: MAX_CACHE_ENTRIES,
+    affects: (principal, id) => principal.apiKeyId === id || principal.tenantId === id,
+  })
+}
 
 /** Returns who the key belongs to, or null for a malformed, unknown or revoked key. */
 export async function authenticateApiKey(deps: Deps, raw: string): Promise<Principal | null> {
@@ -153,9 +168,10 @@ export async function authenticateApiKey(deps: Deps, raw: string): Promise<Princ
   if (!parsed) return null
   const hash = sha256(parsed.secret)
   const cacheKey = hash.toString('base64')
-  const nowMs = Date.now()
-  const cached = apiKeyCache.get(cacheKey)
-  if (cached && cached.until > nowMs) return cached.principal
+  const cache = deps.caches.apiKeys
+  const cached = cache.get(cacheKey, Date.now())
+  if (cached) return cached
+  const generation = cache.generation()
   const row = await tenants.findApiKeyByKeyId(deps.db, parsed.keyId)
   const principal =
     row && row.revokedAt === null && hashesEqual(row.secretHash, hash)
@@ -167,24 +183,18 @@ export async function authenticateApiKey(deps: Deps, raw: string): Promise<Princ
           apiKeyId: row.id,
         }
       : null
-  if (apiKeyCache.size >= MAX_CACHE_ENTRIES) apiKeyCache.clear()
   // Only good keys are cached: caching misses would let random keys fill the map.
-  if (principal) apiKeyCache.set(cacheKey, { principal, until: nowMs + API_KEY_CACHE_MS })
+  if (principal) cache.set(cacheKey, principal, Date.now(), generation)
   return principal
 }
 
 /**
- * The principal of a key verified within API_KEY_CACHE_MS, with no database read; undefined when
- * the key is not in the cache (for an address over its limit, which gets no lookups).
+ * The principal of a key this instance has verified and still trusts (its cache of verified
+ * keys), with no database read; undefined otherwise. For an address over its limit, which gets
+ * no lookups.
  */
-export function cachedPrincipal(raw: string): Principal | undefined {
+export function cachedPrincipal(deps: Deps, raw: string): Principal | undefined {
   const parsed = parseApiKey(raw)
   if (!parsed) return undefined
-  const cached = apiKeyCache.get(sha256(parsed.secret).toString('base64'))
-  return cached && cached.until > Date.now() ? (cached.principal ?? undefined) : undefined
-}
-
-/** For tests and for the CLI handing a revocation to the running service. */
-export function clearApiKeyCache(): void {
-  apiKeyCache.clear()
+  return deps.caches.apiKeys.get(sha256(parsed.secret).toString('base64'), Date.now())
 }

@@ -5,7 +5,7 @@
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { findContact } from '../../src/db/contacts.ts'
-import { sweepExpiredSessions } from '../../src/services/sign-in.ts'
+import { sweepExpiredSessions } from '../../src/services/maintenance.ts'
 import {
   contact,
   createFlowApp,
