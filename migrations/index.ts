@@ -4,6 +4,7 @@ import * as m0002 from './2026_11_27_0002_integration_soft_delete.ts'
 import * as m0010 from './2026_11_27_0010_session_expiry_idx.ts'
 import * as m0011 from './2026_12_02_0011_session_finished_check.ts'
 import * as m0012 from './2026_12_02_0012_sign_in_binding.ts'
+import * as m0014 from './2026_12_02_0014_webhooks.ts'
 
 /**
  * Every migration, in order. A static list (not Kysely's FileMigrationProvider, which cannot
@@ -15,4 +16,5 @@ export const migrations: Record<string, Migration> = {
   '2026_11_27_0010_session_expiry_idx': m0010,
   '2026_12_02_0011_session_finished_check': m0011,
   '2026_12_02_0012_sign_in_binding': m0012,
+  '2026_12_02_0014_webhooks': m0014,
 }

@@ -29,6 +29,8 @@ export interface Config {
   /** Older keys that may still open sealed values while they are re-sealed under the current one. */
   readonly previousEncryptionKeys: readonly string[]
   readonly outboundAllowHosts: readonly string[]
+  /** Hosts webhook endpoints may use although private or plain http (not token or WhoAmI URLs). */
+  readonly webhookAllowHosts: readonly string[]
   readonly production: boolean
   readonly logLevel: string
   /** Browser origins allowed to call /graphql (agent desktops); never with credentials. */
@@ -49,6 +51,7 @@ export const CONFIG_VARIABLES = [
   'ENCRYPTION_KEY',
   'ENCRYPTION_KEY_PREVIOUS',
   'OUTBOUND_ALLOW_HOSTS',
+  'WEBHOOK_ALLOW_HOSTS',
   'LOG_LEVEL',
   'NODE_ENV',
   'CORS_ORIGINS',
@@ -79,15 +82,8 @@ export function loadConfig(env: Env = process.env): Config {
       `must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`,
     )
   }
-  const outboundAllowHosts = list(env.OUTBOUND_ALLOW_HOSTS).map((h) => h.toLowerCase())
-  for (const entry of outboundAllowHosts) {
-    if (/[\s/@?#]/.test(entry)) {
-      throw new ConfigError(
-        'OUTBOUND_ALLOW_HOSTS',
-        `"${entry}" is not a host name (use host or host:port)`,
-      )
-    }
-  }
+  const outboundAllowHosts = allowHosts(env, 'OUTBOUND_ALLOW_HOSTS')
+  const webhookAllowHosts = allowHosts(env, 'WEBHOOK_ALLOW_HOSTS')
 
   const corsOrigins = list(env.CORS_ORIGINS).map((origin) => parseOrigin(origin))
   const introspection =
@@ -106,9 +102,21 @@ export function loadConfig(env: Env = process.env): Config {
     encryptionKey,
     previousEncryptionKeys,
     outboundAllowHosts,
+    webhookAllowHosts,
     production,
     logLevel,
   })
+}
+
+/** An allow-list of `host` or `host:port` entries, lower-cased. */
+function allowHosts(env: Env, variable: 'OUTBOUND_ALLOW_HOSTS' | 'WEBHOOK_ALLOW_HOSTS'): string[] {
+  const entries = list(env[variable]).map((h) => h.toLowerCase())
+  for (const entry of entries) {
+    if (/[\s/@?#]/.test(entry)) {
+      throw new ConfigError(variable, `"${entry}" is not a host name (use host or host:port)`)
+    }
+  }
+  return entries
 }
 
 function nonEmpty(value: string | undefined, variable: string): string | undefined {

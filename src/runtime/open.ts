@@ -8,6 +8,7 @@ import { migrateToLatest, openDatabase, type DatabaseHandle, type Db } from '../
 import { makeDataDirPrivate } from './data-dir.ts'
 import { acquireOwnerLock, type OwnerInfo, type OwnerLock } from './owner-lock.ts'
 import { createSessionEvents } from './events.ts'
+import { createWebhookWake, ringingOnPublish, type WebhookWake } from './webhook-worker.ts'
 import type { Logger } from '../logger.ts'
 import { createProviderGateway } from '../oauth/gateway.ts'
 import type { OutboundOptions } from '../oauth/outbound.ts'
@@ -33,6 +34,8 @@ export interface DepsOptions {
 /** Deps whose provider gateway holds connections: its owner closes it. */
 export interface OwnedDeps extends Deps {
   readonly provider: ProviderGateway & { close(): Promise<void> }
+  /** Rung after every published session change: the webhook worker then looks at once. */
+  readonly webhookWake: WebhookWake
 }
 
 /** The use cases' deps over an open, migrated database: one assembly for the service and tests. */
@@ -43,20 +46,22 @@ export function createDeps(
   options: DepsOptions = {},
 ): OwnedDeps {
   const sealer = sealerFor(config, logger)
+  const webhookWake = createWebhookWake()
   return {
     db,
     config,
     sealer,
     logger,
     now: options.now ?? (() => new Date()),
-    events: createSessionEvents(),
+    events: ringingOnPublish(createSessionEvents(), webhookWake),
+    webhookWake,
     provider: createProviderGateway({ allowHosts: config.outboundAllowHosts, ...options.outbound }),
   }
 }
 
 export interface Runtime {
   readonly database: DatabaseHandle
-  readonly deps: Deps
+  readonly deps: OwnedDeps
   readonly lock: OwnerLock | null
   close(): Promise<void>
 }

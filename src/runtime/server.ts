@@ -13,6 +13,7 @@ import type { Logger } from '../logger.ts'
 import { openRuntime } from './open.ts'
 import { endUserRoutes } from '../http/index.ts'
 import { sweepExpiredSessions } from '../services/sign-in.ts'
+import { startWebhookWorker } from './webhook-worker.ts'
 
 export interface RunningService {
   readonly server: Server
@@ -69,6 +70,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     )
   }, SWEEP_INTERVAL_MS)
   sweeper.unref()
+  const webhooks = startWebhookWorker(deps, deps.webhookWake, logger)
   const { port } = server.address() as AddressInfo
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`
   logger.info({ url, database: database.kind }, 'listening')
@@ -80,6 +82,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     close(graceMs = 10_000) {
       closing ??= (async () => {
         clearInterval(sweeper)
+        const webhooksStopped = webhooks.stop()
         const closed = new Promise<void>((resolve) => server.close(() => resolve()))
         server.closeIdleConnections()
         // Long-lived requests (subscriptions) get a grace period, then are cut.
@@ -88,6 +91,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
         await app.close()
         await closed
         clearTimeout(timer)
+        await webhooksStopped
         await control?.close()
         await runtime.close()
         logger.info('stopped')
