@@ -4,7 +4,7 @@
  * with the `standardwebhooks` package, as a platform's receiver would.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { Webhook } from 'standardwebhooks'
 
 export interface ReceivedWebhook {
@@ -59,6 +59,11 @@ export async function startWebhookReceiver(
       res.writeHead(answer, { 'content-type': 'text/plain' }).end('ok')
     })
   })
+  const sockets = new Set<Socket>()
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket)
+    socket.once('close', () => sockets.delete(socket))
+  })
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve))
   const port = (server.address() as AddressInfo).port
   const host = `127.0.0.1:${port}`
@@ -88,9 +93,10 @@ export async function startWebhookReceiver(
       return received.slice(0, count)
     },
     async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()))
       for (const res of hanging) res.destroy()
-      server.closeAllConnections()
-      await new Promise<void>((resolve) => server.close(() => resolve()))
+      for (const socket of sockets) socket.destroy()
+      await closed
     },
   }) as WebhookReceiver
 }

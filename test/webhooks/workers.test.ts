@@ -107,19 +107,25 @@ describe('webhook workers', () => {
     const database = await createTestDatabase()
     cleanups.push(() => database.close())
     const env = { WEBHOOK_ALLOW_HOSTS: receiver.host }
-    let release: (() => void) | undefined
-    let stuckCalls = 0
+    const waiting: Array<() => void> = []
+    const release = () => waiting.splice(0).forEach((resolve) => resolve())
     const stuck: WebhookTransport = {
-      post: () =>
-        new Promise((resolve) => {
-          stuckCalls += 1
-          release = () => resolve({ status: 200 })
-        }),
+      post: () => new Promise((resolve) => waiting.push(() => resolve({ status: 200 }))),
     }
-    const a = await app({ database, env, webhooks: { transport: stuck, pollMs: 20, leaseMs: 400 } })
+    // The first instance claims when woken by the cancel, then polls too rarely to claim again
+    // during the test: the retry must come from the second.
+    const a = await app({
+      database,
+      env,
+      webhooks: { transport: stuck, pollMs: 600_000, leaseMs: 400 },
+    })
     const { tenant, integration, endpoint, secret } = await setUp(a, receiver.url)
     const session = await cancelled(a, tenant, integration)
-    await eventually(async () => (stuckCalls === 1 ? true : undefined), 5_000, 'the stuck attempt')
+    await eventually(
+      async () => (waiting.length === 1 ? true : undefined),
+      5_000,
+      'the stuck attempt',
+    )
     const claimedAt = Date.now()
     const b = await app({ database, env, webhooks: { pollMs: 20, leaseMs: 400 } })
     const [request] = await receiver.waitFor(1)
@@ -131,7 +137,8 @@ describe('webhook workers', () => {
     })
     expect(delivered.attempts).toBe(1)
     // The first instance comes back: its outcome no longer holds the claim and is not recorded.
-    release!()
+    expect(waiting).toHaveLength(1)
+    release()
     await eventually(async () =>
       a.logs.some((l) => l.includes('outlived its claim')) ? true : undefined,
     )
