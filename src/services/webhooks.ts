@@ -404,17 +404,6 @@ export async function deliverClaimed(
   const delay =
     error === null ? null : retryDelayMs(attemptsMade, options.retryDelaysMs, options.random())
   const status = error === null ? 'DELIVERED' : delay === null ? 'FAILED' : 'PENDING'
-  const recorded = await deps.db.transaction().execute((trx) =>
-    store.recordAttempt(trx, claimed, {
-      startedAt,
-      durationMs,
-      statusCode,
-      error,
-      status,
-      nextAttemptAt: delay === null ? null : new Date(now.getTime() + delay),
-      now,
-    }),
-  )
   const log = {
     tenantId: claimed.tenantId,
     webhookEndpointId: claimed.endpointId,
@@ -424,33 +413,48 @@ export async function deliverClaimed(
     statusCode,
     durationMs,
   }
-  if (!recorded) {
-    deps.logger.warn(log, 'webhook attempt outlived its claim; another instance took it over')
-    return
-  }
-  if (error === null) {
-    deps.logger.info(log, 'webhook delivered')
-    await store.markEndpointHealthy(deps.db, claimed.endpointId)
-    return
-  }
-  deps.logger.warn({ ...log, error, status }, 'webhook attempt failed')
-  const failing = await store.markEndpointFailing(deps.db, claimed.endpointId, now)
-  if (failing?.enabled && shouldDisable(failing.failingSince, now, options.disableAfterMs)) {
-    await deps.db.transaction().execute(async (trx) => {
-      if (!(await store.disableEndpoint(trx, claimed.endpointId, now))) return
-      await audit(
-        trx,
-        { tenantId: claimed.tenantId, apiKeyId: null },
-        'disabled',
-        claimed.endpointId,
-        now,
-        {
-          reason: 'every attempt failed for too long',
-          failingSince: failing.failingSince.toISOString(),
-          lastError: error,
-        },
-      )
-      deps.logger.warn(log, 'webhook endpoint disabled: failing too long')
+  // The attempt, the endpoint's failing streak and a disabling commit together: once the
+  // endpoint is off, no further attempt of this delivery can be claimed.
+  const outcome = await deps.db.transaction().execute(async (trx) => {
+    const recorded = await store.recordAttempt(trx, claimed, {
+      startedAt,
+      durationMs,
+      statusCode,
+      error,
+      status,
+      nextAttemptAt: delay === null ? null : new Date(now.getTime() + delay),
+      now,
     })
+    if (!recorded) return 'outlived' as const
+    if (error === null) {
+      await store.markEndpointHealthy(trx, claimed.endpointId)
+      return 'delivered' as const
+    }
+    const failing = await store.markEndpointFailing(trx, claimed.endpointId, now)
+    if (!failing?.enabled || !shouldDisable(failing.failingSince, now, options.disableAfterMs)) {
+      return 'failed' as const
+    }
+    if (!(await store.disableEndpoint(trx, claimed.endpointId, now))) return 'failed' as const
+    await audit(
+      trx,
+      { tenantId: claimed.tenantId, apiKeyId: null },
+      'disabled',
+      claimed.endpointId,
+      now,
+      {
+        reason: 'every attempt failed for too long',
+        failingSince: failing.failingSince.toISOString(),
+        lastError: error,
+      },
+    )
+    return 'disabled' as const
+  })
+  if (outcome === 'outlived') {
+    deps.logger.warn(log, 'webhook attempt outlived its claim; another instance took it over')
+  } else if (outcome === 'delivered') {
+    deps.logger.info(log, 'webhook delivered')
+  } else {
+    deps.logger.warn({ ...log, error, status }, 'webhook attempt failed')
+    if (outcome === 'disabled') deps.logger.warn(log, 'webhook endpoint disabled: failing too long')
   }
 }
