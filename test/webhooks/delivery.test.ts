@@ -270,12 +270,15 @@ describe('webhook delivery', () => {
     const again = (await waitForSession(started.session.id, 5))[4]!
     expect(again.headers['webhook-id']).toBe(eventId)
     expect(verify(secret, again).data.session.status).toBe('CANCELLED')
-    const listed = await deliveries()
+    // The receiver saw the request before the outcome was committed: wait for it.
+    const ofEvent = await eventually(async () => {
+      const listed = (await deliveries()).filter((d) => d.eventId === eventId)
+      return listed[0]?.status === 'DELIVERED' ? listed : undefined
+    })
     // Newest first: the redelivery, then the failed one, which keeps its history.
-    const ofEvent = listed.filter((d) => d.eventId === eventId)
-    expect(ofEvent.map((d) => [d.id, d.status])).toEqual([
-      [redelivered.data!.redeliverWebhook.id, 'DELIVERED'],
-      [failed.id, 'FAILED'],
+    expect(ofEvent.map((d) => [d.id, d.status, d.attempts])).toEqual([
+      [redelivered.data!.redeliverWebhook.id, 'DELIVERED', 1],
+      [failed.id, 'FAILED', 4],
     ])
   })
 

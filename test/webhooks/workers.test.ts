@@ -97,7 +97,11 @@ describe('webhook workers', () => {
     expect(new Set(webhookIds).size).toBe(30)
     const sessions = receiver.received.map((r) => verify(secret, r).data.session.id)
     expect(sessions.sort()).toEqual([...ids].sort())
-    const deliveries = await deliveriesOf(a, tenant.adminKey, endpoint.id)
+    // Each outcome is committed just after its receiver answered.
+    const deliveries = await eventually(async () => {
+      const listed = await deliveriesOf(a, tenant.adminKey, endpoint.id)
+      return listed.every((d) => d.status === 'DELIVERED') ? listed : undefined
+    })
     expect(deliveries).toHaveLength(30)
     for (const d of deliveries) expect([d.status, d.attempts]).toEqual(['DELIVERED', 1])
   })
