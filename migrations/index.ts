@@ -5,6 +5,7 @@ import * as m0010 from './2026_11_27_0010_session_expiry_idx.ts'
 import * as m0011 from './2026_12_02_0011_session_finished_check.ts'
 import * as m0012 from './2026_12_02_0012_sign_in_binding.ts'
 import * as m0013 from './2026_12_02_0013_cluster.ts'
+import * as m0014 from './2026_12_02_0014_webhooks.ts'
 import * as m0020 from './2026_12_02_0020_rate_limits.ts'
 
 /**
@@ -18,5 +19,6 @@ export const migrations: Record<string, Migration> = {
   '2026_12_02_0011_session_finished_check': m0011,
   '2026_12_02_0012_sign_in_binding': m0012,
   '2026_12_02_0013_cluster': m0013,
+  '2026_12_02_0014_webhooks': m0014,
   '2026_12_02_0020_rate_limits': m0020,
 }

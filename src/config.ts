@@ -35,6 +35,8 @@ export interface Config {
   /** Older keys that may still open sealed values while they are re-sealed under the current one. */
   readonly previousEncryptionKeys: readonly string[]
   readonly outboundAllowHosts: readonly string[]
+  /** Hosts webhook endpoints may use although private or plain http (not token or WhoAmI URLs). */
+  readonly webhookAllowHosts: readonly string[]
   readonly production: boolean
   readonly logLevel: string
   /** `pretty` or `json`; null: pretty when standard output is a terminal, JSON otherwise. */
@@ -98,6 +100,7 @@ export const CONFIG_VARIABLES = [
   'ENCRYPTION_KEY',
   'ENCRYPTION_KEY_PREVIOUS',
   'OUTBOUND_ALLOW_HOSTS',
+  'WEBHOOK_ALLOW_HOSTS',
   'LOG_LEVEL',
   'LOG_FORMAT',
   'NODE_ENV',
@@ -168,15 +171,8 @@ export function loadConfig(env: Env = process.env): Config {
   if (logFormat !== null && logFormat !== 'pretty' && logFormat !== 'json') {
     throw new ConfigError('LOG_FORMAT', `must be pretty or json (got "${logFormat}")`)
   }
-  const outboundAllowHosts = list(env.OUTBOUND_ALLOW_HOSTS).map((h) => h.toLowerCase())
-  for (const entry of outboundAllowHosts) {
-    if (/[\s/@?#]/.test(entry)) {
-      throw new ConfigError(
-        'OUTBOUND_ALLOW_HOSTS',
-        `"${entry}" is not a host name (use host or host:port)`,
-      )
-    }
-  }
+  const outboundAllowHosts = allowHosts(env, 'OUTBOUND_ALLOW_HOSTS')
+  const webhookAllowHosts = allowHosts(env, 'WEBHOOK_ALLOW_HOSTS')
 
   const otlp = ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'] as const
   for (const variable of otlp) checkOtlpEndpoint(env[variable], variable)
@@ -245,10 +241,22 @@ export function loadConfig(env: Env = process.env): Config {
     encryptionKey,
     previousEncryptionKeys,
     outboundAllowHosts,
+    webhookAllowHosts,
     production,
     logLevel,
     logFormat,
   })
+}
+
+/** An allow-list of `host` or `host:port` entries, lower-cased. */
+function allowHosts(env: Env, variable: 'OUTBOUND_ALLOW_HOSTS' | 'WEBHOOK_ALLOW_HOSTS'): string[] {
+  const entries = list(env[variable]).map((h) => h.toLowerCase())
+  for (const entry of entries) {
+    if (/[\s/@?#]/.test(entry)) {
+      throw new ConfigError(variable, `"${entry}" is not a host name (use host or host:port)`)
+    }
+  }
+  return entries
 }
 
 function nonEmpty(value: string | undefined, variable: string): string | undefined {

@@ -39,6 +39,7 @@ describe('loadConfig', () => {
       encryptionKey: null,
       previousEncryptionKeys: [],
       outboundAllowHosts: [],
+      webhookAllowHosts: [],
       production: false,
       logLevel: 'info',
       logFormat: null,
@@ -87,6 +88,7 @@ describe('loadConfig', () => {
       ENCRYPTION_KEY: KEY,
       ENCRYPTION_KEY_PREVIOUS: ` ${'p'.repeat(32)} , ${'q'.repeat(40)} `,
       OUTBOUND_ALLOW_HOSTS: 'IdP.Local:8443, 127.0.0.1 ,',
+      WEBHOOK_ALLOW_HOSTS: 'Hooks.Internal, 10.1.2.3:8080',
       NODE_ENV: 'production',
       LOG_LEVEL: 'warn',
       LOG_FORMAT: 'json',
@@ -124,6 +126,7 @@ describe('loadConfig', () => {
       encryptionKey: KEY,
       previousEncryptionKeys: ['p'.repeat(32), 'q'.repeat(40)],
       outboundAllowHosts: ['idp.local:8443', '127.0.0.1'],
+      webhookAllowHosts: ['hooks.internal', '10.1.2.3:8080'],
       production: true,
       logLevel: 'warn',
       logFormat: 'json',
@@ -287,6 +290,7 @@ describe('loadConfig', () => {
       { OUTBOUND_ALLOW_HOSTS: 'https://idp.example.com/' },
       /^OUTBOUND_ALLOW_HOSTS: .* is not a host name/,
     ],
+    [{ WEBHOOK_ALLOW_HOSTS: 'hooks@internal' }, /^WEBHOOK_ALLOW_HOSTS: .* is not a host name/],
   ])('refuses %j with one line naming the variable', (env, message) => {
     const text = problem(env)
     expect(text).toMatch(message)

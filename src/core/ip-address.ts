@@ -280,8 +280,6 @@ function localNameProblem(hostname: string): string | null {
   return null
 }
 
-const ALLOW_HINT = 'add it to OUTBOUND_ALLOW_HOSTS to allow it'
-
 /**
  * Checks an admin-configured URL (authorization, token or WhoAmI URL) before it is saved. Returns
  * a problem phrased to follow the field name ("must be an absolute https URL") or null.
@@ -291,9 +289,15 @@ const ALLOW_HINT = 'add it to OUTBOUND_ALLOW_HOSTS to allow it'
  * URL itself: scheme, credentials, fragment, IP literals in any spelling, and local-only names.
  * Authorization, token and WhoAmI URLs follow the same rules here (the rule on query parameters
  * an authorization URL must not carry lives with the other integration rules, in
- * core/integration-rules.ts).
+ * core/integration-rules.ts). `allowVariable` is the variable the messages tell the admin to
+ * extend (webhook URLs name WEBHOOK_ALLOW_HOSTS).
  */
-export function checkOutboundUrl(raw: string, allowHosts: readonly string[]): string | null {
+export function checkOutboundUrl(
+  raw: string,
+  allowHosts: readonly string[],
+  allowVariable = 'OUTBOUND_ALLOW_HOSTS',
+): string | null {
+  const ALLOW_HINT = `add it to ${allowVariable} to allow it`
   let url: URL
   try {
     url = new URL(raw)
@@ -303,7 +307,7 @@ export function checkOutboundUrl(raw: string, allowHosts: readonly string[]): st
   const allowed = isAllowListed(url, normaliseAllowHosts(allowHosts))
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && allowed)) {
     return url.protocol === 'http:'
-      ? 'must be an absolute https URL (plain http only for hosts in OUTBOUND_ALLOW_HOSTS)'
+      ? `must be an absolute https URL (plain http only for hosts in ${allowVariable})`
       : 'must be an absolute https URL'
   }
   if (url.username !== '' || url.password !== '') return 'must not contain credentials'

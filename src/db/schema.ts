@@ -8,6 +8,7 @@ import type { ApiKeyRole as Role } from '../core/api-key.ts'
 import type { AuthSessionStatus as SessionStatus, ContactUpdate } from '../core/auth-session.ts'
 import type { TokenEndpointAuthMethod } from '../core/integration.ts'
 import type { RedirectRouteName as RedirectRoute } from '../core/redirect-urls.ts'
+import type { WebhookDeliveryStatus, WebhookEventType } from '../core/webhook.ts'
 
 // Text columns with a fixed set of values take their type from core/, where each set is listed
 // once; the migrations' CHECK constraints list the same values (test/db/schema.test.ts compares).
@@ -148,6 +149,63 @@ export interface RateLimitInstancesTable {
   seen_at: Date
 }
 
+/** A tenant's webhook receiver (migrations/2026_12_02_0014_webhooks.ts). */
+export interface WebhookEndpointsTable {
+  id: Generated<string>
+  tenant_id: string
+  url: string
+  /** The event types it wants (core/webhook.ts WEBHOOK_EVENT_TYPES). */
+  events: Json<WebhookEventType[]>
+  description: string | null
+  enabled: Generated<boolean>
+  secret_sealed: string
+  /** The secret before the last rotation, still signing until previous_secret_until. */
+  previous_secret_sealed: string | null
+  previous_secret_until: Date | null
+  /** The first failed attempt since the last success. */
+  failing_since: Date | null
+  created_at: Generated<Date>
+  updated_at: Generated<Date>
+}
+
+/** Written by the auth_sessions trigger only: one reported session change. */
+export interface WebhookEventsTable {
+  id: Generated<string>
+  tenant_id: string
+  session_id: string
+  type: WebhookEventType
+  /** The auth_sessions row as the change left it, without its hashes and sealed values. */
+  session: Json<Record<string, unknown>>
+  created_at: Date
+}
+
+export interface WebhookDeliveriesTable {
+  id: Generated<string>
+  tenant_id: string
+  event_id: string
+  endpoint_id: string
+  status: Generated<WebhookDeliveryStatus>
+  attempts: Generated<number>
+  /** Due time while PENDING (the claim's end while an attempt is in flight); null otherwise. */
+  next_attempt_at: Date | null
+  claim_id: string | null
+  last_status_code: number | null
+  last_error: string | null
+  last_attempt_at: Date | null
+  delivered_at: Date | null
+  created_at: Date
+}
+
+export interface WebhookAttemptsTable {
+  id: Generated<string>
+  delivery_id: string
+  attempt: number
+  started_at: Date
+  duration_ms: number
+  status_code: number | null
+  error: string | null
+}
+
 export interface Database {
   tenants: TenantsTable
   api_keys: ApiKeysTable
@@ -157,6 +215,10 @@ export interface Database {
   audit_events: AuditEventsTable
   rate_limit_counters: RateLimitCountersTable
   rate_limit_instances: RateLimitInstancesTable
+  webhook_endpoints: WebhookEndpointsTable
+  webhook_events: WebhookEventsTable
+  webhook_deliveries: WebhookDeliveriesTable
+  webhook_attempts: WebhookAttemptsTable
 }
 
 export type TenantRow = Selectable<TenantsTable>
@@ -166,3 +228,6 @@ export type NewIntegrationRow = Insertable<OAuthIntegrationsTable>
 export type IntegrationUpdate = Updateable<OAuthIntegrationsTable>
 export type AuthSessionRow = Selectable<AuthSessionsTable>
 export type ContactRow = Selectable<ContactsTable>
+export type WebhookEndpointRow = Selectable<WebhookEndpointsTable>
+export type WebhookDeliveryRow = Selectable<WebhookDeliveriesTable>
+export type WebhookEventRow = Selectable<WebhookEventsTable>

@@ -201,7 +201,7 @@ const OAuthIntegrationPayload = builder
     }),
   })
 
-const DeletePayload = builder.objectRef<{ id: string }>('DeletePayload').implement({
+export const DeletePayload = builder.objectRef<{ id: string }>('DeletePayload').implement({
   description: 'What was deleted.',
   fields: (t) => ({
     id: t.exposeID('id', { description: 'The id of the deleted object.' }),

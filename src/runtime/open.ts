@@ -10,6 +10,7 @@ import { migrateToLatest, openDatabase, type DatabaseHandle, type Db } from '../
 import { makeDataDirPrivate } from './data-dir.ts'
 import { acquireOwnerLock, type OwnerInfo, type OwnerLock } from './owner-lock.ts'
 import { listenToDatabase, singleProcess, type Cluster } from './cluster.ts'
+import { createWebhookWake, ringingOnPublish, type WebhookWake } from './webhook-worker.ts'
 import type { Logger } from '../logger.ts'
 import { createProviderGateway } from '../oauth/gateway.ts'
 import type { OutboundOptions } from '../oauth/outbound.ts'
@@ -50,6 +51,8 @@ export interface DepsOptions {
 /** Deps whose provider gateway holds connections: its owner closes it, and the rate limits. */
 export interface OwnedDeps extends Deps {
   readonly provider: ProviderGateway & { close(): Promise<void> }
+  /** Rung after every published session change: the webhook worker then looks at once. */
+  readonly webhookWake: WebhookWake
 }
 
 /** An instance is counted among those sharing the limits while it added counts this recently. */
@@ -140,15 +143,17 @@ export function createDeps(
   const kind = options.databaseKind ?? config.database.kind
   const rateLimits = rateLimiterFor(config, db, kind, logger, now)
   const { events, invalidation } = options.cluster ?? singleProcess()
+  const webhookWake = createWebhookWake()
   return {
     db,
     config,
     sealer,
     logger,
     now,
-    events,
+    events: ringingOnPublish(events, webhookWake),
     invalidation,
     caches: { apiKeys: createApiKeyCache(invalidation) },
+    webhookWake,
     provider: createProviderGateway({ allowHosts: config.outboundAllowHosts, ...options.outbound }),
     rateLimits,
   }
@@ -156,7 +161,7 @@ export function createDeps(
 
 export interface Runtime {
   readonly database: DatabaseHandle
-  readonly deps: Deps
+  readonly deps: OwnedDeps
   readonly lock: OwnerLock | null
   readonly cluster: Cluster
   close(): Promise<void>

@@ -20,6 +20,7 @@ import {
   RETENTION_INTERVAL_MS,
   runMaintenance,
 } from '../services/maintenance.ts'
+import { startWebhookWorker } from './webhook-worker.ts'
 
 export interface RunningService {
   readonly server: Server
@@ -86,6 +87,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     runtime.lock.setSocket(socket)
   }
   const sweeper = startMaintenance(deps, logger)
+  const webhooks = startWebhookWorker(deps, deps.webhookWake, logger)
   const { port } = server.address() as AddressInfo
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`
   logger.info({ url, database: database.kind }, 'listening')
@@ -97,6 +99,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     deps,
     close(graceMs = 10_000) {
       closing ??= (async () => {
+        const webhooksStopped = webhooks.stop()
         await sweeper.stop()
         const closed = new Promise<void>((resolve) => server.close(() => resolve()))
         server.closeIdleConnections()
@@ -107,6 +110,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
         await closed
         clearTimeout(timer)
         await metrics?.close()
+        await webhooksStopped
         await control?.close()
         await runtime.close()
         logger.info('stopped')

@@ -16,6 +16,11 @@ import { endUserRoutes } from '../../src/http/index.ts'
 import { createLogger } from '../../src/logger.ts'
 import type { OutboundOptions } from '../../src/oauth/outbound.ts'
 import { createDeps } from '../../src/runtime/open.ts'
+import {
+  startWebhookWorker,
+  type WebhookWorker,
+  type WebhookWorkerOptions,
+} from '../../src/runtime/webhook-worker.ts'
 import type { Deps } from '../../src/services/deps.ts'
 import { createTenant, createApiKey } from '../../src/services/tenants.ts'
 import { createTestDatabase, type TestDatabase } from './test-db.ts'
@@ -37,6 +42,8 @@ export interface TestApp {
   seedTenant(slug?: string): Promise<SeededTenant>
   /** PUBLIC_BASE_URL of this app. */
   readonly baseUrl: string
+  /** The webhook worker, when `webhooks` was given. */
+  readonly webhookWorker: WebhookWorker | null
   /** Listens on 127.0.0.1:0 (for browsers and other processes); returns the base URL. */
   listen(): Promise<string>
   close(): Promise<void>
@@ -70,6 +77,8 @@ export async function createTestApp(
      * real address: browsers and providers then reach the links and callbacks.
      */
     serve?: boolean
+    /** Runs a webhook worker as the service does, with these settings over its defaults. */
+    webhooks?: Partial<WebhookWorkerOptions>
   } = {},
 ): Promise<TestApp> {
   const database = options.database ?? (await createTestDatabase())
@@ -99,6 +108,9 @@ export async function createTestApp(
   })
   const app = createApp(deps, database, endUserRoutes)
   handler = app.handleNode
+  const webhookWorker = options.webhooks
+    ? startWebhookWorker(deps, deps.webhookWake, logger, options.webhooks)
+    : null
   const base = served ?? 'http://localhost:4000'
 
   const toRequest = (input: string | Request, init?: RequestInit) =>
@@ -145,6 +157,7 @@ export async function createTestApp(
       return { id: tenant.id, slug: tenant.slug, adminKey: apiKey.apiKey, agentKey: agent.apiKey }
     },
     baseUrl: base,
+    webhookWorker,
     listen() {
       socketBase ??= listen()
       return socketBase
@@ -154,6 +167,7 @@ export async function createTestApp(
         server.closeAllConnections()
         await new Promise<void>((resolve) => server!.close(() => resolve()))
       }
+      await webhookWorker?.stop()
       await app.close()
       await deps.rateLimits.close()
       await deps.provider.close()
