@@ -86,8 +86,10 @@ describe.skipIf(unavailable !== null)(
         all.filter((s) => /pg_try_advisory_xact_lock/.test(s.query)),
         'calls',
       )
+      // The webhook worker's claim of due deliveries is background work too: it runs when a
+      // session changes and on its own timer, whether or not the tenant has endpoints.
       const background = (s: Statement) =>
-        /pg_try_advisory_xact_lock|^select \$1$|exchange_claimed_at" <=|"expires_at" <=|delete from "auth_sessions"/i.test(
+        /pg_try_advisory_xact_lock|^select \$1$|exchange_claimed_at" <=|"expires_at" <=|delete from "auth_sessions"|update "webhook_deliveries"/i.test(
           s.query,
         )
       const flow = all.filter((s) => !background(s))

@@ -26,6 +26,9 @@ export function startInstance(
     PUBLIC_BASE_URL,
     OUTBOUND_ALLOW_HOSTS: '127.0.0.1',
     LOG_LEVEL: 'info',
+    // Dozens of sign-ins from one address in seconds: these tests are about instances, and the
+    // limits have tests of their own (test/limits, shared across instances among them).
+    RATE_LIMITS: 'off',
     ...extra,
   })
 }
