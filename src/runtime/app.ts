@@ -164,6 +164,8 @@ export function createApp(
     directGraphQL: direct.counts,
     async close() {
       closing = true
+      // Open subscriptions complete now, so their streams end cleanly rather than being cut.
+      deps.events.end()
       await yoga.dispose()
     },
   }

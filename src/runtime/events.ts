@@ -17,6 +17,11 @@ export interface SessionEvents {
   subscribe(sessionId: string): AsyncIterable<string> & AsyncIterator<string>
   /** Wakes every open subscription: after a gap in what other instances told us. */
   wakeAll(): void
+  /**
+   * Ends every open subscription and any made later (shutdown): their streams complete cleanly
+   * instead of being cut when the server closes its connections.
+   */
+  end(): void
 }
 
 /** `announce`: how other instances are told of a change (nothing: this process is all there is). */
@@ -25,6 +30,12 @@ export function createSessionEvents(announce?: (sessionId: string) => void): Ses
   // Subscriptions per session id, so wakeAll knows whom to wake.
   const watched = new Map<string, number>()
   const wake = (sessionId: string) => pubsub.publish('auth-session', sessionId, sessionId)
+  const finished: IteratorResult<string> = { done: true, value: undefined }
+  let endAll!: () => void
+  const ended = new Promise<IteratorResult<string>>((resolve) => {
+    endAll = () => resolve(finished)
+  })
+  let ending = false
   return {
     publish(sessionId) {
       wake(sessionId)
@@ -44,7 +55,7 @@ export function createSessionEvents(announce?: (sessionId: string) => void): Ses
       }
       const iterator: AsyncIterable<string> & AsyncIterator<string> = {
         [Symbol.asyncIterator]: () => iterator,
-        next: () => inner.next(),
+        next: () => (ending ? Promise.resolve(finished) : Promise.race([inner.next(), ended])),
         async return() {
           release()
           return (await inner.return?.()) ?? { done: true, value: undefined }
@@ -59,6 +70,10 @@ export function createSessionEvents(announce?: (sessionId: string) => void): Ses
     },
     wakeAll() {
       for (const sessionId of [...watched.keys()]) wake(sessionId)
+    },
+    end() {
+      ending = true
+      endAll()
     },
   }
 }

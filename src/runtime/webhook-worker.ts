@@ -49,6 +49,7 @@ export function ringingOnPublish(events: SessionEvents, wake: WebhookWake): Sess
     // already rang its own worker.
     wake: (sessionId) => events.wake(sessionId),
     wakeAll: () => events.wakeAll(),
+    end: () => events.end(),
   }
 }
 
