@@ -6,7 +6,19 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { json, startFakeProvider, type FakeProvider } from '../helpers/fake-provider.ts'
+import { WINDOW_MS } from '../../src/core/rate-limit.ts'
 import { requestOverSocket, createTestApp, type TestApp } from '../helpers/test-app.ts'
+
+/**
+ * A clock that runs with real time from the start of a rate-limit window: the limits count in
+ * fixed one-minute windows, and a flood that straddled a window's end on a slow machine would
+ * start counting again halfway (a test of what happens at the window's end sets its own clock).
+ */
+function fromWindowStart(): () => Date {
+  const real = Date.now()
+  const shift = Math.ceil(real / WINDOW_MS) * WINDOW_MS - real + 1
+  return () => new Date(Date.now() + shift)
+}
 import { create } from '../graphql/integration-fixtures.ts'
 
 const VIEWER = '{ viewer { role } }'
@@ -75,6 +87,7 @@ describe('GraphQL requests per API key and per tenant', () => {
   let base: string
   beforeAll(async () => {
     t = await createTestApp({
+      now: fromWindowStart(),
       env: {
         RATE_LIMITS: 'on',
         RATE_LIMIT_KEY_PER_MINUTE: '20',
@@ -119,6 +132,7 @@ describe('GraphQL requests per API key and per tenant', () => {
 describe('GraphQL requests without a valid key, per client address', () => {
   it('are limited per address; unknown keys count as none; keys in use go on', async () => {
     const t = await createTestApp({
+      now: fromWindowStart(),
       env: { RATE_LIMITS: 'on', RATE_LIMIT_ANONYMOUS_PER_MINUTE: '5', TRUST_PROXY: '127.0.0.1' },
     })
     try {
@@ -150,6 +164,7 @@ describe('GraphQL requests without a valid key, per client address', () => {
 
   it('ignore X-Forwarded-For from a peer that is not a trusted proxy', async () => {
     const t = await createTestApp({
+      now: fromWindowStart(),
       env: { RATE_LIMITS: 'on', RATE_LIMIT_ANONYMOUS_PER_MINUTE: '2' },
     })
     try {
@@ -166,6 +181,7 @@ describe('GraphQL requests without a valid key, per client address', () => {
 describe('links and callbacks, per client address', () => {
   it('reach 429 with Retry-After on /l/ and the callback routes together', async () => {
     const t = await createTestApp({
+      now: fromWindowStart(),
       env: { RATE_LIMITS: 'on', RATE_LIMIT_IP_PER_MINUTE: '4', TRUST_PROXY: '127.0.0.0/8' },
     })
     try {
@@ -205,6 +221,7 @@ describe('startEndUserAuth per conversation, and live mapping tests per tenant',
   beforeAll(async () => {
     idp = await startFakeProvider()
     t = await createTestApp({
+      now: fromWindowStart(),
       env: {
         RATE_LIMITS: 'on',
         RATE_LIMIT_CONVERSATION_PER_MINUTE: '3',
@@ -303,6 +320,7 @@ describe('a window', () => {
 describe('RATE_LIMITS=off', () => {
   it('turns every limit off', async () => {
     const t = await createTestApp({
+      now: fromWindowStart(),
       env: {
         RATE_LIMITS: 'off',
         RATE_LIMIT_KEY_PER_MINUTE: '1',
