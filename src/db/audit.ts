@@ -35,6 +35,33 @@ export async function insertAuditEvent(db: Db, event: AuditEvent, at: Date): Pro
     .execute()
 }
 
+/**
+ * The record of `verb` done by an API key of the tenant (or the CLI, `apiKeyId` null) to one
+ * row of `targetType`: the action is `<targetType>.<verb>`.
+ */
+export function auditChange(
+  db: Db,
+  actor: { readonly tenantId: string; readonly apiKeyId: string | null },
+  targetType: string,
+  verb: string,
+  targetId: string,
+  at: Date,
+  details: Record<string, unknown>,
+): Promise<void> {
+  return insertAuditEvent(
+    db,
+    {
+      tenantId: actor.tenantId,
+      actorKeyId: actor.apiKeyId,
+      action: `${targetType}.${verb}`,
+      targetType,
+      targetId,
+      details,
+    },
+    at,
+  )
+}
+
 /** A tenant's events, oldest first (index audit_events_tenant_created_idx). */
 export async function listAuditEvents(
   db: Db,

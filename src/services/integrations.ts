@@ -46,7 +46,7 @@ import {
 } from '../core/integration-rules.ts'
 import { hasTenantHosts, redirectUrlsFor } from '../core/redirect-urls.ts'
 import type { SealContext } from '../crypto/sealer.ts'
-import { insertAuditEvent } from '../db/audit.ts'
+import { auditChange } from '../db/audit.ts'
 import * as sessions from '../db/auth-sessions.ts'
 import type { Db } from '../db/database.ts'
 import * as integrations from '../db/integrations.ts'
@@ -457,7 +457,7 @@ async function saving<T>(write: Promise<T>, name: string): Promise<T> {
   }
 }
 
-async function audit(
+function audit(
   db: Db,
   actor: Actor,
   verb: 'created' | 'updated' | 'deleted',
@@ -465,16 +465,5 @@ async function audit(
   at: Date,
   details: Record<string, unknown>,
 ): Promise<void> {
-  await insertAuditEvent(
-    db,
-    {
-      tenantId: actor.tenantId,
-      actorKeyId: actor.apiKeyId,
-      action: `${TARGET}.${verb}`,
-      targetType: TARGET,
-      targetId: id,
-      details,
-    },
-    at,
-  )
+  return auditChange(db, actor, TARGET, verb, id, at, details)
 }

@@ -29,7 +29,7 @@ import {
 } from '../core/webhook.ts'
 import type { SealContext } from '../crypto/sealer.ts'
 import { generateWebhookSecret, signWebhook } from '../crypto/webhook-signature.ts'
-import { insertAuditEvent } from '../db/audit.ts'
+import { auditChange } from '../db/audit.ts'
 import type { Db } from '../db/database.ts'
 import * as store from '../db/webhooks.ts'
 import type { ClaimedDelivery, WebhookDelivery, WebhookEndpoint } from '../db/webhooks.ts'
@@ -263,7 +263,7 @@ export async function redeliverWebhook(
   return store.insertRedelivery(deps.db, delivery, randomUUID(), deps.now())
 }
 
-async function audit(
+function audit(
   db: Db,
   actor: Actor,
   verb: 'created' | 'updated' | 'deleted' | 'secret_rotated' | 'disabled',
@@ -271,18 +271,7 @@ async function audit(
   at: Date,
   details: Record<string, unknown>,
 ): Promise<void> {
-  await insertAuditEvent(
-    db,
-    {
-      tenantId: actor.tenantId,
-      actorKeyId: actor.apiKeyId,
-      action: `${TARGET}.${verb}`,
-      targetType: TARGET,
-      targetId: id,
-      details,
-    },
-    at,
-  )
+  return auditChange(db, actor, TARGET, verb, id, at, details)
 }
 
 // ---------------------------------------------------------------------------------------------
