@@ -4,20 +4,10 @@
  * Ctrl-C ends it with exit 0.
  */
 import { spawn } from 'node:child_process'
-import { createServer } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { ScriptedBrowser, loginAtTestProvider } from './helpers/browser.ts'
 import { arriveAtCallback, followLink } from './helpers/flow.ts'
-import { childEnv, ROOT } from './helpers/spawn.ts'
-
-/** A port nobody listens on now (the demo's links must carry the real port, so not 0). */
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as { port: number }).port
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
-}
+import { childEnv, freePort, ROOT } from './helpers/spawn.ts'
 
 describe('npm run demo', () => {
   it('prints a link and the keys, follows the sign-in live, and stops on Ctrl-C', async () => {

@@ -9,6 +9,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { createServer as createNetServer } from 'node:net'
 import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -221,6 +222,22 @@ export async function startServiceProcess(
           `the service exited (code ${code}, signal ${signal}) before listening\n${stderr}`,
         ),
       )
+    })
+  })
+}
+
+/**
+ * A TCP port nobody listens on at the moment, on 127.0.0.1: for a process whose URLs must carry
+ * its real port (PUBLIC_BASE_URL), so PORT=0 will not do.
+ */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createNetServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      const port = typeof address === 'object' && address ? address.port : 0
+      server.close(() => resolve(port))
     })
   })
 }

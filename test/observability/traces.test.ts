@@ -21,6 +21,7 @@ import {
   tempDataDir,
   type ServiceProcess,
   type TempDir,
+  freePort,
 } from '../helpers/spawn.ts'
 import { TEST_DATABASE_URL } from '../helpers/test-db.ts'
 import { SHUTDOWN_MS } from '../../src/observability/tracing.ts'
@@ -106,14 +107,6 @@ async function startReceiver(): Promise<{
         server.close(() => resolve())
       }),
   }
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
 }
 
 async function gql<T>(

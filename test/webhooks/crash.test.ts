@@ -4,8 +4,6 @@
  * again delivers the event, signed and with its webhook-id, to the receiver that is now up.
  * PostgreSQL when TEST_DATABASE_URL is set, the embedded database in DATA_DIR otherwise.
  */
-import { createServer } from 'node:net'
-import type { AddressInfo } from 'node:net'
 import { afterAll, describe, expect, it } from 'vitest'
 import { ScriptedBrowser } from '../helpers/browser.ts'
 import { complete, postLink } from '../helpers/flow.ts'
@@ -17,17 +15,10 @@ import {
   startServiceProcess,
   tempDataDir,
   type Env,
+  freePort,
 } from '../helpers/spawn.ts'
 import { TEST_DATABASE_URL } from '../helpers/test-db.ts'
 import { eventually, startWebhookReceiver, verify } from '../helpers/webhook-receiver.ts'
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
-}
 
 async function gql<T>(base: string, key: string, query: string, variables: unknown): Promise<T> {
   const response = await fetch(`${base}/graphql`, {
