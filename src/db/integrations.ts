@@ -170,19 +170,3 @@ export async function softDeleteIntegration(
     .executeTakeFirst()
   return result.numUpdatedRows > 0n
 }
-
-/** The sealed client secret of a live integration; null when none is stored. */
-export async function findSealedClientSecret(
-  db: Db,
-  tenantId: string,
-  id: string,
-): Promise<string | null> {
-  const row = await db
-    .selectFrom('oauth_integrations')
-    .select('client_secret_sealed')
-    .where('tenant_id', '=', tenantId)
-    .where('id', '=', id)
-    .where('deleted_at', 'is', null)
-    .executeTakeFirst()
-  return row?.client_secret_sealed ?? null
-}

@@ -25,7 +25,8 @@ import {
 } from '../services/rate-limits.ts'
 import type { LimitName } from '../core/rate-limit.ts'
 import { recordRateLimited } from '../observability/metrics.ts'
-import { createApiKeyCache } from '../services/tenants.ts'
+import { createIntegrationCache } from '../services/integrations.ts'
+import { createApiKeyCache, createTenantCache } from '../services/tenants.ts'
 
 export function sealerFor(config: Config, logger: Logger): Sealer {
   if (config.encryptionKey) return createSealer(config.encryptionKey, config.previousEncryptionKeys)
@@ -152,7 +153,11 @@ export function createDeps(
     now,
     events: ringingOnPublish(events, webhookWake),
     invalidation,
-    caches: { apiKeys: createApiKeyCache(invalidation) },
+    caches: {
+      apiKeys: createApiKeyCache(invalidation),
+      tenants: createTenantCache(invalidation),
+      integrations: createIntegrationCache(invalidation),
+    },
     webhookWake,
     provider: createProviderGateway({ allowHosts: config.outboundAllowHosts, ...options.outbound }),
     rateLimits,

@@ -37,7 +37,7 @@ import { sha256 } from '../crypto/tokens.ts'
 import { insertAuditEvent } from '../db/audit.ts'
 import * as sessions from '../db/auth-sessions.ts'
 import { applyIdentityToContact } from '../db/contacts.ts'
-import { findTenantById } from '../db/tenants.ts'
+import { tenantById } from './tenants.ts'
 import type { Deps, IdTokenClaims } from './deps.ts'
 import { mapWithSavedMapping } from './identity-mapping.ts'
 import { getIntegrationIncludingDeleted, openClientSecret } from './integrations.ts'
@@ -115,7 +115,7 @@ export async function completeSignIn(
   if (parseCallbackPath(url.pathname) === null || !callbackPathOf(session).endsWith(url.pathname)) {
     return refuse(deps, request, 'wrong_route', 'not the callback URL of the session', session)
   }
-  const tenant = await findTenantById(deps.db, session.tenantId)
+  const tenant = await tenantById(deps, session.tenantId)
   const tenantSlug = tenant?.slug ?? ''
   if (!onTenantHost(deps, tenantSlug, request.host)) {
     return refuse(deps, request, 'wrong_host', "not the host of the session's tenant", session)

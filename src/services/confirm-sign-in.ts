@@ -22,8 +22,8 @@ import { asSeenAt, isTerminal, type AuthSession } from '../core/auth-session.ts'
 import { BadUserInputError, NotFoundError } from '../core/errors.ts'
 import type { SealContext } from '../crypto/sealer.ts'
 import * as sessions from '../db/auth-sessions.ts'
-import { findTenantById } from '../db/tenants.ts'
 import { CONFIRMATION, confirmationSealContext, updateContact } from './complete-sign-in.ts'
+import { tenantById } from './tenants.ts'
 import type { Deps } from './deps.ts'
 import { getIntegrationIncludingDeleted } from './integrations.ts'
 import { isBoundTo, isUuid, type CookieLookup } from './sign-in.ts'
@@ -214,6 +214,6 @@ export async function viewResult(
   // Another request showed it a moment ago: this one does not show it again.
   if (!shown) return { view: { kind: 'code_shown' }, clearCookie: false }
   deps.events.publish(session.id)
-  const business = (await findTenantById(deps.db, session.tenantId))?.name ?? ''
+  const business = (await tenantById(deps, session.tenantId))?.name ?? ''
   return { view: { kind: 'code', code, validUntil: shown.expiresAt, business }, clearCookie: true }
 }

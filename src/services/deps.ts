@@ -5,7 +5,8 @@ import type { Result } from '../core/result.ts'
 import type { Sealer } from '../crypto/sealer.ts'
 import type { Db } from '../db/database.ts'
 import type { Invalidation, SessionEvents } from '../runtime/events.ts'
-import type { ApiKeyCache } from './tenants.ts'
+import type { IntegrationCache } from './integrations.ts'
+import type { ApiKeyCache, TenantCache } from './tenants.ts'
 import type { Logger } from '../logger.ts'
 import type { RateLimiter } from './rate-limits.ts'
 
@@ -129,4 +130,6 @@ export interface Deps {
 /** The caches of one instance; each stays true through `invalidation`. */
 export interface ServiceCaches {
   readonly apiKeys: ApiKeyCache
+  readonly tenants: TenantCache
+  readonly integrations: IntegrationCache
 }

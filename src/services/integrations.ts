@@ -51,8 +51,10 @@ import * as sessions from '../db/auth-sessions.ts'
 import type { Db } from '../db/database.ts'
 import * as integrations from '../db/integrations.ts'
 import type { IntegrationUpdate } from '../db/schema.ts'
-import { findTenantById } from '../db/tenants.ts'
+import type { Invalidation } from '../runtime/events.ts'
+import { InvalidatedCache } from './cache.ts'
 import type { Deps } from './deps.ts'
+import { tenantById } from './tenants.ts'
 
 export { rowToIntegration } from '../db/integrations.ts'
 
@@ -166,7 +168,7 @@ export async function updateIntegration(
     const changed = changedFields(before, after)
     const metadataChanged = discovered.metadata !== integration.providerMetadata
     if (changed.length === 0 && !rotated && !metadataChanged) {
-      return { row: current, changed, rotated }
+      return { row: current, changed, rotated, written: false }
     }
     if (changed.includes('name')) await assertNameFree(trx, actor.tenantId, after.name, id)
     const update: IntegrationUpdate = { ...integrations.settingsToColumns(after), updated_at: now }
@@ -190,11 +192,12 @@ export async function updateIntegration(
     // Never the value, old or new: only that it changed.
     if (rotated) changes.clientSecret = 'rotated'
     await audit(trx, actor, 'updated', id, now, { changes })
-    return { row, changed, rotated }
+    return { row, changed, rotated, written: true }
   })
+  // Written (fields, secret or only the issuer's metadata): other instances hear of it from the
+  // database (a trigger); this instance's cache need not wait for that.
+  if (result.written) deps.invalidation.changed('integration', result.row.id)
   if (result.changed.length > 0 || result.rotated) {
-    // Other instances hear of it from the database (a trigger); this one need not wait for that.
-    deps.invalidation.changed('integration', result.row.id)
     const fields = result.rotated ? [...result.changed, 'clientSecret'] : result.changed
     deps.logger.info({ tenantId: actor.tenantId, integrationId: id, fields }, 'integration updated')
   }
@@ -327,15 +330,66 @@ export async function listIntegrations(deps: Deps, tenantId: string): Promise<OA
   return rows.map(integrations.rowToIntegration)
 }
 
+/**
+ * Integrations are read on every sign-in start, link page and callback, and change rarely: each
+ * instance keeps the rows it read (sealed secret included: sealed, it is no secret) and drops one
+ * when it changes here or on any instance (services/cache.ts). Keyed by tenant and id, so a row
+ * is only ever found through its own tenant.
+ */
+export const INTEGRATION_CACHE_MS = 60_000
+const MAX_CACHED_INTEGRATIONS = 10_000
+
+interface CachedIntegration {
+  readonly integration: OAuthIntegration
+  readonly deleted: boolean
+  readonly clientSecretSealed: string | null
+}
+
+export type IntegrationCache = InvalidatedCache<CachedIntegration>
+
+export function createIntegrationCache(invalidation: Invalidation): IntegrationCache {
+  return new InvalidatedCache<CachedIntegration>(invalidation, {
+    topics: ['integration'],
+    ttlMs: INTEGRATION_CACHE_MS,
+    maxEntries: MAX_CACHED_INTEGRATIONS,
+    affects: (cached, id) => cached.integration.id === id,
+  })
+}
+
+/** The row of an integration of the tenant, live or deleted, from the cache or the database. */
+async function cachedIntegration(
+  deps: Deps,
+  tenantId: string,
+  id: string,
+): Promise<CachedIntegration | undefined> {
+  const checked = checkedId(id)
+  const key = `${tenantId}:${checked}`
+  const cache = deps.caches.integrations
+  const hit = cache.get(key, Date.now())
+  if (hit) return hit
+  const generation = cache.generation()
+  const row = await integrations.findIntegrationRow(deps.db, tenantId, checked, {
+    includeDeleted: true,
+  })
+  if (!row) return undefined
+  const entry: CachedIntegration = {
+    integration: integrations.rowToIntegration(row),
+    deleted: row.deleted_at !== null,
+    clientSecretSealed: row.client_secret_sealed,
+  }
+  cache.set(key, entry, Date.now(), generation)
+  return entry
+}
+
 /** A live integration of the tenant; NotFoundError otherwise (also for malformed ids). */
 export async function getIntegration(
   deps: Deps,
   tenantId: string,
   id: string,
 ): Promise<OAuthIntegration> {
-  const row = await integrations.findIntegrationRow(deps.db, tenantId, checkedId(id))
-  if (!row) throw notFound(id)
-  return integrations.rowToIntegration(row)
+  const found = await cachedIntegration(deps, tenantId, id)
+  if (!found || found.deleted) throw notFound(id)
+  return found.integration
 }
 
 /**
@@ -347,27 +401,22 @@ export async function getIntegrationIncludingDeleted(
   tenantId: string,
   id: string,
 ): Promise<OAuthIntegration> {
-  const row = await integrations.findIntegrationRow(deps.db, tenantId, checkedId(id), {
-    includeDeleted: true,
-  })
-  if (!row) throw notFound(id)
-  return integrations.rowToIntegration(row)
+  const found = await cachedIntegration(deps, tenantId, id)
+  if (!found) throw notFound(id)
+  return found.integration
 }
 
 /**
- * Reads and opens the integration's client secret, right before a token request. Null when none
- * is stored (or the integration was deleted). Throws SealError when the stored value does not open
- * under this tenant and row (copied from elsewhere, tampered, or sealed under a retired key).
+ * Opens the integration's client secret, right before a token request. Null when none is stored
+ * (or the integration was deleted). Throws SealError when the stored value does not open under
+ * this tenant and row (copied from elsewhere, tampered, or sealed under a retired key).
  */
 export async function openClientSecret(
   deps: Deps,
   integration: Pick<OAuthIntegration, 'id' | 'tenantId'>,
 ): Promise<string | null> {
-  const sealed = await integrations.findSealedClientSecret(
-    deps.db,
-    integration.tenantId,
-    integration.id,
-  )
+  const found = await cachedIntegration(deps, integration.tenantId, integration.id)
+  const sealed = found && !found.deleted ? found.clientSecretSealed : null
   if (sealed === null) return null
   return deps.sealer.open(sealed, secretContext(integration.tenantId, integration.id))
 }
@@ -383,7 +432,7 @@ export async function redirectUrlsOf(
   integration: Pick<OAuthIntegration, 'tenantId' | 'callbackKey' | 'sharedRedirectUrls'>,
   knownSlug: string | null = null,
 ): Promise<string[]> {
-  const slug = knownSlug ?? (await findTenantById(deps.db, integration.tenantId))?.slug
+  const slug = knownSlug ?? (await tenantById(deps, integration.tenantId))?.slug
   if (slug === undefined) {
     throw new Error(`tenant ${integration.tenantId} of an integration does not exist`)
   }

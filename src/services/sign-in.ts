@@ -33,11 +33,10 @@ import { stepUpProblems, toStepUp, type StepUpInput } from '../core/step-up.ts'
 import type { SealContext } from '../crypto/sealer.ts'
 import { randomToken, sha256, hashesEqual } from '../crypto/tokens.ts'
 import * as sessions from '../db/auth-sessions.ts'
-import { findTenantById } from '../db/tenants.ts'
 import { enforceLimit } from './rate-limits.ts'
 import type { Deps } from './deps.ts'
 import { callbackKeyOf, getIntegration, getIntegrationIncludingDeleted } from './integrations.ts'
-import type { Principal } from './tenants.ts'
+import { type Principal, tenantById } from './tenants.ts'
 
 export const LINK_PATH = '/l/'
 /** Where a callback sends the browser on to: the session's result page (by id, nothing secret). */
@@ -232,7 +231,7 @@ async function lookUpLink(
 ): Promise<ReadyLink | Exclude<LinkView, { kind: 'ready' }>> {
   const record = await findByLinkToken(deps, token)
   if (!record) return { kind: 'unknown' }
-  const tenant = await findTenantById(deps.db, record.session.tenantId)
+  const tenant = await tenantById(deps, record.session.tenantId)
   const tenantSlug = tenant?.slug ?? ''
   // Another tenant's host: as if the link did not exist (no hint that it does elsewhere).
   if (!onTenantHost(deps, tenantSlug, request.host)) return { kind: 'unknown' }

@@ -162,6 +162,35 @@ export function createApiKeyCache(invalidation: Invalidation): ApiKeyCache {
   })
 }
 
+/**
+ * Tenants by id, for the end user's pages and the callback (name and slug): read on every link
+ * page, callback and result page, changed almost never. Dropped when the row changes on any
+ * instance, like the keys above.
+ */
+export type TenantCache = InvalidatedCache<Tenant>
+
+export function createTenantCache(invalidation: Invalidation): TenantCache {
+  return new InvalidatedCache<Tenant>(invalidation, {
+    topics: ['tenant'],
+    ttlMs: API_KEY_CACHE_MS,
+    maxEntries: MAX_CACHE_ENTRIES,
+    affects: (tenant, id) => tenant.id === id,
+  })
+}
+
+/** The tenant with this id, or undefined when there is none. */
+export async function tenantById(deps: Deps, id: string): Promise<Tenant | undefined> {
+  const cache = deps.caches.tenants
+  const hit = cache.get(id, Date.now())
+  if (hit) return hit
+  const generation = cache.generation()
+  const row = await tenants.findTenantById(deps.db, id)
+  if (!row) return undefined
+  const tenant = { id: row.id, slug: row.slug, name: row.name }
+  cache.set(id, tenant, Date.now(), generation)
+  return tenant
+}
+
 /** Returns who the key belongs to, or null for a malformed, unknown or revoked key. */
 export async function authenticateApiKey(deps: Deps, raw: string): Promise<Principal | null> {
   const parsed = parseApiKey(raw)
