@@ -17,6 +17,13 @@ import {
   type ContactUpdate,
 } from '../core/auth-session.ts'
 import type { Identity } from '../core/identity.ts'
+import {
+  contactColumns,
+  CONTACT_SNAPSHOT_COLUMNS,
+  contactSnapshotOf,
+  type ContactSnapshot,
+  type ContactWrite,
+} from './contacts.ts'
 import type { Db } from './database.ts'
 import { prepared } from './prepared.ts'
 import type { AuthSessionRow, Database } from './schema.ts'
@@ -29,6 +36,8 @@ export interface SessionRecord {
   readonly stateHash: Uint8Array | null
   readonly codeVerifierSealed: string | null
   readonly exchangeClaimedAt: Date | null
+  /** When the row last changed: a released claim puts it back (releaseClaim). */
+  readonly updatedAt: Date
   /** The confirmation code until the result page shows it (then only its hash is kept). */
   readonly confirmationCodeSealed: string | null
   readonly confirmationCodeHash: Uint8Array | null
@@ -72,6 +81,7 @@ function rowToRecord(row: AuthSessionRow): SessionRecord {
     stateHash: row.state_hash,
     codeVerifierSealed: row.code_verifier_sealed,
     exchangeClaimedAt: row.exchange_claimed_at,
+    updatedAt: row.updated_at,
     confirmationCodeSealed: row.confirmation_code_sealed,
     confirmationCodeHash: row.confirmation_code_hash,
   }
@@ -321,6 +331,85 @@ export async function claimExchange(db: Db, id: string, now: Date): Promise<bool
   return result.numUpdatedRows > 0n
 }
 
+/** What a callback's first statement found: the session of its `state`, claimed or not, and its contact. */
+export interface StateClaim {
+  readonly record: SessionRecord
+  /** Whether this statement claimed the code exchange (see claimByState). */
+  readonly claimed: boolean
+  readonly contact: ContactSnapshot
+}
+
+/**
+ * The callback's first round trip: the session whose state hash this is, and in the same
+ * statement the claim of its code exchange (the single-use guard, as claimExchange) when the
+ * database alone can tell the callback is good: the session is OPENED, unclaimed and in time, the
+ * request carries its binding cookie (`bindingHashes`: hex SHA-256 of every binding cookie the
+ * request has) and came to the session's callback path. The caller still runs every check on
+ * the record: where one refuses a claimed session it releases the claim (releaseClaim); where
+ * all pass and nothing was claimed (a session of an earlier version without a stored
+ * redirect_uri) it claims with claimExchange. Also the contact the sign-in will write, so that
+ * the end of the callback can be one statement too (db/contacts.ts authenticateWithContact).
+ */
+export async function claimByState(
+  db: Db,
+  a: { stateHash: Uint8Array; bindingHashes: readonly string[]; callbackPath: string; now: Date },
+): Promise<StateClaim | undefined> {
+  const [row] = await claimByStateQuery(db, { ...a, bindingHashes: [...a.bindingHashes] })
+  if (!row) return undefined
+  const { claimed, ...session } = row
+  return {
+    record: rowToRecord(session),
+    claimed: claimed === true,
+    contact: contactSnapshotOf(row),
+  }
+}
+
+const claimByStateQuery = prepared(
+  (db, a: { stateHash: Uint8Array; bindingHashes: string[]; callbackPath: string; now: Date }) =>
+    db
+      .with('found', (qb) =>
+        qb.selectFrom('auth_sessions').selectAll().where('state_hash', '=', a.stateHash),
+      )
+      .with('claimed', (qb) =>
+        qb
+          .updateTable('auth_sessions')
+          .set({ exchange_claimed_at: a.now, updated_at: a.now })
+          .where('state_hash', '=', a.stateHash)
+          .where('status', 'in', allowedFrom('authenticate'))
+          .where('exchange_claimed_at', 'is', null)
+          .where('expires_at', '>', a.now)
+          .where(sql<boolean>`encode(binding_hash, 'hex') = any(${a.bindingHashes}::text[])`)
+          .where(
+            sql<boolean>`right(redirect_uri, length(${a.callbackPath}::text)) = ${a.callbackPath}::text`,
+          )
+          .returning('id'),
+      )
+      .selectFrom('found')
+      .leftJoin('claimed', 'claimed.id', 'found.id')
+      .leftJoin('contacts as c', (join) =>
+        join
+          .onRef('c.tenant_id', '=', 'found.tenant_id')
+          .onRef('c.contact_id', '=', 'found.contact_id'),
+      )
+      .selectAll('found')
+      .select(sql<boolean>`claimed.id is not null`.as('claimed'))
+      .select(CONTACT_SNAPSHOT_COLUMNS),
+)
+
+/**
+ * Undoes a claim made by claimByState for a callback that its checks then refused: the exchange
+ * is unclaimed and the row as it was, as long as nothing else changed it since.
+ */
+export async function releaseClaim(db: Db, record: SessionRecord, claimedAt: Date): Promise<void> {
+  await db
+    .updateTable('auth_sessions')
+    .set({ exchange_claimed_at: null, updated_at: record.updatedAt })
+    .where('id', '=', record.session.id)
+    .where('exchange_claimed_at', '=', claimedAt)
+    .where('status', 'in', allowedFrom('authenticate'))
+    .execute()
+}
+
 /** How a callback ends its session. */
 export type CallbackEnd =
   | {
@@ -357,16 +446,7 @@ export async function endCallback(
   const row = await guarded(
     db
       .updateTable('auth_sessions')
-      .set({
-        ...statusColumns(event, now),
-        callback_issuer: callbackIssuer,
-        identity: end.kind === 'failed' ? null : JSON.stringify(end.identity),
-        failure: end.kind === 'failed' ? JSON.stringify(end.failure) : null,
-        contact_update: end.kind === 'authenticated' ? end.contactUpdate : null,
-        confirmation_code_sealed:
-          end.kind === 'awaiting_confirmation' ? end.confirmationCodeSealed : null,
-        confirmation_attempts_left: end.kind === 'awaiting_confirmation' ? end.attempts : null,
-      })
+      .set(callbackEndColumns(end, callbackIssuer, now))
       .where('id', '=', id),
     event,
     now,
@@ -374,6 +454,20 @@ export async function endCallback(
     .returningAll()
     .executeTakeFirst()
   return row && rowToAuthSession(row)
+}
+
+/** The columns a callback's end writes (its status columns and what the callback learnt). */
+export function callbackEndColumns(end: CallbackEnd, callbackIssuer: string | null, now: Date) {
+  return {
+    ...statusColumns(CALLBACK_EVENTS[end.kind], now),
+    callback_issuer: callbackIssuer,
+    identity: end.kind === 'failed' ? null : JSON.stringify(end.identity),
+    failure: end.kind === 'failed' ? JSON.stringify(end.failure) : null,
+    contact_update: end.kind === 'authenticated' ? end.contactUpdate : null,
+    confirmation_code_sealed:
+      end.kind === 'awaiting_confirmation' ? end.confirmationCodeSealed : null,
+    confirmation_attempts_left: end.kind === 'awaiting_confirmation' ? end.attempts : null,
+  }
 }
 
 /**
@@ -641,4 +735,178 @@ export async function deleteFinishedSessions(db: Db, before: Date, limit = 1000)
     )
     .executeTakeFirst()
   return Number(result.numDeletedRows)
+}
+
+/**
+ * The end of a callback in one statement: the session AUTHENTICATED (`end`, guarded by the state
+ * machine) and its contact written as planned from `snapshot`, both or neither. Where the contact
+ * existed, the session is only written while the row is still the version the plan was made from
+ * (the row is locked for the statement); where it did not, the contact is inserted, and one
+ * created meanwhile by a concurrent sign-in makes the statement fail on the primary key. Either
+ * way nothing is written and `undefined` comes back (so it does when the session ended
+ * elsewhere): the caller then takes the locked path (applyIdentityToContact in a transaction).
+ */
+export async function authenticateWithContact(
+  db: Db,
+  session: {
+    readonly id: string
+    readonly columns: ReturnType<typeof callbackEndColumns>
+    readonly now: Date
+  },
+  snapshot: ContactSnapshot,
+  write: ContactWrite,
+): Promise<AuthSessionRow | undefined> {
+  const columns = contactColumns(write)
+  if (snapshot.version !== null) {
+    const [row] = await authenticateUpdatingContact(db, {
+      id: session.id,
+      now: session.now,
+      version: snapshot.version,
+      tenantId: write.tenantId,
+      contactId: write.contactId,
+      ...prefixed(session.columns, 's_'),
+      ...prefixed(columns, 'c_'),
+    })
+    return row
+  }
+  try {
+    const [row] = await authenticateInsertingContact(db, {
+      id: session.id,
+      now: session.now,
+      tenantId: write.tenantId,
+      contactId: write.contactId,
+      ...prefixed(session.columns, 's_'),
+      ...prefixed(columns, 'c_'),
+    })
+    return row
+  } catch (error) {
+    if (isUniqueViolation(error)) return undefined
+    throw error
+  }
+}
+
+type Prefixed<T, P extends string> = { [K in keyof T & string as `${P}${K}`]: T[K] }
+
+function prefixed<T extends object, P extends string>(values: T, prefix: P): Prefixed<T, P> {
+  return Object.fromEntries(
+    Object.entries(values).map(([key, value]) => [`${prefix}${key}`, value]),
+  ) as Prefixed<T, P>
+}
+
+function unprefixed<T extends Record<string, unknown>, P extends string>(
+  args: T,
+  prefix: P,
+): { [K in keyof T & string as K extends `${P}${infer R}` ? R : never]: T[K] } {
+  return Object.fromEntries(
+    Object.entries(args)
+      .filter(([key]) => key.startsWith(prefix))
+      .map(([key, value]) => [key.slice(prefix.length), value]),
+  ) as never
+}
+
+type EndArgs = {
+  id: string
+  now: Date
+  tenantId: string
+  contactId: string
+} & Prefixed<ReturnType<typeof callbackEndColumns>, 's_'> &
+  Prefixed<ReturnType<typeof contactColumns>, 'c_'>
+
+const authenticateUpdatingContact = prepared((db, a: EndArgs & { version: string }) =>
+  db
+    .with('ended', (qb) =>
+      guarded(
+        qb
+          .updateTable('auth_sessions')
+          .set(unprefixed(a, 's_'))
+          .where('id', '=', a.id)
+          .where((eb) =>
+            eb.exists(
+              eb
+                .selectFrom('contacts')
+                .select('contact_id')
+                .where('tenant_id', '=', a.tenantId)
+                .where('contact_id', '=', a.contactId)
+                .where(sql<string>`xmin::text`, '=', a.version)
+                .forUpdate(),
+            ),
+          ),
+        'authenticate',
+        a.now,
+      ).returningAll(),
+    )
+    .with('written', (qb) =>
+      qb
+        .updateTable('contacts')
+        .set(unprefixed(a, 'c_'))
+        .where('tenant_id', '=', a.tenantId)
+        .where('contact_id', '=', a.contactId)
+        .where((eb) => eb.exists(eb.selectFrom('ended').select('ended.id')))
+        .returning('contact_id'),
+    )
+    .selectFrom('ended')
+    .selectAll(),
+)
+
+const authenticateInsertingContact = prepared((db, a: EndArgs) => {
+  const c = unprefixed(a, 'c_')
+  return db
+    .with('ended', (qb) =>
+      guarded(
+        qb.updateTable('auth_sessions').set(unprefixed(a, 's_')).where('id', '=', a.id),
+        'authenticate',
+        a.now,
+      ).returningAll(),
+    )
+    .with('written', (qb) =>
+      qb
+        .insertInto('contacts')
+        .columns([
+          'tenant_id',
+          'contact_id',
+          'email',
+          'user_name',
+          'full_name',
+          'first_name',
+          'last_name',
+          'verified_session_id',
+          'verified_integration_id',
+          'verified_subject',
+          'verified_issuer',
+          'verified_at',
+          'verified_until',
+          'created_at',
+          'updated_at',
+        ])
+        .expression((eb) =>
+          eb
+            .selectFrom('ended')
+            .select([
+              sql<string>`${a.tenantId}::uuid`.as('tenant_id'),
+              sql<string>`${a.contactId}::text`.as('contact_id'),
+              sql<string | null>`${c.email}::text`.as('email'),
+              sql<string | null>`${c.user_name}::text`.as('user_name'),
+              sql<string | null>`${c.full_name}::text`.as('full_name'),
+              sql<string | null>`${c.first_name}::text`.as('first_name'),
+              sql<string | null>`${c.last_name}::text`.as('last_name'),
+              sql<string>`${c.verified_session_id}::uuid`.as('verified_session_id'),
+              sql<string>`${c.verified_integration_id}::uuid`.as('verified_integration_id'),
+              sql<string | null>`${c.verified_subject}::text`.as('verified_subject'),
+              sql<string | null>`${c.verified_issuer}::text`.as('verified_issuer'),
+              sql<Date>`${c.verified_at}::timestamptz`.as('verified_at'),
+              sql<Date | null>`${c.verified_until}::timestamptz`.as('verified_until'),
+              sql<Date>`${c.updated_at}::timestamptz`.as('created_at'),
+              sql<Date>`${c.updated_at}::timestamptz`.as('updated_at'),
+            ]),
+        )
+        .returning('contact_id'),
+    )
+    .selectFrom('ended')
+    .selectAll()
+})
+
+function isUniqueViolation(error: unknown): boolean {
+  return (
+    typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '23505'
+  )
 }

@@ -1,7 +1,12 @@
 import { sql } from 'kysely'
 import type { Db } from './database.ts'
 import type { ContactUpdate } from '../core/auth-session.ts'
-import { planContactUpdate, type ContactPolicy } from '../core/contact.ts'
+import {
+  planContactUpdate,
+  type ContactPlan,
+  type ContactPolicy,
+  type ContactState,
+} from '../core/contact.ts'
 import type { Identity } from '../core/identity.ts'
 import type { ContactRow } from './schema.ts'
 
@@ -54,9 +59,97 @@ export async function findContact(
 }
 
 /**
+ * A contact as the callback's first statement saw it (auth-sessions.ts claimByState), before the
+ * provider was called: `version` is the row's version (PostgreSQL's `xmin`, which every write of
+ * the row changes, whoever makes it), null when there was no row.
+ */
+export interface ContactSnapshot {
+  readonly version: string | null
+  /** What core/contact.ts looks at; null when no sign-in verified the contact yet. */
+  readonly state: ContactState | null
+}
+
+/** The contact columns claimByState selects beside the session (the contact as `c`). */
+export const CONTACT_SNAPSHOT_COLUMNS = [
+  sql<string | null>`c.xmin::text`.as('contact_version'),
+  sql<string | null>`c.email`.as('contact_email'),
+  sql<string | null>`c.user_name`.as('contact_user_name'),
+  sql<string | null>`c.full_name`.as('contact_full_name'),
+  sql<string | null>`c.first_name`.as('contact_first_name'),
+  sql<string | null>`c.last_name`.as('contact_last_name'),
+  sql<string | null>`c.verified_subject`.as('contact_verified_subject'),
+  sql<string | null>`c.verified_issuer`.as('contact_verified_issuer'),
+  sql<string | null>`c.verified_integration_id`.as('contact_verified_integration_id'),
+  sql<Date | null>`c.verified_at`.as('contact_verified_at'),
+] as const
+
+export function contactSnapshotOf(row: {
+  readonly contact_version: string | null
+  readonly contact_email: string | null
+  readonly contact_user_name: string | null
+  readonly contact_full_name: string | null
+  readonly contact_first_name: string | null
+  readonly contact_last_name: string | null
+  readonly contact_verified_subject: string | null
+  readonly contact_verified_issuer: string | null
+  readonly contact_verified_integration_id: string | null
+  readonly contact_verified_at: Date | null
+}): ContactSnapshot {
+  if (row.contact_version === null) return { version: null, state: null }
+  return {
+    version: row.contact_version,
+    // Contacts are made by sign-ins only: one never verified is a row a sign-in just created.
+    state:
+      row.contact_verified_at === null
+        ? null
+        : {
+            email: row.contact_email,
+            userName: row.contact_user_name,
+            fullName: row.contact_full_name,
+            firstName: row.contact_first_name,
+            lastName: row.contact_last_name,
+            verifiedSubject: row.contact_verified_subject,
+            verifiedIssuer: row.contact_verified_issuer,
+            verifiedIntegrationId: row.contact_verified_integration_id,
+            verifiedAt: row.contact_verified_at,
+          },
+  }
+}
+
+/** A sign-in's write to its contact: what the plan says, and who verified it when. */
+export interface ContactWrite {
+  readonly tenantId: string
+  readonly contactId: string
+  readonly plan: Exclude<ContactPlan, { outcome: 'CONFLICT' }>
+  readonly integrationId: string
+  readonly sessionId: string
+  readonly now: Date
+}
+
+export function contactColumns(w: ContactWrite) {
+  const v = w.plan.values
+  return {
+    email: v.email,
+    user_name: v.userName,
+    full_name: v.fullName,
+    first_name: v.firstName,
+    last_name: v.lastName,
+    verified_session_id: w.sessionId,
+    verified_integration_id: w.integrationId,
+    verified_subject: w.plan.verifiedSubject,
+    verified_issuer: w.plan.verifiedIssuer,
+    verified_at: w.now,
+    verified_until: w.plan.verifiedUntil,
+    updated_at: w.now,
+  }
+}
+
+/**
  * Applies a sign-in's identity to its contact, inside the caller's transaction (the session's
  * own): the row is created if missing and locked, so concurrent sign-ins into one contact take
- * turns; core/contact.ts decides; a CONFLICT writes nothing. Returns what happened.
+ * turns; core/contact.ts decides; a CONFLICT writes nothing. Returns what happened. The path of
+ * a callback whose one-statement end (authenticateWithContact) could not be taken, and of a
+ * confirmed code.
  */
 export async function applyIdentityToContact(
   db: Db,
@@ -102,23 +195,18 @@ export async function applyIdentityToContact(
     c.now,
   )
   if (plan.outcome === 'CONFLICT') return 'CONFLICT'
-  const v = plan.values
   await db
     .updateTable('contacts')
-    .set({
-      email: v.email,
-      user_name: v.userName,
-      full_name: v.fullName,
-      first_name: v.firstName,
-      last_name: v.lastName,
-      verified_session_id: c.sessionId,
-      verified_integration_id: c.policy.integrationId,
-      verified_subject: plan.verifiedSubject,
-      verified_issuer: plan.verifiedIssuer,
-      verified_at: c.now,
-      verified_until: plan.verifiedUntil,
-      updated_at: c.now,
-    })
+    .set(
+      contactColumns({
+        tenantId: c.tenantId,
+        contactId: c.contactId,
+        plan,
+        integrationId: c.policy.integrationId,
+        sessionId: c.sessionId,
+        now: c.now,
+      }),
+    )
     .where('tenant_id', '=', c.tenantId)
     .where('contact_id', '=', c.contactId)
     .execute()

@@ -11,10 +11,22 @@ export function isSecureOrigin(deps: Deps): boolean {
   return deps.config.publicBaseUrl.startsWith('https:')
 }
 
-/** The binding cookie this request carries for a session, if any. */
-export function bindingCookieLookup(request: Request, secure: boolean): CookieLookup {
+/**
+ * The binding cookies this request carries: the one for a session, if any, and the values of all
+ * of them (the callback's first statement looks for its session's among them).
+ */
+export function bindingCookies(
+  request: Request,
+  secure: boolean,
+): { readonly cookieFor: CookieLookup; readonly bindingCookies: readonly string[] } {
   const cookies = parseCookies(request.headers.get('cookie'))
-  return (sessionId) => cookies.get(bindingCookieName(sessionId, secure)) ?? null
+  const prefix = bindingCookieName('', secure)
+  const values: string[] = []
+  for (const [name, value] of cookies) if (name.startsWith(prefix) && value) values.push(value)
+  return {
+    cookieFor: (sessionId) => cookies.get(bindingCookieName(sessionId, secure)) ?? null,
+    bindingCookies: values,
+  }
 }
 
 function bindingCookieName(sessionId: string, secure: boolean): string {

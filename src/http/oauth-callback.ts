@@ -11,7 +11,7 @@ import { completeSignIn, type RefusalReason } from '../services/complete-sign-in
 import { viewResult } from '../services/confirm-sign-in.ts'
 import type { Deps } from '../services/deps.ts'
 import { RESULT_PATH } from '../services/sign-in.ts'
-import { bindingCookieLookup, clearBindingCookieHeader, isSecureOrigin } from './cookies.ts'
+import { bindingCookies, clearBindingCookieHeader, isSecureOrigin } from './cookies.ts'
 import { codePage, resultPage, securityHeaders, type ResultKind } from './pages.ts'
 import type { RequestInfo } from './request-info.ts'
 import type { Route } from './routes.ts'
@@ -36,7 +36,7 @@ async function callback(
 ): Promise<Response> {
   const secure = isSecureOrigin(deps)
   const outcome = await completeSignIn(deps, url, {
-    cookieFor: bindingCookieLookup(request, secure),
+    ...bindingCookies(request, secure),
     ...info,
   })
   if (outcome.kind === 'refused') return resultPage(REFUSAL_PAGES[outcome.reason])
@@ -52,7 +52,7 @@ async function result(request: Request, url: URL, deps: Deps): Promise<Response>
   const { view, clearCookie } = await viewResult(
     deps,
     sessionId,
-    bindingCookieLookup(request, secure),
+    bindingCookies(request, secure).cookieFor,
   )
   // The binding cookie has done its job once the outcome is shown; drop it.
   const headers: Record<string, string> = clearCookie

@@ -6,7 +6,7 @@
  */
 import type { Deps } from '../services/deps.ts'
 import { LINK_PATH, openLink, viewLink, type LinkView } from '../services/sign-in.ts'
-import { bindingCookieHeader, bindingCookieLookup, isSecureOrigin } from './cookies.ts'
+import { bindingCookieHeader, bindingCookies, isSecureOrigin } from './cookies.ts'
 import { continuePage, resultPage, securityHeaders } from './pages.ts'
 import type { RequestInfo } from './request-info.ts'
 import type { Route } from './routes.ts'
@@ -34,7 +34,7 @@ async function handle(
   const token = url.pathname.slice(LINK_PATH.length)
   const secure = isSecureOrigin(deps)
   const browser = {
-    cookieFor: bindingCookieLookup(request, secure),
+    ...bindingCookies(request, secure),
     host: info.host,
   }
   if (request.method === 'GET' || request.method === 'HEAD') {

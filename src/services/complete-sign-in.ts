@@ -36,7 +36,8 @@ import type { SealContext } from '../crypto/sealer.ts'
 import { sha256 } from '../crypto/tokens.ts'
 import { insertAuditEvent } from '../db/audit.ts'
 import * as sessions from '../db/auth-sessions.ts'
-import { applyIdentityToContact } from '../db/contacts.ts'
+import { applyIdentityToContact, type ContactSnapshot } from '../db/contacts.ts'
+import { planContactUpdate, type ContactPolicy } from '../core/contact.ts'
 import { tenantById } from './tenants.ts'
 import type { Deps, IdTokenClaims } from './deps.ts'
 import { mapWithSavedMapping } from './identity-mapping.ts'
@@ -109,30 +110,41 @@ export async function completeSignIn(
       state ? 'oversized parameter' : 'no state parameter',
     )
   }
-  const record = await sessions.findRecordByStateHash(deps.db, sha256(state))
-  if (!record) return refuse(deps, request, 'unknown_state', 'state matches no session')
+  const now = deps.now()
+  // One round trip finds the session and, when the database alone can tell this callback is
+  // good, claims its code exchange; the checks below still decide, and a claim they refuse is
+  // released, so a refused callback changes nothing.
+  const found = await sessions.claimByState(deps.db, {
+    stateHash: sha256(state),
+    bindingHashes: request.bindingCookies.map((value) => sha256(value).toString('hex')),
+    callbackPath: url.pathname,
+    now,
+  })
+  if (!found) return refuse(deps, request, 'unknown_state', 'state matches no session')
+  const { record } = found
   const session = record.session
+  const refuseClaimed = async (reason: RefusalReason, detail: string) => {
+    if (found.claimed) await sessions.releaseClaim(deps.db, record, now)
+    return refuse(deps, request, reason, detail, session)
+  }
   if (parseCallbackPath(url.pathname) === null || !callbackPathOf(session).endsWith(url.pathname)) {
-    return refuse(deps, request, 'wrong_route', 'not the callback URL of the session', session)
+    return refuseClaimed('wrong_route', 'not the callback URL of the session')
   }
   const tenant = await tenantById(deps, session.tenantId)
   const tenantSlug = tenant?.slug ?? ''
   if (!onTenantHost(deps, tenantSlug, request.host)) {
-    return refuse(deps, request, 'wrong_host', "not the host of the session's tenant", session)
+    return refuseClaimed('wrong_host', "not the host of the session's tenant")
   }
   if (!isBoundTo(record, request.cookieFor(session.id))) {
-    return refuse(deps, request, 'wrong_browser', 'binding cookie missing or foreign', session)
+    return refuseClaimed('wrong_browser', 'binding cookie missing or foreign')
   }
-  const now = deps.now()
   const seen = asSeenAt(session, now)
-  if (seen.status === 'EXPIRED') return refuse(deps, request, 'expired', 'session expired', session)
-  if (seen.status === 'CANCELLED') {
-    return refuse(deps, request, 'cancelled', 'session cancelled', session)
-  }
+  if (seen.status === 'EXPIRED') return refuseClaimed('expired', 'session expired')
+  if (seen.status === 'CANCELLED') return refuseClaimed('cancelled', 'session cancelled')
   if (seen.status !== 'OPENED' || record.exchangeClaimedAt !== null) {
-    return refuse(deps, request, 'already_used', `session is ${seen.status}`, session)
+    return refuseClaimed('already_used', `session is ${seen.status}`)
   }
-  if (!(await sessions.claimExchange(deps.db, session.id, now))) {
+  if (!found.claimed && !(await sessions.claimExchange(deps.db, session.id, now))) {
     return refuse(deps, request, 'already_used', 'another callback claimed the exchange', session)
   }
   // The claim changes no status, so subscribers are told only when the session ends (settled).
@@ -153,7 +165,7 @@ export async function completeSignIn(
       ? await fail(deps, session, redeemed, redeemed.callbackIssuer)
       : redeemed.integration.requireConfirmationCode
         ? await awaitConfirmation(deps, session, redeemed)
-        : await authenticate(deps, session, redeemed)
+        : await authenticate(deps, session, redeemed, found.contact)
   if (ended.kind === 'refused') return ended
   return { ...ended, resultUrl: resultUrlFor(deps, tenantSlug, session.id) }
 }
@@ -377,15 +389,22 @@ async function awaitConfirmation(
 /** Thrown inside the transaction when the session ended elsewhere: the contact write rolls back. */
 class EndedElsewhere extends Error {}
 
-/** AUTHENTICATED and the contact updated, in one transaction; FAILED if that cannot be written. */
+/**
+ * AUTHENTICATED and the contact updated, both or neither; FAILED if that cannot be written. One
+ * statement where the contact is still as the callback's first statement saw it and the plan
+ * is no CONFLICT; otherwise (a concurrent sign-in into the same contact, a conflict to audit) a
+ * transaction that locks the contact and plans again.
+ */
 async function authenticate(
   deps: Deps,
   session: AuthSession,
   { identity, integration, callbackIssuer }: Exclude<Redeemed, AuthFailureReport>,
+  contact: ContactSnapshot,
 ): Promise<Ended | Refused> {
   let done: AuthSession | undefined
   try {
-    done = await deps.db.transaction().execute(async (trx) => {
+    done = await authenticateAtOnce(deps, session, identity, integration, callbackIssuer, contact)
+    done ??= await deps.db.transaction().execute(async (trx) => {
       const now = deps.now()
       const contactUpdate = await updateContact(trx, deps, session, identity, integration, now)
       const authenticated = await sessions.endCallback(
@@ -412,6 +431,52 @@ async function authenticate(
   return settled(deps, session, done, 'authenticated')
 }
 
+/** The one-statement end (db/auth-sessions.ts authenticateWithContact); undefined where it cannot be. */
+async function authenticateAtOnce(
+  deps: Deps,
+  session: AuthSession,
+  identity: Identity,
+  integration: OAuthIntegration,
+  callbackIssuer: string | null,
+  contact: ContactSnapshot,
+): Promise<AuthSession | undefined> {
+  const now = deps.now()
+  const plan = planContactUpdate(contact.state, identity, contactPolicyOf(integration), now)
+  if (plan.outcome === 'CONFLICT') return undefined
+  const row = await sessions.authenticateWithContact(
+    deps.db,
+    {
+      id: session.id,
+      columns: sessions.callbackEndColumns(
+        { kind: 'authenticated', identity, contactUpdate: plan.outcome },
+        callbackIssuer,
+        now,
+      ),
+      now,
+    },
+    contact,
+    {
+      tenantId: session.tenantId,
+      contactId: session.contactId,
+      plan,
+      integrationId: integration.id,
+      sessionId: session.id,
+      now,
+    },
+  )
+  return row && sessions.rowToAuthSession(row)
+}
+
+/** What of an integration's settings the contact rules use. */
+function contactPolicyOf(integration: OAuthIntegration): ContactPolicy {
+  return {
+    integrationId: integration.id,
+    overwriteContact: integration.overwriteContact,
+    trustUnverifiedEmail: integration.trustUnverifiedEmail,
+    verificationTtlSeconds: integration.verificationTtlSeconds,
+  }
+}
+
 /**
  * The contact's part of a sign-in (core/contact.ts), and an audit record when the contact was
  * verified as another person; inside the caller's transaction.
@@ -428,12 +493,7 @@ export async function updateContact(
     tenantId: session.tenantId,
     contactId: session.contactId,
     identity,
-    policy: {
-      integrationId: integration.id,
-      overwriteContact: integration.overwriteContact,
-      trustUnverifiedEmail: integration.trustUnverifiedEmail,
-      verificationTtlSeconds: integration.verificationTtlSeconds,
-    },
+    policy: contactPolicyOf(integration),
     sessionId: session.id,
     now,
   })

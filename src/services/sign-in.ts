@@ -184,6 +184,8 @@ export type CookieLookup = (sessionId: string) => string | null
 /** What an end user's request brings that the checks need. */
 export interface BrowserRequest {
   readonly cookieFor: CookieLookup
+  /** The values of every binding cookie the request carries, whichever session they are for. */
+  readonly bindingCookies: readonly string[]
   /** The host the browser addressed (a trusted proxy's X-Forwarded-Host), lower case. */
   readonly host: string
 }

@@ -19,6 +19,7 @@ import {
 } from '../../src/core/auth-session.ts'
 import type { Identity } from '../../src/core/identity.ts'
 import * as sessions from '../../src/db/auth-sessions.ts'
+import type { ContactWrite } from '../../src/db/contacts.ts'
 import { migrateToLatest, type Db } from '../../src/db/database.ts'
 import type { AuthSessionRow, Database } from '../../src/db/schema.ts'
 import { createTestDatabase, type TestDatabase } from '../helpers/test-db.ts'
@@ -86,6 +87,38 @@ const WAYS: Record<string, Way> = {
         null,
         now,
       )) !== undefined,
+  },
+  'authenticateWithContact, a new contact (authenticate)': {
+    event: 'authenticate',
+    apply: async (db, row, now) =>
+      (await sessions.authenticateWithContact(
+        db,
+        { id: row.id, columns: authenticatedColumns(now), now },
+        { version: null, state: null },
+        contactWrite(row, `new-${randomUUID()}`, now),
+      )) !== undefined,
+  },
+  'authenticateWithContact, a contact as it was read (authenticate)': {
+    event: 'authenticate',
+    apply: async (db, row, now) => {
+      const contactId = `seen-${randomUUID()}`
+      await db
+        .insertInto('contacts')
+        .values({ tenant_id: row.tenant_id, contact_id: contactId })
+        .execute()
+      const { version } = await sql<{ version: string }>`select xmin::text as version
+        from contacts where contact_id = ${contactId}`
+        .execute(db)
+        .then((r) => r.rows[0]!)
+      return (
+        (await sessions.authenticateWithContact(
+          db,
+          { id: row.id, columns: authenticatedColumns(now), now },
+          { version, state: null },
+          contactWrite(row, contactId, now),
+        )) !== undefined
+      )
+    },
   },
   'confirmSession, the right code (confirm)': {
     event: 'confirm',
@@ -157,6 +190,37 @@ const IDENTITY: Identity = {
   firstName: 'Ada',
   lastName: 'Lovelace',
   attributes: { sub: 'ada' },
+}
+
+function authenticatedColumns(now: Date) {
+  return sessions.callbackEndColumns(
+    { kind: 'authenticated', identity: IDENTITY, contactUpdate: 'FILLED' },
+    null,
+    now,
+  )
+}
+
+function contactWrite(row: AuthSessionRow, contactId: string, now: Date): ContactWrite {
+  return {
+    tenantId: row.tenant_id,
+    contactId,
+    plan: {
+      outcome: 'FILLED',
+      values: {
+        email: IDENTITY.email,
+        userName: IDENTITY.userName,
+        fullName: IDENTITY.fullName,
+        firstName: IDENTITY.firstName,
+        lastName: IDENTITY.lastName,
+      },
+      verifiedSubject: IDENTITY.subject,
+      verifiedIssuer: null,
+      verifiedUntil: null,
+    },
+    integrationId: row.integration_id,
+    sessionId: row.id,
+    now,
+  }
 }
 
 function inTime(event: AuthSessionEvent, now: Date): boolean {
