@@ -7,7 +7,8 @@
  *   for reads. Every answer's body is checked (a GraphQL error counts as an error), and latency
  *   is recorded at full resolution (autocannon's own histogram rounds to whole milliseconds).
  * - `flow`: whole sign-ins, `concurrency` at a time, for `durationMs` (a sign-in under way when
- *   time is up is finished, never abandoned).
+ *   time is up is finished, never abandoned), each step timed (FLOW_STEPS, the steps of
+ *   /work/shared/bench-kit/flow-bench.mjs).
  * - `mapping`: bench/mapping.ts.
  */
 import autocannon from 'autocannon'
@@ -72,10 +73,23 @@ export interface FlowJob {
   readonly tag: string
 }
 
+/**
+ * The steps of a sign-in, as the bench kit names them: start (the bot's startEndUserAuth), open
+ * (the link's page and the POST behind its Continue), form (that POST alone, part of open),
+ * authorize (the provider's redirect back), callback (the callback and its result page), status
+ * (the bot's read of the outcome).
+ */
+export const FLOW_STEPS = ['start', 'open', 'form', 'authorize', 'callback', 'status'] as const
+export type FlowStep = (typeof FLOW_STEPS)[number]
+
 export interface FlowResult {
   readonly flows: number
   readonly seconds: number
   readonly flowsPerSec: number
+  /** A whole sign-in as the driver saw it, provider included, over the successful ones. */
+  readonly latency: Percentiles
+  /** Each step's time per sign-in, over the successful ones. */
+  readonly steps: Record<FlowStep, Percentiles>
   /** Our time per sign-in (the provider's own time taken out), over the successful ones. */
   readonly ours: Percentiles
   /** The provider's own time per sign-in (token + WhoAmI), as it reported it. */
@@ -117,7 +131,7 @@ async function cannon(job: CannonJob): Promise<CannonResult> {
             query: START_QUERY,
             variables: { input: { integrationId: job.integrationId, conversationId } },
           })
-        : JSON.stringify({ integrationId: job.integrationId, conversationId })
+        : JSON.stringify({ conversationId })
     }
     if (job.op === 'typename') return TYPENAME_BODY
     const id = job.ids[n % job.ids.length]
@@ -194,7 +208,7 @@ async function flows(job: FlowJob): Promise<FlowResult> {
       headers: { 'content-type': 'application/json', authorization: `Bearer ${job.agentKey}` },
       body: JSON.stringify({ query, variables }),
     })
-  const records: Array<{ code: string; ms: number }> = []
+  const records: Array<{ code: string; ms: number; total: number; steps: number[] }> = []
   const sessionIds: string[] = []
   let errors = 0
   let firstError: string | null = null
@@ -203,15 +217,20 @@ async function flows(job: FlowJob): Promise<FlowResult> {
   const deadline = started + job.durationMs
 
   async function one(): Promise<void> {
+    const t0 = performance.now()
+    // Our time: every step but the provider's authorize.
     let ms = 0
-    const timed = async <T>(work: () => Promise<T>): Promise<T> => {
+    const steps = FLOW_STEPS.map(() => 0)
+    const step = async <T>(name: FlowStep, work: () => Promise<T>): Promise<T> => {
       const t = performance.now()
       const value = await work()
-      ms += performance.now() - t
+      const took = performance.now() - t
+      steps[FLOW_STEPS.indexOf(name)]! += took
+      if (name !== 'authorize') ms += took
       return value
     }
     // 1. The bot starts a sign-in.
-    const startText = await timed(async () =>
+    const startText = await step('start', async () =>
       expectStatus(
         await gql(START_QUERY, {
           input: {
@@ -232,27 +251,32 @@ async function flows(job: FlowJob): Promise<FlowResult> {
     sessionIds.push(sessionId)
     const link = started.data.startEndUserAuth.authorizationLink
     // 2. The end user opens the link: the page (GET), then its Continue (POST).
-    await timed(async () =>
+    await step('open', async () =>
       expectStatus(await fetch(link, { redirect: 'manual' }), 200, 'link GET'),
     )
-    const posted = await timed(async () => {
+    const t = performance.now()
+    const posted = await step('form', async () => {
       const response = await fetch(link, { method: 'POST', redirect: 'manual' })
       await expectStatus(response, 303, 'link POST')
       return response
     })
+    steps[FLOW_STEPS.indexOf('open')]! += performance.now() - t
     const cookie = posted.headers
       .getSetCookie()
       .map((c) => c.split(';')[0])
       .join('; ')
     const authorize = posted.headers.get('location') ?? ''
-    // 3. The provider (not ours: not timed) sends the browser back with code and state.
-    const back = await fetch(authorize, { redirect: 'manual' })
-    await expectStatus(back, 302, 'authorize')
+    // 3. The provider (not ours: not in our time) sends the browser back with code and state.
+    const back = await step('authorize', async () => {
+      const response = await fetch(authorize, { redirect: 'manual' })
+      await expectStatus(response, 302, 'authorize')
+      return response
+    })
     const callback = back.headers.get('location') ?? ''
     const code = new URL(callback).searchParams.get('code') ?? ''
     // 4. The callback: code exchange and WhoAmI at the provider; it answers 303 to the result
     // page (whose URL holds neither code nor state), which the browser then shows.
-    const page = await timed(async () => {
+    const page = await step('callback', async () => {
       const answered = await fetch(callback, { headers: { cookie }, redirect: 'manual' })
       await expectStatus(answered, 303, 'callback')
       const result = new URL(answered.headers.get('location') ?? '', callback)
@@ -265,12 +289,12 @@ async function flows(job: FlowJob): Promise<FlowResult> {
     if (!page.includes('signed in'))
       throw new FlowError(`callback: not signed in: ${page.slice(0, 300)}`)
     // 5. The bot reads the outcome.
-    const polled = await timed(async () =>
+    const polled = await step('status', async () =>
       expectStatus(await gql(POLL_QUERY, { id: sessionId }), 200, 'status'),
     )
     if (!polled.includes('"status":"AUTHENTICATED"'))
       throw new FlowError(`status: ${polled.slice(0, 300)}`)
-    records.push({ code, ms })
+    records.push({ code, ms, total: performance.now() - t0, steps })
   }
 
   async function loop(): Promise<void> {
@@ -302,6 +326,10 @@ async function flows(job: FlowJob): Promise<FlowResult> {
     flows: records.length,
     seconds,
     flowsPerSec: records.length / seconds,
+    latency: percentile(records.map((r) => r.total)),
+    steps: Object.fromEntries(
+      FLOW_STEPS.map((name, i) => [name, percentile(records.map((r) => r.steps[i]!))]),
+    ) as Record<FlowStep, Percentiles>,
     ours: percentile(records.map((r, i) => r.ms - provider[i]!)),
     provider: percentile(provider),
     errors,

@@ -2,7 +2,8 @@
  * `npm run bench`: starts everything it needs, runs the scenarios, prints a table.
  *
  *   npm run bench -- [--scenarios start,status,flow,mapping,soak,growth] [--duration 5]
- *                    [--warmup 5] [--rounds 5] [--connections 10] [--soak-duration 60]
+ *                    [--warmup 5] [--rounds 5] [--connections 10] [--flow-concurrency 16]
+ *                    [--soak-duration 60]
  *                    [--soak-concurrency 100] [--growth-rows 10000,1000000] [--out FILE]
  *                    (10M rows, opt-in: --scenarios growth --growth-rows 10000,10000000)
  *                    [--profile] [--log-level info] [--node-options OPTS]
@@ -22,6 +23,7 @@ import {
   mkdirSync,
   mkdtempSync,
   openSync,
+  readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
@@ -59,6 +61,7 @@ interface Options {
   warmupSec: number
   rounds: number
   connections: number
+  flowConcurrency: number
   soakDurationSec: number
   soakConcurrency: number
   growthRows: [number, number] | null
@@ -73,7 +76,9 @@ const USAGE = `usage: npm run bench -- [options]
   --duration S            seconds per measured round and side (default 5)
   --warmup S              seconds of warm-up per side before the rounds (default 5)
   --rounds N              measured rounds per side, alternating service/floor (default 5, at least 3)
-  --connections N         concurrent connections (start, status, growth) and sign-ins (flow) (default 10)
+  --connections N         concurrent connections (start, status, growth, limits) and sign-ins
+                          (hostile) (default 10)
+  --flow-concurrency N    concurrent sign-ins in flow (default 16, the bench kit's -c 16)
   --soak-duration S       soak length (default 60)
   --soak-concurrency N    concurrent sign-ins in the soak (default 100)
   --growth-rows A,B       session rows for the two growth phases
@@ -91,6 +96,7 @@ function parseOptions(argv: readonly string[]): Options {
     warmupSec: 5,
     rounds: 5,
     connections: 10,
+    flowConcurrency: 16,
     soakDurationSec: 60,
     soakConcurrency: 100,
     growthRows: null,
@@ -131,6 +137,9 @@ function parseOptions(argv: readonly string[]): Options {
         break
       case '--connections':
         o.connections = Math.round(num(flag, value(), 1))
+        break
+      case '--flow-concurrency':
+        o.flowConcurrency = Math.round(num(flag, value(), 1))
         break
       case '--soak-duration':
         o.soakDurationSec = num(flag, value(), 1)
@@ -274,18 +283,65 @@ function procMemory(pid: number, field: 'VmHWM' | 'VmRSS'): number {
 const peakRss = (pid: number): number => procMemory(pid, 'VmHWM')
 const currentRss = (pid: number): number => procMemory(pid, 'VmRSS')
 
-/** CPU time (user + system) a process has used so far, in milliseconds. */
-function cpuMs(pid: number): number {
+/** A process's parent and the CPU time (user + system) it has used so far, in ms; null if gone. */
+function procStat(pid: number): { ppid: number; cpuMs: number } | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    // Fields after the command name (which may contain spaces): state is field 3, utime 14, stime 15.
+    // Fields after the command name (which may contain spaces): state is field 3, ppid 4, utime 14,
+    // stime 15.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS
+    return {
+      ppid: Number(fields[1]),
+      cpuMs: ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS,
+    }
   } catch {
-    return Number.NaN
+    return null
   }
 }
 const CLOCK_TICKS = 100
+
+function procName(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim()
+  } catch {
+    return ''
+  }
+}
+
+/** `root` and every process below it, from /proc. */
+function processTree(root: number): number[] {
+  const parents = new Map<number, number>()
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    const stat = procStat(Number(entry))
+    if (stat) parents.set(Number(entry), stat.ppid)
+  }
+  const tree = [root]
+  for (let i = 0; i < tree.length; i++) {
+    for (const [pid, ppid] of parents) if (ppid === tree[i]) tree.push(pid)
+  }
+  return tree
+}
+
+/** CPU ms so far of each of `pids` (those still there). */
+function cpuSample(pids: Iterable<number>): Map<number, number> {
+  const sample = new Map<number, number>()
+  for (const pid of pids) {
+    const stat = procStat(pid)
+    if (stat) sample.set(pid, stat.cpuMs)
+  }
+  return sample
+}
+
+/**
+ * CPU ms used between two samples: a process first seen in `after` counts from zero; one gone
+ * before `after` is lost (as in the bench kit's compare.mjs).
+ */
+function cpuBetween(before: Map<number, number>, after: Map<number, number>): number {
+  let ms = 0
+  for (const [pid, cpu] of after) ms += cpu - (before.get(pid) ?? 0)
+  return ms
+}
 
 interface Service {
   readonly url: string
@@ -483,8 +539,17 @@ interface BenchDatabase {
    * PostgreSQL, a copied folder for the embedded database. Dropped with this one.
    */
   copy(suffix: string): Promise<BenchDatabase>
+  /**
+   * The pids of the client backends connected to this database on behalf of `owner` (the floor's
+   * connections carry FLOOR_APP_NAME; every other one is the service's); null on the embedded
+   * database, which runs inside the service.
+   */
+  backendPids(owner: 'service' | 'floor'): Promise<number[] | null>
   drop(): Promise<void>
 }
+
+/** The floor's application_name (PGAPPNAME), to tell its backends from the service's. */
+const FLOOR_APP_NAME = 'euo-bench-floor'
 
 async function openBenchDatabase(tmp: string): Promise<BenchDatabase> {
   const adminUrl = process.env.BENCH_DATABASE_URL
@@ -532,6 +597,17 @@ async function openBenchDatabase(tmp: string): Promise<BenchDatabase> {
           copies.push(copy)
           return copy
         },
+        async backendPids(owner) {
+          const { rows } = await admin((c) =>
+            c.query<{ pid: number }>(
+              `select pid from pg_stat_activity where datname = $1 and backend_type = 'client backend'
+                 and (application_name = $2) = $3 and pid <> pg_backend_pid()`,
+              [name, FLOOR_APP_NAME, owner === 'floor'],
+            ),
+          )
+          // Only PostgreSQL processes of this machine: a remote server's pids mean nothing here.
+          return rows.map((r) => r.pid).filter((pid) => procName(pid) === 'postgres')
+        },
         async drop() {
           for (const copy of copies) await copy.drop()
           await admin((c) => c.query(`drop database if exists ${name} with (force)`))
@@ -563,6 +639,9 @@ async function openBenchDatabase(tmp: string): Promise<BenchDatabase> {
         filter: (source) => !/(owner\.lock|control\.sock)$/.test(source),
       })
       return embedded(dir)
+    },
+    async backendPids() {
+      return null
     },
     async drop() {},
   })
@@ -666,7 +745,7 @@ interface Context {
   readonly agentKey: string
   readonly adminKey: string
   readonly integrationId: string
-  readonly floor: { url: string; integrationId: string; pid: number }
+  readonly floor: { url: string; pid: number }
   readonly providerUrl: string
   readonly report: Report
   /** Two copies of the freshly seeded database for `growth` (small, large). */
@@ -695,6 +774,47 @@ function progress(message: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`)
 }
 
+interface CpuUse {
+  /** CPU ms of the server's process tree. */
+  readonly serverMs: number
+  /** CPU ms of its PostgreSQL client backends; null on the embedded database (in serverMs). */
+  readonly pgMs: number | null
+}
+
+/**
+ * Runs `work` (one load run against one server) and measures the CPU the server's process tree
+ * and the PostgreSQL backends serving it used meanwhile, from /proc (10 ms ticks): what a request
+ * or a sign-in costs, steadier than req/s on a shared machine. PostgreSQL's shared processes (WAL
+ * writer, checkpointer) and autovacuum are in neither; a backend that disconnects before the end
+ * is lost, one that connects during it counts from zero.
+ */
+async function withCpu<T>(
+  ctx: Context,
+  serverPid: number,
+  owner: 'service' | 'floor',
+  work: () => Promise<T>,
+): Promise<{ result: T; cpu: CpuUse }> {
+  const tree = processTree(serverPid)
+  const backends = await ctx.db.backendPids(owner)
+  const before = { server: cpuSample(tree), pg: cpuSample(backends ?? []) }
+  const result = await work()
+  const treeAfter = new Set([...tree, ...processTree(serverPid)])
+  const backendsAfter =
+    backends && new Set([...backends, ...((await ctx.db.backendPids(owner)) ?? [])])
+  return {
+    result,
+    cpu: {
+      serverMs: cpuBetween(before.server, cpuSample(treeAfter)),
+      pgMs: backendsAfter ? cpuBetween(before.pg, cpuSample(backendsAfter)) : null,
+    },
+  }
+}
+
+/** `ms` of CPU per `count` operations, in µs, rounded to 0.01. */
+function usPer(ms: number | null, count: number): number | null {
+  return ms === null || count === 0 ? null : round2((ms * 1000) / count)
+}
+
 function cannonJob(
   ctx: Context,
   service: Service,
@@ -710,7 +830,8 @@ function cannonJob(
     op,
     url: target === 'service' ? service.url : ctx.floor.url,
     agentKey: ctx.agentKey,
-    integrationId: target === 'service' ? ctx.integrationId : ctx.floor.integrationId,
+    // The floor has no integrations and ignores it.
+    integrationId: ctx.integrationId,
     ids,
     connections,
     durationSec,
@@ -719,7 +840,11 @@ function cannonJob(
 
 const START_FOR_IDS = `mutation($input: StartEndUserAuthInput!) { startEndUserAuth(input: $input) { session { id } } }`
 
-/** start / status: service and floor alternating, after a warm-up of both. */
+/**
+ * start / status: service and floor alternating, after a warm-up of both. The floor does the
+ * minimum SQL for the job (bench/floor.ts: one insert, or one read by key), so the ratio is the
+ * service's whole cost, its SQL included.
+ */
 async function versusFloor(ctx: Context, op: 'start' | 'status', target: number): Promise<void> {
   const { o } = ctx
   const service = await startService(ctx.env, op)
@@ -744,10 +869,7 @@ async function versusFloor(ctx: Context, op: 'start' | 'status', target: number)
       floorIds = await pool(count, 8, async (i) => {
         const response = await fetch(`${ctx.floor.url}/start`, {
           method: 'POST',
-          body: JSON.stringify({
-            integrationId: ctx.floor.integrationId,
-            conversationId: `poll-${tag}-${i}`,
-          }),
+          body: JSON.stringify({ conversationId: `poll-${tag}-${i}` }),
         })
         return ((await response.json()) as { session: { id: string } }).session.id
       })
@@ -759,14 +881,16 @@ async function versusFloor(ctx: Context, op: 'start' | 'status', target: number)
       await ctx.loader.run(job('service', o.warmupSec))
       await ctx.loader.run(job('floor', o.warmupSec))
     }
-    // CPU time per request of the serving process: steadier than req/s on a busy machine.
+    // CPU time per request of the serving process and of its PostgreSQL backends.
     const measured = async (side: 'service' | 'floor', what: CannonJob['op'] = op) => {
       const pid = side === 'service' ? service.pid : ctx.floor.pid
-      const before = cpuMs(pid)
-      const result = await ctx.loader.run(job(side, o.durationSec, what))
+      const { result, cpu } = await withCpu(ctx, pid, side, () =>
+        ctx.loader.run(job(side, o.durationSec, what)),
+      )
       return {
         ...result,
-        cpuUsPerRequest: round2(((cpuMs(pid) - before) * 1000) / result.requests),
+        cpuUsPerRequest: usPer(cpu.serverMs, result.requests)!,
+        pgUsPerRequest: usPer(cpu.pgMs, result.requests),
       }
     }
     type Measured = Awaited<ReturnType<typeof measured>>
@@ -800,6 +924,11 @@ async function versusFloor(ctx: Context, op: 'start' | 'status', target: number)
       `${op}: ${serviceErrors} service and ${floorErrors} floor errors (${firstError})`,
     )
     const name = op === 'start' ? 'startEndUserAuth' : 'authSession'
+    const floorSql = op === 'start' ? 'one insert' : 'one read by key'
+    const pgUs = (side: 'service' | 'floor') => {
+      const values = rounds.map((r) => r[side].pgUsPerRequest)
+      return values.every((v) => v !== null) ? fmtInt(median(values as number[])) : 'n/a'
+    }
     const mid = (side: 'service' | 'floor') => {
       const sorted = [...rounds].sort((x, y) => x[side].rps - y[side].rps)
       return sorted[sorted.length >> 1]![side]
@@ -807,7 +936,7 @@ async function versusFloor(ctx: Context, op: 'start' | 'status', target: number)
     ctx.report.rows.push(
       {
         scenario: op,
-        measure: 'ratio service/floor, median (rounds)',
+        measure: `ratio service/floor (minimum SQL: ${floorSql}), median (rounds)`,
         value: `${med.toFixed(2)} (${ratios.map((r) => r.toFixed(2)).join(' ')})`,
         target: `>= ${target}`,
         ok,
@@ -819,13 +948,21 @@ async function versusFloor(ctx: Context, op: 'start' | 'status', target: number)
       },
       {
         scenario: op,
-        measure: 'floor req/s; p50 / p99 ms',
+        measure: `floor (${floorSql}) req/s; p50 / p99 ms`,
         value: `${fmtInt(median(rounds.map((r) => r.floor.rps)))}; ${fmtMs(mid('floor').latency, ['p50', 'p99'])}`,
       },
       {
         scenario: op,
         measure: 'CPU µs per request, service / floor process',
         value: `${fmtInt(median(rounds.map((r) => r.service.cpuUsPerRequest)))} / ${fmtInt(median(rounds.map((r) => r.floor.cpuUsPerRequest)))}`,
+      },
+      {
+        scenario: op,
+        measure: 'PostgreSQL CPU µs per request, service / floor backends',
+        value:
+          ctx.db.kind === 'pglite'
+            ? 'n/a (embedded: in the process CPU)'
+            : `${pgUs('service')} / ${pgUs('floor')}`,
       },
       ...(ceiling
         ? [
@@ -872,19 +1009,34 @@ function flowJob(
   }
 }
 
+/**
+ * flow: whole sign-ins, `--flow-concurrency` at a time (16, as the bench kit's `-c 16`), with the
+ * kit's measures: sign-ins/s, latency per sign-in, each step's p50, the CPU of the server's
+ * process tree and of its PostgreSQL backends per sign-in, peak RSS.
+ */
 async function flowScenario(ctx: Context): Promise<void> {
   const { o } = ctx
+  const c = o.flowConcurrency
   const service = await startService(ctx.env, 'flow')
-  const job = (seconds: number) => flowJob(ctx, service, 'flow', o.connections, seconds)
+  const job = (seconds: number) => flowJob(ctx, service, 'flow', c, seconds)
   try {
     if (o.warmupSec > 0) {
       progress(`flow: warm-up ${o.warmupSec} s`)
       await ctx.loader.run(job(o.warmupSec))
     }
     const seconds = o.durationSec * o.rounds
-    progress(`flow: ${o.connections} concurrent sign-ins for ${seconds} s`)
-    const result = await ctx.loader.run(job(seconds))
+    progress(`flow: ${c} concurrent sign-ins for ${seconds} s`)
+    const { result, cpu } = await withCpu(ctx, service.pid, 'service', () =>
+      ctx.loader.run(job(seconds)),
+    )
     const rss = await service.stop()
+    // Per sign-in, in ms (usPer gives µs).
+    const perFlow = (ms: number | null) => {
+      const us = usPer(ms, result.flows)
+      return us === null ? null : round2(us / 1000)
+    }
+    const serverMsPerFlow = perFlow(cpu.serverMs)
+    const pgMsPerFlow = perFlow(cpu.pgMs)
     const ok = check(
       ctx,
       result.errors === 0,
@@ -893,8 +1045,20 @@ async function flowScenario(ctx: Context): Promise<void> {
     ctx.report.rows.push(
       {
         scenario: 'flow',
-        measure: `sign-ins/s (${o.connections} at a time)`,
+        measure: `sign-ins/s (${c} at a time)`,
         value: `${result.flowsPerSec.toFixed(1)} (${fmtInt(result.flows)} in ${result.seconds.toFixed(1)} s)`,
+      },
+      {
+        scenario: 'flow',
+        measure: 'latency per sign-in p50 / p95 / p99 ms (whole, provider included)',
+        value: fmtMs(result.latency),
+      },
+      {
+        scenario: 'flow',
+        measure: `step p50 ms: ${Object.keys(result.steps).join(' / ')}`,
+        value: Object.values(result.steps)
+          .map((p) => p.p50.toFixed(2))
+          .join(' / '),
       },
       {
         scenario: 'flow',
@@ -906,11 +1070,29 @@ async function flowScenario(ctx: Context): Promise<void> {
         measure: "provider's own time p50 / p95 / p99 ms",
         value: fmtMs(result.provider),
       },
+      {
+        scenario: 'flow',
+        measure: 'server CPU ms per sign-in (process tree)',
+        value: serverMsPerFlow === null ? 'n/a' : serverMsPerFlow.toFixed(2),
+      },
+      {
+        scenario: 'flow',
+        measure: "PostgreSQL CPU ms per sign-in (the service's backends)",
+        value:
+          pgMsPerFlow === null ? 'n/a (embedded: in the server figure)' : pgMsPerFlow.toFixed(2),
+      },
       { scenario: 'flow', measure: 'errors', value: String(result.errors), target: '0', ok },
       rssRow(ctx, 'flow', rss),
     )
     const { sessionIds, ...rest } = result
-    ctx.report.scenarios.flow = { ...rest, sessions: sessionIds.length, peakRssBytes: rss }
+    ctx.report.scenarios.flow = {
+      ...rest,
+      concurrency: c,
+      sessions: sessionIds.length,
+      serverCpuMsPerFlow: serverMsPerFlow,
+      pgCpuMsPerFlow: pgMsPerFlow,
+      peakRssBytes: rss,
+    }
   } catch (error) {
     await service.stop()
     throw error
@@ -1395,14 +1577,10 @@ async function limitsScenario(ctx: Context): Promise<void> {
       return data.startEndUserAuth.session.id
     })
     const measured = async (service: Service, seconds: number) => {
-      const before = cpuMs(service.pid)
-      const result = await ctx.loader.run(
-        cannonJob(ctx, service, 'service', 'status', seconds, ids),
+      const { result, cpu } = await withCpu(ctx, service.pid, 'service', () =>
+        ctx.loader.run(cannonJob(ctx, service, 'service', 'status', seconds, ids)),
       )
-      return {
-        ...result,
-        cpuUsPerRequest: round2(((cpuMs(service.pid) - before) * 1000) / result.requests),
-      }
+      return { ...result, cpuUsPerRequest: usPer(cpu.serverMs, result.requests)! }
     }
     if (o.warmupSec > 0) {
       progress(`limits: warm-up ${o.warmupSec} s each`)
@@ -1558,10 +1736,10 @@ async function main(): Promise<void> {
     const growth = o.scenarios.includes('growth')
       ? ([await db.copy('small'), await db.copy('large')] as [BenchDatabase, BenchDatabase])
       : null
-    const floor = await forkTs<{ port: number; integrationId: string | null }>('floor.ts', {
+    const floor = await forkTs<{ port: number }>('floor.ts', {
       ...db.floorEnv,
       FLOOR_TENANT_ID: seeded.tenantId,
-      FLOOR_INTEGRATION_ID: seeded.integrationId,
+      PGAPPNAME: FLOOR_APP_NAME,
     })
     const loader = await Loader.start()
     const ctx: Context = {
@@ -1572,11 +1750,7 @@ async function main(): Promise<void> {
       agentKey: seeded.agentKey,
       adminKey: seeded.adminKey,
       integrationId: seeded.integrationId,
-      floor: {
-        url: `http://127.0.0.1:${floor.hello.port}`,
-        integrationId: floor.hello.integrationId ?? seeded.integrationId,
-        pid: floor.child.pid!,
-      },
+      floor: { url: `http://127.0.0.1:${floor.hello.port}`, pid: floor.child.pid! },
       providerUrl,
       report,
       growth,
@@ -1602,7 +1776,7 @@ async function main(): Promise<void> {
     console.log(
       `\nend-user-oauth bench: ${db.label}\nmachine: ${m.nproc} x ${m.cpu}, ${m.memory}, Node ${m.node}, ${m.os}; ` +
         `1-min load average ${loadAverage}\n` +
-        `load: ${o.connections} connections, ${o.rounds} rounds x ${o.durationSec} s per side after ${o.warmupSec} s warm-up; ` +
+        `load: ${o.connections} connections (flow: ${o.flowConcurrency} sign-ins at a time), ${o.rounds} rounds x ${o.durationSec} s per side after ${o.warmupSec} s warm-up; ` +
         `service LOG_LEVEL=${o.logLevel}, NODE_ENV=production${o.nodeOptions ? `, NODE_OPTIONS=${o.nodeOptions}` : ''}; took ${seconds} s\n` +
         (db.kind === 'pglite'
           ? "embedded database: PGlite runs inside the service (its memory is the service's); the targets are for PostgreSQL (BENCH_DATABASE_URL)\n"
