@@ -670,7 +670,7 @@ interface Report {
 }
 
 const MB = 1024 * 1024
-const RSS_LIMIT = 250 * MB
+const RSS_LIMIT = 180 * MB
 
 function fmtInt(n: number): string {
   return Math.round(n).toLocaleString('en-US')
@@ -754,12 +754,12 @@ interface Context {
 
 function rssRow(ctx: Context, scenario: string, bytes: number): Row {
   const ok = bytes > 0 && bytes < RSS_LIMIT
-  if (!ok) ctx.report.failures.push(`${scenario}: service peak RSS ${fmtMb(bytes)} (limit 250 MB)`)
+  if (!ok) ctx.report.failures.push(`${scenario}: service peak RSS ${fmtMb(bytes)} (limit 180 MB)`)
   return {
     scenario,
     measure: 'service peak RSS (VmHWM)',
     value: fmtMb(bytes),
-    target: '< 250 MB',
+    target: '< 180 MB',
     ok,
     rss: fmtMb(bytes),
   }
@@ -1759,7 +1759,7 @@ async function main(): Promise<void> {
     const loadBefore = os.loadavg()[0]!
     for (const scenario of o.scenarios) {
       if (scenario === 'start') await versusFloor(ctx, 'start', 0.6)
-      else if (scenario === 'status') await versusFloor(ctx, 'status', 0.7)
+      else if (scenario === 'status') await versusFloor(ctx, 'status', 0.75)
       else if (scenario === 'flow') await flowScenario(ctx)
       else if (scenario === 'mapping') await mappingScenario(ctx)
       else if (scenario === 'soak') await soakScenario(ctx)
