@@ -320,6 +320,17 @@ function snapshotToSession(snapshot: Record<string, unknown>): AuthSession {
   return rowToAuthSession(row as unknown as AuthSessionRow)
 }
 
+/** Whether any endpoint in this schema is enabled: without one, no session change can queue a delivery. */
+export async function anyEnabledEndpoint(db: Db): Promise<boolean> {
+  const row = await db
+    .selectFrom('webhook_endpoints')
+    .select('id')
+    .where('enabled', '=', true)
+    .limit(1)
+    .executeTakeFirst()
+  return row !== undefined
+}
+
 /**
  * Claims up to `limit` due deliveries of enabled endpoints for one attempt each. A claimed
  * delivery's next attempt moves to the end of the claim, so another instance takes it only once

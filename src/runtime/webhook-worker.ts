@@ -2,15 +2,21 @@
  * The webhook delivery worker, one per instance: it claims due deliveries (db/webhooks.ts:
  * `FOR UPDATE SKIP LOCKED` and a lease, so instances never make the same attempt together and a
  * dead instance's attempt is made again once its lease lapses) and sends them, several at a time.
- * It looks when woken (a session change committed in this process) and every `pollMs`, which
- * picks up the events of other instances and the retries that fell due.
+ * It looks every `pollMs`, which picks up the events of other instances and the retries that fell
+ * due, and, while any endpoint is enabled, also when woken (a session change committed in this
+ * process), so a delivery goes out at once. Without endpoints a session change queues nothing, and
+ * looking on each one would cost a statement per change for nothing: whether there are any is
+ * read again on every poll and on a wake once the last reading is a second old, so the first
+ * delivery of an endpoint enabled on another instance waits at most that second (or `pollMs`,
+ * when shorter); one enabled on this instance says so at once (`endpointEnabled`).
  */
 import type { Logger } from '../logger.ts'
 import type { OutboundOptions } from '../oauth/outbound.ts'
 import { createWebhookTransport } from '../oauth/webhook-transport.ts'
-import type { Deps } from '../services/deps.ts'
+import type { Deps, WebhookCue } from '../services/deps.ts'
 import type { SessionEvents } from './events.ts'
 import {
+  anyEnabledEndpoint,
   claimDueDeliveries,
   deliverClaimed,
   DELIVERY_DEFAULTS,
@@ -19,17 +25,18 @@ import {
 } from '../services/webhooks.ts'
 
 /** Wakes the worker; created with the deps, so the events they publish can ring it. */
-export interface WebhookWake {
-  ring(): void
-  listen(listener: () => void): () => void
+export interface WebhookWake extends WebhookCue {
+  listen(listener: (cue: 'ring' | 'endpoint') => void): () => void
 }
 
 export function createWebhookWake(): WebhookWake {
-  const listeners = new Set<() => void>()
+  const listeners = new Set<(cue: 'ring' | 'endpoint') => void>()
+  const tell = (cue: 'ring' | 'endpoint') => {
+    for (const listener of listeners) listener(cue)
+  }
   return {
-    ring: () => {
-      for (const listener of listeners) listener()
-    },
+    ring: () => tell('ring'),
+    endpointEnabled: () => tell('endpoint'),
     listen(listener) {
       listeners.add(listener)
       return () => listeners.delete(listener)
@@ -63,6 +70,9 @@ export interface WebhookWorkerOptions extends DeliveryOptions {
   readonly transport?: WebhookTransport
 }
 
+/** How old the reading of "no endpoint enabled" may be before a wake reads it again. */
+const ENDPOINTS_REREAD_MS = 1_000
+
 export const WORKER_DEFAULTS: WebhookWorkerOptions = {
   ...DELIVERY_DEFAULTS,
   pollMs: 1_000,
@@ -94,6 +104,9 @@ export function startWebhookWorker(
   let stopped = false
   let claiming = false
   let again = false
+  /** Whether the last look saw an enabled endpoint, and when that was (see the header). */
+  let endpoints = true
+  let endpointsReadAt = 0
 
   async function fill(): Promise<void> {
     if (stopped) return
@@ -132,10 +145,25 @@ export function startWebhookWorker(
     }
   }
 
-  const unlisten = wake?.listen(() => void fill())
-  const timer = setInterval(() => void fill(), options.pollMs)
+  async function poll(): Promise<void> {
+    endpointsReadAt = Date.now()
+    try {
+      endpoints = await anyEnabledEndpoint(deps)
+    } catch (error) {
+      endpoints = true // unknown: look on every change rather than miss one
+      logger.warn({ err: error }, 'could not tell whether any webhook endpoint is enabled')
+    }
+    await fill()
+  }
+
+  const unlisten = wake?.listen((cue) => {
+    if (cue === 'endpoint') endpoints = true
+    if (endpoints) void fill()
+    else if (Date.now() - endpointsReadAt >= ENDPOINTS_REREAD_MS) void poll()
+  })
+  const timer = setInterval(() => void poll(), options.pollMs)
   timer.unref()
-  void fill()
+  void poll()
 
   return {
     poke: () => void fill(),

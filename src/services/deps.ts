@@ -125,6 +125,16 @@ export interface Deps {
   readonly provider: ProviderGateway
   /** Requests per minute per key, tenant, address and conversation (services/rate-limits.ts). */
   readonly rateLimits: RateLimiter
+  /** This instance's webhook worker (runtime/webhook-worker.ts). */
+  readonly webhookWake: WebhookCue
+}
+
+/** How use cases cue the webhook worker. */
+export interface WebhookCue {
+  /** Look for due deliveries now. */
+  ring(): void
+  /** An endpoint was created or enabled here: from now on look on every session change. */
+  endpointEnabled(): void
 }
 
 /** The caches of one instance; each stays true through `invalidation`. */

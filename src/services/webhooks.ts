@@ -112,6 +112,7 @@ export async function createWebhookEndpoint(
     return created
   })
   deps.logger.info({ tenantId: actor.tenantId, webhookEndpointId: id }, 'webhook endpoint created')
+  deps.webhookWake.endpointEnabled()
   return { endpoint, secret }
 }
 
@@ -155,6 +156,7 @@ export async function updateWebhookEndpoint(
       })
     : undefined
   if (!updated) throw NotFoundError.of('webhook endpoint', input.id)
+  if (changes.enabled === true) deps.webhookWake.endpointEnabled()
   return updated
 }
 
@@ -311,6 +313,11 @@ export const DELIVERY_DEFAULTS: DeliveryOptions = {
 }
 
 /** Claims up to `limit` due deliveries for this instance (see db/webhooks.ts). */
+/** Whether any tenant has an enabled endpoint (the worker's cue to look on every session change). */
+export function anyEnabledEndpoint(deps: Deps): Promise<boolean> {
+  return store.anyEnabledEndpoint(deps.db)
+}
+
 export function claimDueDeliveries(
   deps: Deps,
   limit: number,
