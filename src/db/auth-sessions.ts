@@ -251,25 +251,13 @@ export async function findRecordByLinkHash(
   db: Db,
   linkHash: Uint8Array,
 ): Promise<SessionRecord | undefined> {
-  const row = await db
-    .selectFrom('auth_sessions')
-    .selectAll()
-    .where('link_hash', '=', linkHash)
-    .executeTakeFirst()
+  const [row] = await selectByLinkHash(db, { linkHash })
   return row && rowToRecord(row)
 }
 
-export async function findRecordByStateHash(
-  db: Db,
-  stateHash: Uint8Array,
-): Promise<SessionRecord | undefined> {
-  const row = await db
-    .selectFrom('auth_sessions')
-    .selectAll()
-    .where('state_hash', '=', stateHash)
-    .executeTakeFirst()
-  return row && rowToRecord(row)
-}
+const selectByLinkHash = prepared((db, a: { linkHash: Uint8Array }) =>
+  db.selectFrom('auth_sessions').selectAll().where('link_hash', '=', a.linkHash),
+)
 
 /**
  * Binds a PENDING session to the browser that posted the link (first browser wins), or gives
@@ -288,31 +276,47 @@ export async function bindSession(
     now: Date
   },
 ): Promise<AuthSession | undefined> {
-  const { from, timing } = TRANSITIONS.open
-  if (timing !== 'before_expiry') throw new Error('bindSession assumes open happens before expiry')
-  const row = await db
-    .updateTable('auth_sessions')
-    .set({
-      ...statusColumns('open', b.now),
-      binding_hash: b.bindingHash,
-      state_hash: b.stateHash,
-      code_verifier_sealed: b.codeVerifierSealed,
-      openid: b.openid,
-      opened_at: sql<Date>`coalesce(opened_at, ${b.now})`,
-    })
-    .where('id', '=', b.id)
-    .where('expires_at', '>', b.now)
-    .where('exchange_claimed_at', 'is', null)
-    .where((eb) =>
-      eb.or([
-        eb('status', 'in', from),
-        eb.and([eb('status', '=', TRANSITIONS.open.to), eb('binding_hash', '=', b.bindingHash)]),
-      ]),
-    )
-    .returningAll()
-    .executeTakeFirst()
+  const [row] = await bind(db, b)
   return row && rowToAuthSession(row)
 }
+
+const bind = prepared(
+  (
+    db,
+    b: {
+      id: string
+      bindingHash: Uint8Array
+      stateHash: Uint8Array
+      codeVerifierSealed: string | null
+      openid: boolean
+      now: Date
+    },
+  ) => {
+    const { from, timing } = TRANSITIONS.open
+    if (timing !== 'before_expiry')
+      throw new Error('bindSession assumes open happens before expiry')
+    return db
+      .updateTable('auth_sessions')
+      .set({
+        ...statusColumns('open', b.now),
+        binding_hash: b.bindingHash,
+        state_hash: b.stateHash,
+        code_verifier_sealed: b.codeVerifierSealed,
+        openid: b.openid,
+        opened_at: sql<Date>`coalesce(opened_at, ${b.now})`,
+      })
+      .where('id', '=', b.id)
+      .where('expires_at', '>', b.now)
+      .where('exchange_claimed_at', 'is', null)
+      .where((eb) =>
+        eb.or([
+          eb('status', 'in', from),
+          eb.and([eb('status', '=', TRANSITIONS.open.to), eb('binding_hash', '=', b.bindingHash)]),
+        ]),
+      )
+      .returningAll()
+  },
+)
 
 /**
  * The single-use guard of the callback: exactly one request may set exchange_claimed_at, and
@@ -593,13 +597,13 @@ export async function findRecord(
 
 /** The session with its hashes and sealed values, by id alone (the end user's result page). */
 export async function findRecordById(db: Db, id: string): Promise<SessionRecord | undefined> {
-  const row = await db
-    .selectFrom('auth_sessions')
-    .selectAll()
-    .where('id', '=', id)
-    .executeTakeFirst()
+  const [row] = await selectById(db, { id })
   return row && rowToRecord(row)
 }
+
+const selectById = prepared((db, a: { id: string }) =>
+  db.selectFrom('auth_sessions').selectAll().where('id', '=', a.id),
+)
 
 /** CANCELLED, if it is still open and in time; undefined otherwise. */
 export async function cancelSession(

@@ -13,11 +13,14 @@ import {
   type Dialect,
   type Driver,
   type MigrationResultSet,
+  type PostgresPool,
+  type PostgresPoolClient,
 } from 'kysely'
 import { PGliteDialect } from 'kysely-pglite-dialect'
 import pg from 'pg'
 import { migrations } from '../../migrations/index.ts'
 import { CurrentSchemaIntrospector } from './introspector.ts'
+import { statementName } from './prepared.ts'
 import type { Database } from './schema.ts'
 
 export type Db = Kysely<Database>
@@ -56,7 +59,7 @@ export function openDatabase(target: DatabaseTarget): DatabaseHandle {
     // Nor one checked out of the pool (the pool listens only to idle ones): between two queries
     // it would emit 'error' with nobody listening. Its next query fails and the pool drops it.
     pool.on('connect', (client) => client.on('error', () => {}))
-    db = new Kysely<Database>({ dialect: new CurrentSchemaPostgresDialect({ pool }) })
+    db = new Kysely<Database>({ dialect: new CurrentSchemaPostgresDialect({ pool: named(pool) }) })
   } else {
     if (!target.dataDir.startsWith('memory://')) mkdirSync(target.dataDir, { recursive: true })
     db = new Kysely<Database>({ dialect: lazyPGliteDialect(target.dataDir) })
@@ -81,6 +84,45 @@ export function openDatabase(target: DatabaseTarget): DatabaseHandle {
       return closed
     },
   }
+}
+
+/**
+ * The pool as Kysely sees it, where the statements of prepared.ts go out as named prepared
+ * statements: `pg` parses each once per connection and then sends only Bind and Execute.
+ *
+ * A named statement whose result columns changed under it (a migration run by another instance
+ * while this one serves) fails with "cached plan must not change result type"; the call is then
+ * made again unnamed, and that connection sends its statements unnamed from then on.
+ */
+function named(pool: pg.Pool): PostgresPool {
+  const unnamedOnly = new WeakSet<pg.PoolClient>()
+  return {
+    async connect(): Promise<PostgresPoolClient> {
+      const client = await pool.connect()
+      // Typed loosely because `query` is overloaded: a cursor (Kysely's streaming) goes through as it is.
+      const query = ((text: unknown, values?: unknown[]) => {
+        if (typeof text !== 'string') return client.query(text as pg.Submittable)
+        const name = statementName(text)
+        if (name === undefined || unnamedOnly.has(client)) return client.query(text, values)
+        return client.query({ name, text, values: values ?? [] }).catch((error: unknown) => {
+          if (!isStalePlan(error)) throw error
+          unnamedOnly.add(client)
+          return client.query(text, values)
+        })
+      }) as unknown as PostgresPoolClient['query']
+      return { query, release: (destroy) => client.release(destroy) }
+    },
+    end: () => pool.end(),
+  }
+}
+
+function isStalePlan(error: unknown): boolean {
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    (error as { code?: unknown }).code === '0A000' &&
+    /cached plan/.test(String((error as { message?: unknown }).message))
+  )
 }
 
 /** PostgresDialect whose introspection sees the current schema only (see introspector.ts). */

@@ -25,6 +25,18 @@ function isPlaceholder(value: unknown): value is Placeholder {
 
 type Slot = { readonly argument: string } | { readonly constant: unknown }
 
+/**
+ * The SQL of every statement compiled here, with the name it is prepared under on PostgreSQL
+ * (database.ts): each connection parses and plans it once instead of on every call, and each call
+ * sends only its values, not the text again.
+ */
+const NAMES = new Map<string, string>()
+
+/** The server-side name of a statement compiled by `prepared`; undefined for any other SQL. */
+export function statementName(text: string): string | undefined {
+  return NAMES.get(text)
+}
+
 export function prepared<A extends Record<string, unknown>, R>(
   build: (db: Db, args: A) => Compilable<R>,
 ): (db: Db, args: A) => Promise<R[]> {
@@ -41,6 +53,7 @@ export function prepared<A extends Record<string, unknown>, R>(
           isPlaceholder(value) ? { argument: value[PLACEHOLDER] } : { constant: value },
         ),
       }
+      if (!NAMES.has(query.sql)) NAMES.set(query.sql, `euo_${NAMES.size + 1}`)
     }
     const parameters = compiled.slots.map((slot) =>
       'argument' in slot ? args[slot.argument] : slot.constant,
