@@ -250,6 +250,13 @@ export function createOutboundClient(options: OutboundOptions): OutboundClient {
       const checked = await untilAborted(checkHost(url, settings), controller.signal)
       const entry = poolFor(url.origin)
       entry.checked = checked
+      // undici hands a socket back to its pool one event-loop turn after its answer (so a server
+      // that closes despite keep-alive is noticed first); a call made inside that turn would
+      // open another connection instead of waiting that turn for this one.
+      const stats = entry.pool.stats
+      if (stats.free === 0 && stats.connected > stats.running) {
+        await untilAborted(new Promise((resolve) => setImmediate(resolve)), controller.signal)
+      }
       const res = await entry.pool.request({
         path: `${url.pathname}${url.search}`,
         method: (init.method ?? 'GET').toUpperCase(),
