@@ -16,21 +16,21 @@
  *     check allowed.
  *   - `pipelining: 1`: no request queues behind another on a socket, so a failed answer takes no
  *     one else's request down with its socket.
- *   - A call that fails before its answer is fully read (deadline, cancellation, size cap, timeout,
- *     broken connection) aborts its undici request, and undici destroys the socket of an aborted
- *     running request: such a socket is never reused. A complete answer leaves the socket clean.
+ *   - A call that fails once sent (deadline, cancellation, size cap, timeout, broken connection,
+ *     anything else) aborts its undici request, which destroys that socket, and retires the
+ *     origin's pool: new calls get a new one, the old one closes when its other calls end. (undici
+ *     reconnects for an aborted request before it notices the abort and keeps that new socket
+ *     idle; an earlier shared `Agent` kept such sockets until it was destroyed.)
  *   - Bounds: idle sockets close after `keepAliveTimeoutMs` (default 4 s, and 2 s less than the
  *     server's own `Keep-Alive: timeout` hint when that is shorter, so we do not send on a
- *     socket the server is closing); at most `connectionsPerOrigin` sockets per origin (further
- *     calls queue, within their deadline); at most `maxPooledOrigins` pools, the least recently
+ *     socket the server is closing); at most `connectionsPerOrigin` sockets in an origin's pool
+ *     (further calls queue, within their deadline); at most `maxPooledOrigins` pools, the least recently
  *     used one closed (after its calls in flight) when another origin comes. `close()` destroys
  *     every pool.
- *   (A shared `Agent` with per-call `reset` was tried before; per-origin pools keep each rule above
- *   visible in this file.)
- * - At connect time the connector resolves the host itself, refuses the connection if any address
- *   is not public unicast, and connects to an address it checked: the socket is opened on the IP
- *   literal, so no second lookup can answer differently (DNS rebinding). IP literals, which
- *   undici's `lookup` hook never sees, go through the same check.
+ * - Each call resolves the host once and is refused if any address is not public unicast; the
+ *   pool's connector does no lookup of its own and opens sockets on the checked IP literals, so no
+ *   second lookup can answer differently (DNS rebinding). IP literals, which undici's `lookup`
+ *   hook would never see, go through the same check.
  * - Hosts in `OUTBOUND_ALLOW_HOSTS` are the only exception, and the only hosts reachable over plain
  *   `http`.
  * - Redirects are never followed: a 3xx comes back as it is (a redirect could lead to a
@@ -208,6 +208,7 @@ export function createOutboundClient(options: OutboundOptions): OutboundClient {
     }
     const entry: OriginPool = {
       checked: [],
+      retired: false,
       pool: new Pool(origin, {
         // Only the addresses the latest call to this origin checked, never a lookup of its own.
         connect: (opts, callback) => connectChecked(opts, entry.checked, callback),
@@ -222,14 +223,21 @@ export function createOutboundClient(options: OutboundOptions): OutboundClient {
     pools.set(origin, entry)
     for (const [oldest, old] of pools) {
       if (pools.size <= maxOrigins) break
-      pools.delete(oldest)
-      retiring.add(old.pool)
-      old.pool
-        .close()
-        .catch(() => {})
-        .finally(() => retiring.delete(old.pool))
+      retire(oldest, old)
     }
     return entry
+  }
+
+  /** New calls get a new pool; this one closes once the calls it carries have ended. */
+  function retire(origin: string, entry: OriginPool): void {
+    if (pools.get(origin) === entry) pools.delete(origin)
+    if (entry.retired) return
+    entry.retired = true
+    retiring.add(entry.pool)
+    entry.pool
+      .close()
+      .catch(() => {})
+      .finally(() => retiring.delete(entry.pool))
   }
 
   async function request(input: string | URL, init: OutboundRequest): Promise<OutboundResponse> {
@@ -246,17 +254,20 @@ export function createOutboundClient(options: OutboundOptions): OutboundClient {
     if (shutdown.signal.aborted) onShutdown()
     init.signal?.addEventListener('abort', onCallerAbort, { once: true })
     shutdown.signal.addEventListener('abort', onShutdown, { once: true })
+    let dispatched: OriginPool | undefined
     try {
       const checked = await untilAborted(checkHost(url, settings), controller.signal)
-      const entry = poolFor(url.origin)
-      entry.checked = checked
+      let entry = poolFor(url.origin)
       // undici hands a socket back to its pool one event-loop turn after its answer (so a server
       // that closes despite keep-alive is noticed first); a call made inside that turn would
       // open another connection instead of waiting that turn for this one.
       const stats = entry.pool.stats
       if (stats.free === 0 && stats.connected > stats.running) {
         await untilAborted(new Promise((resolve) => setImmediate(resolve)), controller.signal)
+        entry = poolFor(url.origin)
       }
+      entry.checked = checked
+      dispatched = entry
       const res = await entry.pool.request({
         path: `${url.pathname}${url.search}`,
         method: (init.method ?? 'GET').toUpperCase(),
@@ -267,6 +278,10 @@ export function createOutboundClient(options: OutboundOptions): OutboundClient {
       const body = await readCapped(res.body, res.headers, init.maxResponseBytes)
       return { status: res.statusCode, headers: toHeaders(res.headers), body }
     } catch (error) {
+      // undici destroys the socket of an aborted request, but its client then connects again
+      // for that request before it notices the abort, and keeps the new socket idle. Retiring
+      // the whole pool closes that one too, and leaves other calls in flight to finish.
+      if (dispatched !== undefined) retire(url.origin, dispatched)
       throw classify(error, controller.signal)
     } finally {
       clearTimeout(timer)
@@ -314,6 +329,8 @@ interface OriginPool {
   readonly pool: Pool
   /** What the latest call to this origin resolved and checked: new sockets go to these only. */
   checked: readonly string[]
+  /** Out of `pools`: closing, or closed. */
+  retired: boolean
 }
 
 /** The pool sets `host` from its origin; a caller's own would send another host over this socket. */

@@ -329,8 +329,10 @@ describe('a failed call leaves no socket to reuse', () => {
     const kind = await failure(failing(c))
     // The failing request rode the pooled socket (so the test is about that socket)...
     expect(server.seen[from]?.port).toBe(pooled)
-    // ...which the client destroyed, and the next call connects afresh.
+    // ...which the client destroyed, leaving no other socket behind (undici reconnects for an
+    // aborted request), and the next call connects afresh.
     await until(() => server.closed.has(pooled), 1000, 'the failed call’s socket closed')
+    await until(() => server.open().length === 0, 1000, 'no socket left after the failure')
     await get(c, 'a.provider.test', '/ok')
     expect(server.portsFor('/ok').at(-1)).not.toBe(pooled)
     return kind
@@ -362,6 +364,21 @@ describe('a failed call leaves no socket to reuse', () => {
       get(c, 'a.provider.test', path, { signal: controller.signal }),
     )
     expect(kind).toBe('aborted')
+  })
+})
+
+describe('a failed call and the calls beside it', () => {
+  it('lets a call in flight on the same origin finish, and pools afresh after', async () => {
+    const c = client()
+    const slow = get(c, 'a.provider.test', '/slow')
+    await until(() => server.portsFor('/slow').length > 0, 1000, 'the slow call sent')
+    expect(await failure(get(c, 'a.provider.test', '/big'))).toBe('too_large')
+    expect((await slow).status).toBe(200)
+    await get(c, 'a.provider.test', '/ok')
+    await get(c, 'a.provider.test', '/ok')
+    const [first, second] = server.portsFor('/ok').slice(-2)
+    expect(second).toBe(first)
+    expect(first).not.toBe(server.portsFor('/slow').at(-1))
   })
 })
 
