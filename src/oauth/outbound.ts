@@ -167,7 +167,7 @@ export interface OutboundClient {
   readonly deadlineMs: number
   /** Whether plain http (and private addresses) are allowed for this URL's host and port. */
   isAllowListed(url: URL): boolean
-  /** Destroys every socket; pending calls fail. */
+  /** Destroys every pooled socket; calls in flight fail, and so does any later call. */
   close(): Promise<void>
 }
 
