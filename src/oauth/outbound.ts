@@ -1,16 +1,36 @@
 /**
- * The one HTTP client for tenants' URLs (token and WhoAmI endpoints). Rules it enforces:
+ * The one HTTP client for tenants' URLs (token, WhoAmI, discovery, JWKS and webhooks). Rules it
+ * enforces:
  *
  * - Its own undici dispatchers: never the global dispatcher, no proxy environment variables, no
  *   pool shared with internal calls (any of these would let a call bypass the address checks
- *   below). Each call gets a fresh `Client` on the guarded connector and destroys it when the
- *   call ends, so no socket outlives a call. (A shared `Agent` was tried first: after an aborted
- *   or capped response its pool reconnected and kept sockets open until the agent itself was
- *   destroyed. Token and WhoAmI calls, one each per sign-in, gain nothing from keep-alive.)
- * - At connect time the connector resolves the host itself, refuses the connection if any address
- *   is not public unicast, and connects to an address it checked: the socket is opened on the IP
- *   literal, so no second lookup can answer differently (DNS rebinding). IP literals, which
- *   undici's `lookup` hook never sees, go through the same check.
+ *   below).
+ * - Connections are reused (keep-alive): a CPU profile under load showed a fresh TCP and TLS
+ *   connection per call as a major cost. What keeps that safe:
+ *   - One undici `Pool` per origin (scheme, host and port as the URL spells them after the checks
+ *     below), per client: a pooled socket only ever carries requests for the host it was opened
+ *     for, with that host's SNI and certificate check and this client's `ca`. A caller's `Host`
+ *     header is dropped for the same reason.
+ *   - Every call resolves and checks its host first (so whether a call is refused never depends on
+ *     what happens to be pooled), and the pool's connector opens sockets only on addresses a
+ *     check allowed.
+ *   - `pipelining: 1`: no request queues behind another on a socket, so a failed answer takes no
+ *     one else's request down with its socket.
+ *   - A call that fails once sent (deadline, cancellation, size cap, timeout, broken connection,
+ *     anything else) aborts its undici request, which destroys that socket, and retires the
+ *     origin's pool: new calls get a new one, the old one closes when its other calls end. (undici
+ *     reconnects for an aborted request before it notices the abort and keeps that new socket
+ *     idle; an earlier shared `Agent` kept such sockets until it was destroyed.)
+ *   - Bounds: idle sockets close after `keepAliveTimeoutMs` (default 4 s, and 2 s less than the
+ *     server's own `Keep-Alive: timeout` hint when that is shorter, so we do not send on a
+ *     socket the server is closing); at most `connectionsPerOrigin` sockets in an origin's pool
+ *     (further calls queue, within their deadline); at most `maxPooledOrigins` pools, the least recently
+ *     used one closed (after its calls in flight) when another origin comes. `close()` destroys
+ *     every pool.
+ * - Each call resolves the host once and is refused if any address is not public unicast; the
+ *   pool's connector does no lookup of its own and opens sockets on the checked IP literals, so no
+ *   second lookup can answer differently (DNS rebinding). IP literals, which undici's `lookup`
+ *   hook would never see, go through the same check.
  * - Hosts in `OUTBOUND_ALLOW_HOSTS` are the only exception, and the only hosts reachable over plain
  *   `http`.
  * - Redirects are never followed: a 3xx comes back as it is (a redirect could lead to a
@@ -27,7 +47,7 @@
 import { promises as dns } from 'node:dns'
 import net from 'node:net'
 import tls from 'node:tls'
-import { buildConnector, Client } from 'undici'
+import { buildConnector, Pool } from 'undici'
 import type { IncomingHttpHeaders } from 'node:http'
 import {
   addressKind,
@@ -98,6 +118,12 @@ export interface OutboundOptions {
   readonly isPublicAddress?: (ip: string) => boolean
   /** Extra trust anchors (PEM) for TLS, e.g. a corporate CA; system roots stay trusted. */
   readonly ca?: string | readonly string[]
+  /** How long a pooled socket may stay idle before the client closes it. Default 4 s. */
+  readonly keepAliveTimeoutMs?: number
+  /** Sockets per origin; more concurrent calls queue (within their deadline). Default 8. */
+  readonly connectionsPerOrigin?: number
+  /** Origins with a pool; past this the least recently used pool is closed. Default 64. */
+  readonly maxPooledOrigins?: number
 }
 
 export const OUTBOUND_DEFAULTS = {
@@ -105,6 +131,12 @@ export const OUTBOUND_DEFAULTS = {
   headersTimeoutMs: 5_000,
   deadlineMs: 10_000,
   maxResponseBytes: 1024 * 1024,
+  keepAliveTimeoutMs: 4_000,
+  // Eight concurrent calls per provider (a sign-in makes one or two, each well under a second) is
+  // tens of sign-ins a second per origin before anything queues; 64 origins × 8 bounds the
+  // process at 512 provider sockets.
+  connectionsPerOrigin: 8,
+  maxPooledOrigins: 64,
 } as const
 
 export interface OutboundRequest {
@@ -135,7 +167,7 @@ export interface OutboundClient {
   readonly deadlineMs: number
   /** Whether plain http (and private addresses) are allowed for this URL's host and port. */
   isAllowListed(url: URL): boolean
-  /** Destroys every socket; pending calls fail. */
+  /** Destroys every pooled socket; calls in flight fail, and so does any later call. */
   close(): Promise<void>
 }
 
@@ -148,17 +180,65 @@ export function createOutboundClient(options: OutboundOptions): OutboundClient {
   const headersTimeoutMs = options.headersTimeoutMs ?? OUTBOUND_DEFAULTS.headersTimeoutMs
   const deadlineMs = options.deadlineMs ?? OUTBOUND_DEFAULTS.deadlineMs
   const defaultCap = options.maxResponseBytes ?? OUTBOUND_DEFAULTS.maxResponseBytes
+  const keepAliveMs = options.keepAliveTimeoutMs ?? OUTBOUND_DEFAULTS.keepAliveTimeoutMs
+  const connections = options.connectionsPerOrigin ?? OUTBOUND_DEFAULTS.connectionsPerOrigin
+  const maxOrigins = options.maxPooledOrigins ?? OUTBOUND_DEFAULTS.maxPooledOrigins
 
-  const connect = guardedConnector({
+  const settings: ConnectorSettings = {
     allowHosts,
     connectTimeoutMs,
     resolver: options.resolver ?? systemResolver,
     isPublicAddress: options.isPublicAddress ?? isPublicUnicast,
-    ca: options.ca,
-  })
-  const live = new Set<Client>()
+  }
+  const connectChecked = checkedConnector(connectTimeoutMs, options.ca)
+  /** By origin, least recently used first (Map order). */
+  const pools = new Map<string, OriginPool>()
+  /** Pools pushed out of `pools`, closing once their calls in flight end. */
+  const retiring = new Set<Pool>()
+  const shutdown = new AbortController()
 
   const isAllowListed = (url: URL): boolean => isAllowListedUrl(url, allowHosts)
+
+  function poolFor(origin: string): OriginPool {
+    const found = pools.get(origin)
+    if (found !== undefined) {
+      pools.delete(origin)
+      pools.set(origin, found)
+      return found
+    }
+    const entry: OriginPool = {
+      checked: [],
+      retired: false,
+      pool: new Pool(origin, {
+        // Only the addresses the latest call to this origin checked, never a lookup of its own.
+        connect: (opts, callback) => connectChecked(opts, entry.checked, callback),
+        connections,
+        pipelining: 1,
+        keepAliveTimeout: keepAliveMs,
+        keepAliveMaxTimeout: keepAliveMs,
+        headersTimeout: headersTimeoutMs,
+        bodyTimeout: headersTimeoutMs,
+      }),
+    }
+    pools.set(origin, entry)
+    for (const [oldest, old] of pools) {
+      if (pools.size <= maxOrigins) break
+      retire(oldest, old)
+    }
+    return entry
+  }
+
+  /** New calls get a new pool; this one closes once the calls it carries have ended. */
+  function retire(origin: string, entry: OriginPool): void {
+    if (pools.get(origin) === entry) pools.delete(origin)
+    if (entry.retired) return
+    entry.retired = true
+    retiring.add(entry.pool)
+    entry.pool
+      .close()
+      .catch(() => {})
+      .finally(() => retiring.delete(entry.pool))
+  }
 
   async function request(input: string | URL, init: OutboundRequest): Promise<OutboundResponse> {
     const url = checkUrl(input, isAllowListed)
@@ -168,32 +248,45 @@ export function createOutboundClient(options: OutboundOptions): OutboundClient {
     const timer = setTimeout(() => controller.abort(deadline), budget)
     const onCallerAbort = (): void =>
       controller.abort(new OutboundError('aborted', 'the call was cancelled'))
+    const onShutdown = (): void =>
+      controller.abort(new OutboundError('aborted', 'the outbound client was closed'))
     if (init.signal?.aborted) onCallerAbort()
+    if (shutdown.signal.aborted) onShutdown()
     init.signal?.addEventListener('abort', onCallerAbort, { once: true })
-    const dispatcher = new Client(url.origin, {
-      connect,
-      headersTimeout: headersTimeoutMs,
-      bodyTimeout: headersTimeoutMs,
-    })
-    live.add(dispatcher)
+    shutdown.signal.addEventListener('abort', onShutdown, { once: true })
+    let dispatched: OriginPool | undefined
     try {
-      const res = await dispatcher.request({
+      const checked = await untilAborted(checkHost(url, settings), controller.signal)
+      let entry = poolFor(url.origin)
+      // undici hands a socket back to its pool one event-loop turn after its answer (so a server
+      // that closes despite keep-alive is noticed first); a call made inside that turn would
+      // open another connection instead of waiting that turn for this one.
+      const stats = entry.pool.stats
+      if (stats.free === 0 && stats.connected > stats.running) {
+        await untilAborted(new Promise((resolve) => setImmediate(resolve)), controller.signal)
+        entry = poolFor(url.origin)
+      }
+      entry.checked = checked
+      dispatched = entry
+      const res = await entry.pool.request({
         path: `${url.pathname}${url.search}`,
         method: (init.method ?? 'GET').toUpperCase(),
-        headers: { ...init.headers },
+        headers: withoutHost(init.headers),
         body: init.body ?? null,
         signal: controller.signal,
-        reset: true,
       })
       const body = await readCapped(res.body, res.headers, init.maxResponseBytes)
       return { status: res.statusCode, headers: toHeaders(res.headers), body }
     } catch (error) {
+      // undici destroys the socket of an aborted request, but its client then connects again
+      // for that request before it notices the abort, and keeps the new socket idle. Retiring
+      // the whole pool closes that one too, and leaves other calls in flight to finish.
+      if (dispatched !== undefined) retire(url.origin, dispatched)
       throw classify(error, controller.signal)
     } finally {
       clearTimeout(timer)
       init.signal?.removeEventListener('abort', onCallerAbort)
-      live.delete(dispatcher)
-      await dispatcher.destroy()
+      shutdown.signal.removeEventListener('abort', onShutdown)
     }
   }
 
@@ -223,9 +316,49 @@ export function createOutboundClient(options: OutboundOptions): OutboundClient {
     deadlineMs,
     isAllowListed,
     close: async () => {
-      await Promise.all([...live].map((d) => d.destroy()))
+      shutdown.abort()
+      const all = [...[...pools.values()].map((e) => e.pool), ...retiring]
+      pools.clear()
+      retiring.clear()
+      await Promise.all(all.map((pool) => pool.destroy()))
     },
   }
+}
+
+interface OriginPool {
+  readonly pool: Pool
+  /** What the latest call to this origin resolved and checked: new sockets go to these only. */
+  checked: readonly string[]
+  /** Out of `pools`: closing, or closed. */
+  retired: boolean
+}
+
+/** The pool sets `host` from its origin; a caller's own would send another host over this socket. */
+function withoutHost(
+  headers: Readonly<Record<string, string>> | undefined,
+): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(headers ?? {}).filter(([name]) => name.toLowerCase() !== 'host'),
+  )
+}
+
+/** Settles like `promise`, or rejects with the signal's reason as soon as it aborts. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason)
+    if (signal.aborted) onAbort()
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(value)
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(error)
+      },
+    )
+  })
 }
 
 function checkUrl(input: string | URL, isAllowListed: (url: URL) => boolean): URL {
@@ -254,43 +387,54 @@ interface ConnectorSettings {
   readonly connectTimeoutMs: number
   readonly resolver: Resolver
   readonly isPublicAddress: (ip: string) => boolean
-  readonly ca: string | readonly string[] | undefined
 }
 
 /**
- * undici calls this for every new connection, with the URL's host. The host is resolved once
- * here; every address is checked; the socket is opened on the checked IP literal, with the name
- * kept for TLS (SNI and certificate verification).
+ * Resolves the URL's host once and checks every address (IP literals too); throws
+ * `OutboundError` when any address is refused. The result is all a connection may use.
  */
-function guardedConnector(settings: ConnectorSettings): buildConnector.connector {
+async function checkHost(url: URL, settings: ConnectorSettings): Promise<readonly string[]> {
+  const port = url.port || (url.protocol === 'https:' ? '443' : '80')
+  // WHATWG keeps IPv6 literals in brackets; resolution and `net` want them without.
+  const hostname = url.hostname.replace(/^\[(.*)\]$/, '$1')
+  const literal = net.isIP(hostname) !== 0
+  const allowed = isAllowListedHost(url.hostname, port, settings.allowHosts)
+  return resolveChecked(hostname, literal, allowed, settings)
+}
+
+type CheckedConnect = (
+  opts: buildConnector.Options,
+  checked: readonly string[],
+  callback: buildConnector.Callback,
+) => void
+
+/**
+ * undici calls the pool's connector for every new connection, with the origin's host. The socket
+ * is opened on one of the checked IP literals (never a lookup of its own), with the name kept for
+ * TLS (SNI and certificate verification).
+ */
+function checkedConnector(
+  connectTimeoutMs: number,
+  ca: string | readonly string[] | undefined,
+): CheckedConnect {
   const base = buildConnector({
-    timeout: settings.connectTimeoutMs,
-    ...(settings.ca !== undefined && {
-      ca: [...tls.rootCertificates, ...[settings.ca].flat()],
-    }),
+    timeout: connectTimeoutMs,
+    ...(ca !== undefined && { ca: [...tls.rootCertificates, ...[ca].flat()] }),
   })
-  return (opts, callback) => {
-    connectGuarded(opts, settings, base).then(
+  return (opts, checked, callback) => {
+    if (checked.length === 0) {
+      callback(new OutboundError('connection_failed', 'no checked address to connect to'), null)
+      return
+    }
+    const literal = net.isIP(opts.hostname) !== 0
+    const servername = literal ? undefined : opts.hostname.replace(/\.$/, '')
+    connectFirst<net.Socket>(checked, (address, cb) =>
+      base({ ...opts, hostname: address, ...(servername !== undefined && { servername }) }, cb),
+    ).then(
       (socket) => callback(null, socket),
       (error: unknown) => callback(error instanceof Error ? error : new Error(String(error)), null),
     )
   }
-}
-
-async function connectGuarded(
-  opts: buildConnector.Options,
-  settings: ConnectorSettings,
-  base: buildConnector.connector,
-): Promise<net.Socket> {
-  const port = opts.port || (opts.protocol === 'https:' ? '443' : '80')
-  const literal = net.isIP(opts.hostname) !== 0
-  const urlHost = net.isIPv6(opts.hostname) ? `[${opts.hostname}]` : opts.hostname
-  const allowed = isAllowListedHost(urlHost, port, settings.allowHosts)
-  const addresses = await resolveChecked(opts.hostname, literal, allowed, settings)
-  const servername = literal ? undefined : opts.hostname.replace(/\.$/, '')
-  return connectFirst<net.Socket>(addresses, (address, cb) =>
-    base({ ...opts, hostname: address, ...(servername !== undefined && { servername }) }, cb),
-  )
 }
 
 async function resolveChecked(

@@ -40,7 +40,15 @@ import { createTestApp, type SeededTenant, type TestApp } from '../helpers/test-
 import { createTestDatabase, type TestDatabase } from '../helpers/test-db.ts'
 
 const DEADLINE_MS = 1500
-const OUTBOUND = { deadlineMs: DEADLINE_MS, headersTimeoutMs: 1000, connectTimeoutMs: 1000 }
+const OUTBOUND = {
+  deadlineMs: DEADLINE_MS,
+  headersTimeoutMs: 1000,
+  connectTimeoutMs: 1000,
+  // A good call's socket stays pooled while idle; short here so that the check that nothing
+  // stays connected to the provider (a second after the sign-in) sees it closed. That failed
+  // calls leave no socket at once is test/oauth/outbound-pool.test.ts's to prove.
+  keepAliveTimeoutMs: 100,
+}
 /** The callback page must answer within the deadline plus a second. */
 const PAGE_BUDGET_MS = DEADLINE_MS + 1000
 const SECRET = 'client-secret-0123456789'

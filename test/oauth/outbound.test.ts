@@ -303,6 +303,9 @@ describe('DNS rebinding and TLS on a pinned address', () => {
   })
 
   afterEach(async () => {
+    // Runs before the outer afterEach: close the clients first, or a good call's pooled
+    // (keep-alive) socket would still be open here.
+    await Promise.all(clients.splice(0).map((c) => c.close()))
     expect(sameP.hits).toBe(0)
     tlsIdp.assertAllCalled()
     await tlsIdp.waitForNoOpenSockets()

@@ -70,9 +70,12 @@ beforeAll(async () => {
   guard = forbidOffMachineConnections()
   canary = await startCanary()
   idp = await startFakeProvider()
-  outbound = createOutboundClient({ allowHosts: ['127.0.0.1'] })
+  // The clients live for the whole file while afterEach asks that no socket stay open: a short
+  // keep-alive lets a good call's pooled socket close well within that check's second.
+  outbound = createOutboundClient({ allowHosts: ['127.0.0.1'], keepAliveTimeoutMs: 50 })
   fastOutbound = createOutboundClient({
     allowHosts: ['127.0.0.1'],
+    keepAliveTimeoutMs: 50,
     connectTimeoutMs: 300,
     headersTimeoutMs: 300,
     deadlineMs: DEADLINE_MS,
