@@ -244,8 +244,12 @@ export function createOutboundClient(options: OutboundOptions): OutboundClient {
     const url = checkUrl(input, isAllowListed)
     const budget = Math.min(init.deadlineMs ?? deadlineMs, deadlineMs)
     const controller = new AbortController()
-    const deadline = new OutboundError('timeout', `no complete answer within ${budget} ms`)
-    const timer = setTimeout(() => controller.abort(deadline), budget)
+    // Errors are built only when they happen: a stack trace costs more than the rest of a call.
+    const timer = setTimeout(
+      () =>
+        controller.abort(new OutboundError('timeout', `no complete answer within ${budget} ms`)),
+      budget,
+    )
     const onCallerAbort = (): void =>
       controller.abort(new OutboundError('aborted', 'the call was cancelled'))
     const onShutdown = (): void =>
@@ -518,19 +522,21 @@ async function readCapped(
   headers: IncomingHttpHeaders,
   max: number,
 ): Promise<Uint8Array<ArrayBuffer>> {
-  const tooLarge = new OutboundError('too_large', `the answer is larger than ${max} bytes`)
+  const tooLarge = () => new OutboundError('too_large', `the answer is larger than ${max} bytes`)
   const declared = Number(headers['content-length'])
   if (Number.isFinite(declared) && declared > max) {
-    body.destroy(tooLarge)
-    throw tooLarge
+    const error = tooLarge()
+    body.destroy(error)
+    throw error
   }
   const chunks: Buffer[] = []
   let size = 0
   for await (const chunk of body) {
     size += chunk.length
     if (size > max) {
-      body.destroy(tooLarge)
-      throw tooLarge
+      const error = tooLarge()
+      body.destroy(error)
+      throw error
     }
     chunks.push(chunk)
   }
