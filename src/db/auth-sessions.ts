@@ -264,58 +264,103 @@ const selectByLinkHash = prepared((db, a: { linkHash: Uint8Array }) =>
  * the browser already bound a fresh state and verifier (it came back and pressed Continue
  * again) as long as no callback has claimed the code exchange.
  */
-export async function bindSession(
-  db: Db,
-  b: {
-    id: string
-    bindingHash: Uint8Array
-    stateHash: Uint8Array
-    codeVerifierSealed: string | null
-    /** Whether this authorization request is OpenID Connect (a nonce sent). */
-    openid: boolean
-    now: Date
-  },
-): Promise<AuthSession | undefined> {
+export async function bindSession(db: Db, b: Bind): Promise<AuthSession | undefined> {
   const [row] = await bind(db, b)
   return row && rowToAuthSession(row)
 }
 
-const bind = prepared(
+type Bind = {
+  id: string
+  bindingHash: Uint8Array
+  stateHash: Uint8Array
+  codeVerifierSealed: string | null
+  /** Whether this authorization request is OpenID Connect (a nonce sent). */
+  openid: boolean
+  now: Date
+}
+
+/**
+ * The bind, for both ways in: a PENDING session takes `newBindingHash`; an OPENED one only
+ * while it is bound to `currentBindingHash` (and keeps it).
+ */
+function bindQuery(
+  db: Db,
+  b: Omit<Bind, 'bindingHash'> & {
+    newBindingHash: Uint8Array
+    currentBindingHash: Uint8Array | null
+  },
+) {
+  const { from, timing } = TRANSITIONS.open
+  if (timing !== 'before_expiry') throw new Error('bindSession assumes open happens before expiry')
+  return db
+    .updateTable('auth_sessions')
+    .set({
+      ...statusColumns('open', b.now),
+      binding_hash: sql<Uint8Array>`case when status in (${sql.join(from)}) then ${b.newBindingHash} else binding_hash end`,
+      state_hash: b.stateHash,
+      code_verifier_sealed: b.codeVerifierSealed,
+      openid: b.openid,
+      opened_at: sql<Date>`coalesce(opened_at, ${b.now})`,
+    })
+    .where('id', '=', b.id)
+    .where('expires_at', '>', b.now)
+    .where('exchange_claimed_at', 'is', null)
+    .where((eb) =>
+      eb.or([
+        eb('status', 'in', from),
+        eb.and([
+          eb('status', '=', TRANSITIONS.open.to),
+          eb('binding_hash', '=', b.currentBindingHash),
+        ]),
+      ]),
+    )
+}
+
+const bind = prepared((db, b: Bind) =>
+  bindQuery(db, {
+    ...b,
+    newBindingHash: b.bindingHash,
+    currentBindingHash: b.bindingHash,
+  }).returningAll(),
+)
+
+/**
+ * The bind of the link's POST in one statement, from the ids the continue page carried: the
+ * session must be the one of `linkHash` and belong to that tenant and integration, so ids a
+ * browser made up bind nothing (the caller then reads the link and binds as bindSession). A
+ * PENDING session takes `newBindingHash`; an OPENED one only the browser that holds
+ * `currentBindingHash` (the hash of its cookie for this session, or null).
+ */
+export async function bindSessionByLink(
+  db: Db,
+  b: Omit<Bind, 'bindingHash'> & {
+    linkHash: Uint8Array
+    tenantId: string
+    integrationId: string
+    newBindingHash: Uint8Array
+    currentBindingHash: Uint8Array | null
+  },
+): Promise<SessionRecord | undefined> {
+  const [row] = await bindByLink(db, b)
+  return row && rowToRecord(row)
+}
+
+const bindByLink = prepared(
   (
     db,
-    b: {
-      id: string
-      bindingHash: Uint8Array
-      stateHash: Uint8Array
-      codeVerifierSealed: string | null
-      openid: boolean
-      now: Date
+    b: Omit<Bind, 'bindingHash'> & {
+      linkHash: Uint8Array
+      tenantId: string
+      integrationId: string
+      newBindingHash: Uint8Array
+      currentBindingHash: Uint8Array | null
     },
-  ) => {
-    const { from, timing } = TRANSITIONS.open
-    if (timing !== 'before_expiry')
-      throw new Error('bindSession assumes open happens before expiry')
-    return db
-      .updateTable('auth_sessions')
-      .set({
-        ...statusColumns('open', b.now),
-        binding_hash: b.bindingHash,
-        state_hash: b.stateHash,
-        code_verifier_sealed: b.codeVerifierSealed,
-        openid: b.openid,
-        opened_at: sql<Date>`coalesce(opened_at, ${b.now})`,
-      })
-      .where('id', '=', b.id)
-      .where('expires_at', '>', b.now)
-      .where('exchange_claimed_at', 'is', null)
-      .where((eb) =>
-        eb.or([
-          eb('status', 'in', from),
-          eb.and([eb('status', '=', TRANSITIONS.open.to), eb('binding_hash', '=', b.bindingHash)]),
-        ]),
-      )
-      .returningAll()
-  },
+  ) =>
+    bindQuery(db, b)
+      .where('link_hash', '=', b.linkHash)
+      .where('tenant_id', '=', b.tenantId)
+      .where('integration_id', '=', b.integrationId)
+      .returningAll(),
 )
 
 /**

@@ -176,14 +176,26 @@ export function landingPage(graphiql: boolean): Response {
 
 /**
  * The link's page: a form that POSTs back to the link, sent only when the person presses its
- * button, which names where it goes (the provider's host) and for which business.
+ * button, which names where it goes (the provider's host) and for which business. Its hidden
+ * fields carry what the page already knows (`hint`: ids, nothing secret), so the POST can bind
+ * the session in one statement; the link itself stays what proves anything.
  */
-export function continuePage(business: string, provider: string): Response {
+export function continuePage(
+  business: string,
+  provider: string,
+  hint: Readonly<Record<string, string>> = {},
+): Response {
   const vars = { business, provider }
+  const hidden = Object.entries(hint)
+    .map(
+      ([name, value]) =>
+        `<input type="hidden" name="${escapeHtml(name)}" value="${escapeHtml(value)}">`,
+    )
+    .join('')
   const body = `<h1>${escapeHtml(text('continue.title', vars))}</h1>
 <p>${escapeHtml(text('continue.body', vars))}</p>
 <p class="warn">${escapeHtml(text('continue.warning', vars))}</p>
-<form id="continue" method="post"><button type="submit">${escapeHtml(text('continue.button', vars))}</button></form>`
+<form id="continue" method="post">${hidden}<button type="submit">${escapeHtml(text('continue.button', vars))}</button></form>`
   return page(text('continue.title', vars), body, { status: 200 })
 }
 

@@ -5,7 +5,8 @@
  * provider's authorization URL.
  */
 import type { Deps } from '../services/deps.ts'
-import { LINK_PATH, openLink, viewLink, type LinkView } from '../services/sign-in.ts'
+import type { AuthSession } from '../core/auth-session.ts'
+import { LINK_PATH, openLink, viewLink, type LinkHint, type LinkView } from '../services/sign-in.ts'
 import { bindingCookieHeader, bindingCookies, isSecureOrigin } from './cookies.ts'
 import { continuePage, resultPage, securityHeaders } from './pages.ts'
 import type { RequestInfo } from './request-info.ts'
@@ -40,11 +41,11 @@ async function handle(
   if (request.method === 'GET' || request.method === 'HEAD') {
     const view = await viewLink(deps, token, browser)
     if (view.kind !== 'ready') return notReady(view)
-    return continuePage(view.business, view.providerHost)
+    return continuePage(view.business, view.providerHost, hintFields(view.session))
   }
   // POST. A cross-site form post is refused (login CSRF into someone else's session).
   if (isCrossSitePost(request, deps)) return resultPage('bad_request')
-  const outcome = await openLink(deps, token, browser)
+  const outcome = await openLink(deps, token, browser, await readHint(request))
   if (outcome.kind !== 'redirect') return notReady(outcome)
   const maxAge = (outcome.session.expiresAt.getTime() - deps.now().getTime()) / 1000
   const headers = new Headers(securityHeaders())
@@ -54,6 +55,23 @@ async function handle(
     bindingCookieHeader(outcome.session.id, outcome.bindingCookie, secure, maxAge),
   )
   return new Response(null, { status: 303, headers })
+}
+
+/** The continue page's hidden fields: which session, tenant and integration the link is for. */
+function hintFields(session: AuthSession): Record<string, string> {
+  return { s: session.id, t: session.tenantId, i: session.integrationId }
+}
+
+/** The hidden fields of our page's form, when the POST carries them (else the link alone serves). */
+async function readHint(request: Request): Promise<LinkHint | null> {
+  const type = request.headers.get('content-type') ?? ''
+  if (!type.startsWith('application/x-www-form-urlencoded')) return null
+  const text = await request.text()
+  if (text.length > 512) return null
+  const form = new URLSearchParams(text)
+  const [sessionId, tenantId, integrationId] = [form.get('s'), form.get('t'), form.get('i')]
+  if (!sessionId || !tenantId || !integrationId) return null
+  return { sessionId, tenantId, integrationId }
 }
 
 /**

@@ -39,6 +39,8 @@ import { callbackKeyOf, getIntegration, getIntegrationIncludingDeleted } from '.
 import { type Principal, tenantById } from './tenants.ts'
 
 export const LINK_PATH = '/l/'
+/** A link token as randomToken(32) writes it; nothing else reaches the database. */
+const LINK_TOKEN = /^[A-Za-z0-9_-]{43}$/
 /** Where a callback sends the browser on to: the session's result page (by id, nothing secret). */
 export const RESULT_PATH = '/r/'
 export const MAX_SESSIONS_LISTED = 100
@@ -268,7 +270,10 @@ export async function openLink(
   deps: Deps,
   token: string,
   request: BrowserRequest,
+  hint: LinkHint | null = null,
 ): Promise<OpenOutcome> {
+  const hinted = hint ? await openHinted(deps, token, request, hint) : undefined
+  if (hinted) return hinted
   const link = await lookUpLink(deps, token, request)
   if (link.kind !== 'ready') return link
   const { record, bindingCookie, integration } = link
@@ -303,6 +308,80 @@ export async function openLink(
   })
   deps.logger.info({ sessionId: bound.id }, 'sign-in link opened')
   return { kind: 'redirect', location, bindingCookie: cookie, session: bound }
+}
+
+/** What the continue page's hidden fields say the link is for: ids only, proven by the link. */
+export interface LinkHint {
+  readonly sessionId: string
+  readonly tenantId: string
+  readonly integrationId: string
+}
+
+/**
+ * The POST in one statement (db/auth-sessions.ts bindSessionByLink), where the page's ids and
+ * the link agree and the session may be bound by this browser; undefined otherwise, and then the
+ * link is read and every case told apart as before. The tenant and integration come from the
+ * caches: ids that are not the link's bind nothing, so what was read for them is not used.
+ */
+async function openHinted(
+  deps: Deps,
+  token: string,
+  request: BrowserRequest,
+  hint: LinkHint,
+): Promise<OpenOutcome | undefined> {
+  if (
+    !LINK_TOKEN.test(token) ||
+    ![hint.sessionId, hint.tenantId, hint.integrationId].every(isUuid)
+  ) {
+    return undefined
+  }
+  const tenant = await tenantById(deps, hint.tenantId)
+  if (!tenant || !onTenantHost(deps, tenant.slug, request.host)) return undefined
+  const integration = await getIntegrationIncludingDeleted(
+    deps,
+    hint.tenantId,
+    hint.integrationId,
+  ).catch(() => undefined)
+  if (!integration) return undefined
+  const held = request.cookieFor(hint.sessionId)
+  const fresh = randomToken(32)
+  const state = randomToken(32)
+  const verifier = integration.pkce ? oauth.generateRandomCodeVerifier() : null
+  const openid = openIdConnectMetadata(integration) !== null
+  const bound = await sessions.bindSessionByLink(deps.db, {
+    id: hint.sessionId,
+    linkHash: sha256(token),
+    tenantId: hint.tenantId,
+    integrationId: hint.integrationId,
+    newBindingHash: sha256(fresh),
+    currentBindingHash: held === null ? null : sha256(held),
+    stateHash: sha256(state),
+    codeVerifierSealed: verifier
+      ? deps.sealer.seal(
+          verifier,
+          verifierSealContext({ id: hint.sessionId, tenantId: hint.tenantId }),
+        )
+      : null,
+    openid,
+    now: deps.now(),
+  })
+  if (!bound) return undefined
+  // A PENDING session took the fresh binding; an OPENED one kept this browser's.
+  const opened = bound.bindingHash !== null && hashesEqual(bound.bindingHash, sha256(fresh))
+  if (opened) deps.events.publish(bound.session.id)
+  deps.logger.info({ sessionId: bound.session.id }, 'sign-in link opened')
+  return {
+    kind: 'redirect',
+    location: buildAuthorizationUrl(integration, {
+      redirectUri: redirectUriOf(deps, bound.session, tenant.slug),
+      state,
+      codeChallenge: verifier ? pkceChallenge(verifier) : null,
+      nonce: openid ? nonceFor(state) : null,
+      stepUp: bound.session.stepUp,
+    }),
+    bindingCookie: opened ? fresh : (held as string),
+    session: bound.session,
+  }
 }
 
 /**
@@ -341,7 +420,7 @@ async function findByLinkToken(
   token: string,
 ): Promise<sessions.SessionRecord | undefined> {
   // Only well-formed tokens reach the database; the lookup is by hash (unique index).
-  if (!/^[A-Za-z0-9_-]{43}$/.test(token)) return undefined
+  if (!LINK_TOKEN.test(token)) return undefined
   return sessions.findRecordByLinkHash(deps.db, sha256(token))
 }
 

@@ -152,8 +152,19 @@ export async function openSignIn(
   const { authorizationLink, session } = started.data!.startEndUserAuth
   const page = await fetch(at(openOn, authorizationLink))
   expect(page.status).toBe(200)
-  await page.arrayBuffer()
-  const posted = await fetch(at(openOn, authorizationLink), { method: 'POST', redirect: 'manual' })
+  // As a browser submits the page's form: with its hidden fields.
+  const form = new URLSearchParams()
+  for (const m of (await page.text()).matchAll(
+    /<input type="hidden" name="([^"]*)" value="([^"]*)">/g,
+  )) {
+    form.set(m[1]!, m[2]!)
+  }
+  const posted = await fetch(at(openOn, authorizationLink), {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: form.toString(),
+  })
   expect(posted.status).toBe(303)
   const cookie = posted.headers
     .getSetCookie()
