@@ -120,7 +120,7 @@ export interface OutboundOptions {
   readonly ca?: string | readonly string[]
   /** How long a pooled socket may stay idle before the client closes it. Default 4 s. */
   readonly keepAliveTimeoutMs?: number
-  /** Sockets per origin; more concurrent calls queue (within their deadline). Default 8. */
+  /** Sockets per origin; more concurrent calls queue (within their deadline). Default 256. */
   readonly connectionsPerOrigin?: number
   /** Origins with a pool; past this the least recently used pool is closed. Default 64. */
   readonly maxPooledOrigins?: number
@@ -132,10 +132,11 @@ export const OUTBOUND_DEFAULTS = {
   deadlineMs: 10_000,
   maxResponseBytes: 1024 * 1024,
   keepAliveTimeoutMs: 4_000,
-  // Eight concurrent calls per provider (a sign-in makes one or two, each well under a second) is
-  // tens of sign-ins a second per origin before anything queues; 64 origins × 8 bounds the
-  // process at 512 provider sockets.
-  connectionsPerOrigin: 8,
+  // A slow provider must not make sign-ins queue behind each other (before pooling, every call had
+  // a connection of its own): 256 calls at once per provider is hundreds of sign-ins a second
+  // even where its token endpoint takes a second. Idle sockets close after keepAliveTimeoutMs, so
+  // only a burst leaves many open, and for at most that long.
+  connectionsPerOrigin: 256,
   maxPooledOrigins: 64,
 } as const
 
