@@ -13,13 +13,16 @@ type NodeHandler = (req: IncomingMessage, res: ServerResponse) => void
 
 /** `handler`, logging each request once its response has been sent (or the client went away). */
 export function withRequestLog(handler: NodeHandler, logger: Logger): NodeHandler {
+  // These lines hold only the fields below, none of them secret, so they skip the logger's
+  // redaction of secret-named fields: its wildcard paths cost more than the rest of the line.
+  const lines = logger.child({}, { redact: { paths: [] } })
   return (req, res) => {
     const began = performance.now()
     const route = routeTemplate(req.url ?? '/')
     const done = () => {
       res.off('finish', done)
       res.off('close', done)
-      logger.info(
+      lines.info(
         {
           method: req.method,
           route,
