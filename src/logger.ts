@@ -70,6 +70,22 @@ export function createLogger(
             translateTime: 'SYS:HH:MM:ss.l',
             ignore: 'pid,hostname,name',
           })
-        : pino.destination({ dest: 1, sync: options.sync ?? false, minLength: 0 })),
+        : jsonLines(options.sync ?? false)),
   )
+}
+
+/** How long a line may wait in the buffer of the service's asynchronous output. */
+const FLUSH_MS = 100
+
+/**
+ * JSON lines on standard output. The service's are buffered (up to 4 KiB, and never longer than
+ * FLUSH_MS): one write per line was a system call per line, several per sign-in. pino flushes the
+ * buffer synchronously when the process exits; a process killed outright loses at most the last
+ * FLUSH_MS of lines.
+ */
+function jsonLines(sync: boolean): DestinationStream {
+  if (sync) return pino.destination({ dest: 1, sync: true })
+  const stream = pino.destination({ dest: 1, sync: false, minLength: 4096 })
+  setInterval(() => stream.flush(), FLUSH_MS).unref()
+  return stream
 }

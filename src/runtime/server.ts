@@ -91,6 +91,8 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   const { port } = server.address() as AddressInfo
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`
   logger.info({ url, database: database.kind }, 'listening')
+  // At once: whoever started the service (an orchestrator, a test) waits for this line.
+  logger.flush()
 
   let closing: Promise<void> | undefined
   return {
