@@ -8,11 +8,26 @@
  * ping goes unanswered) it says so (`onDown`), tries again with growing pauses, and says so again
  * once it listens (`onUp`), so that its owner can make up for what it may have missed.
  */
+import { sql } from 'kysely'
 import pg from 'pg'
 import type { Logger } from '../logger.ts'
+import type { Db } from './database.ts'
 
 /** The application_name of listening connections, in pg_stat_activity. */
 export const LISTENER_APPLICATION_NAME = 'euo-listener'
+
+/**
+ * How many listening connections of instances of this service are open on the database now
+ * (pg_stat_activity shows every session's application_name to every role). Several schemas of one
+ * database count together, which only ever makes an instance send notices nobody needed.
+ */
+export async function countListeners(db: Db): Promise<number> {
+  const result = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+    where application_name = ${LISTENER_APPLICATION_NAME} and datname = current_database()`.execute(
+    db,
+  )
+  return result.rows[0]?.n ?? 0
+}
 
 /**
  * What one notice says: rows of `topic` changed. From a trigger (migration 0013) one id and no

@@ -21,6 +21,8 @@ export interface Notifier {
   announce(id: string): void
   /** Resolves once everything queued was sent (or failed). */
   drain(): Promise<void>
+  /** Tells the other instances that this one listens now (they send their notices from then on). */
+  hello(): Promise<void>
 }
 
 export function createNotifier(options: {
@@ -30,6 +32,8 @@ export function createNotifier(options: {
   /** This instance's id: its listener skips what it sent itself. */
   readonly origin: string
   readonly logger: Logger
+  /** Whether any other instance listens now; no notice is sent while none does. Default: always. */
+  readonly othersListening?: () => boolean
 }): Notifier {
   let pending = new Set<string>()
   let sending: Promise<void> | null = null
@@ -61,11 +65,20 @@ export function createNotifier(options: {
 
   return {
     announce(id) {
+      if (options.othersListening && !options.othersListening()) return
       pending.add(id)
       sending ??= send().finally(() => (sending = null))
     },
     async drain() {
       while (sending) await sending
+    },
+    async hello() {
+      const payload = JSON.stringify({ o: options.origin, t: 'hello', ids: [] })
+      try {
+        await sql`select pg_notify(${options.channel()}, ${payload})`.execute(options.db)
+      } catch (error) {
+        options.logger.warn({ err: error }, 'could not tell other instances that this one listens')
+      }
     },
   }
 }

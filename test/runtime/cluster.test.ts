@@ -10,7 +10,7 @@ import { sql } from 'kysely'
 import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { LISTENER_APPLICATION_NAME } from '../../src/db/listener.ts'
-import { listenToDatabase, type Cluster } from '../../src/runtime/cluster.ts'
+import { CATCH_UP_MS, listenToDatabase, type Cluster } from '../../src/runtime/cluster.ts'
 import { InvalidatedCache } from '../../src/services/cache.ts'
 import { createTestDatabase, TEST_DATABASE_URL, type TestDatabase } from '../helpers/test-db.ts'
 
@@ -107,6 +107,8 @@ describe.skipIf(!TEST_DATABASE_URL)(
     })
 
     it('distrusts caches while the connection is gone, then drops them and wakes every subscriber', async () => {
+      // Past the catch-up that follows the first connection, which wakes every subscriber too.
+      await new Promise((resolve) => setTimeout(resolve, CATCH_UP_MS + 100))
       const { cache, dropped } = cacheOfTenants()
       cache.set('kept', 'kept', Date.now(), cache.generation())
       const id = randomUUID()
