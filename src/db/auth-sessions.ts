@@ -805,28 +805,20 @@ export async function authenticateWithContact(
   snapshot: ContactSnapshot,
   write: ContactWrite,
 ): Promise<AuthSessionRow | undefined> {
-  const columns = contactColumns(write)
+  const args: EndArgs = {
+    id: session.id,
+    now: session.now,
+    tenantId: write.tenantId,
+    contactId: write.contactId,
+    ...prefixed(session.columns, 's_'),
+    ...prefixed(contactColumns(write), 'c_'),
+  }
   if (snapshot.version !== null) {
-    const [row] = await authenticateUpdatingContact(db, {
-      id: session.id,
-      now: session.now,
-      version: snapshot.version,
-      tenantId: write.tenantId,
-      contactId: write.contactId,
-      ...prefixed(session.columns, 's_'),
-      ...prefixed(columns, 'c_'),
-    })
+    const [row] = await authenticateUpdatingContact(db, { ...args, version: snapshot.version })
     return row
   }
   try {
-    const [row] = await authenticateInsertingContact(db, {
-      id: session.id,
-      now: session.now,
-      tenantId: write.tenantId,
-      contactId: write.contactId,
-      ...prefixed(session.columns, 's_'),
-      ...prefixed(columns, 'c_'),
-    })
+    const [row] = await authenticateInsertingContact(db, args)
     return row
   } catch (error) {
     if (isUniqueViolation(error)) return undefined

@@ -4,18 +4,9 @@
  * nothing of theirs, and the link's own session is bound as it would be without them.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ScriptedBrowser } from '../helpers/browser.ts'
+import { hiddenFields, ScriptedBrowser } from '../helpers/browser.ts'
 import { createFlowApp, poll, seedIntegration, start, viewLink } from '../helpers/flow.ts'
 import type { SeededTenant, TestApp } from '../helpers/test-app.ts'
-
-/** The hidden fields of the continue page's form. */
-function hiddenFields(html: string): Record<string, string> {
-  const fields: Record<string, string> = {}
-  for (const m of html.matchAll(/<input type="hidden" name="([^"]*)" value="([^"]*)">/g)) {
-    fields[m[1]!] = m[2]!
-  }
-  return fields
-}
 
 describe("the link's POST with the page's hidden fields", () => {
   let t: TestApp

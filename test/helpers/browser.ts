@@ -114,3 +114,12 @@ export async function loginAtTestProvider(
   }
   throw new Error('the provider did not redirect back')
 }
+
+/** The hidden fields of a page's form, as a browser submits them. */
+export function hiddenFields(html: string): Record<string, string> {
+  const fields: Record<string, string> = {}
+  for (const m of html.matchAll(/<input type="hidden" name="([^"]*)" value="([^"]*)">/g)) {
+    fields[m[1]!] = m[2]!
+  }
+  return fields
+}

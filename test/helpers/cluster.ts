@@ -5,6 +5,7 @@
  * the driver sends each request to the instance it names), read `authSessionUpdated` over
  * server-sent events, and a test provider whose token endpoint can hold requests.
  */
+import { hiddenFields } from './browser.ts'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { expect } from 'vitest'
@@ -153,12 +154,7 @@ export async function openSignIn(
   const page = await fetch(at(openOn, authorizationLink))
   expect(page.status).toBe(200)
   // As a browser submits the page's form: with its hidden fields.
-  const form = new URLSearchParams()
-  for (const m of (await page.text()).matchAll(
-    /<input type="hidden" name="([^"]*)" value="([^"]*)">/g,
-  )) {
-    form.set(m[1]!, m[2]!)
-  }
+  const form = new URLSearchParams(hiddenFields(await page.text()))
   const posted = await fetch(at(openOn, authorizationLink), {
     method: 'POST',
     redirect: 'manual',
