@@ -36,6 +36,8 @@ export type PageMessageId =
   | 'too_many.body'
   | 'error.title'
   | 'error.body'
+  | 'unavailable.title'
+  | 'unavailable.body'
   | 'code.title'
   | 'code.body'
   | 'code.warning'
@@ -87,6 +89,9 @@ const en: Catalog = {
     'Type the code you were shown into your conversation. If you no longer have it, ask for a new sign-in link there.',
   'error.title': 'Something went wrong on our side',
   'error.body': 'Please return to the conversation and ask for a new link.',
+  'unavailable.title': 'Sign-in is unavailable for a moment',
+  'unavailable.body':
+    'Please wait a minute, then reload this page. Your link keeps working until it expires.',
 }
 
 /** Reasons shown to end users, by failure code: plain words, never the provider's text. */
@@ -230,6 +235,7 @@ export type ResultKind =
   | 'bad_request'
   | 'too_many'
   | 'error'
+  | 'unavailable'
   | 'code_shown'
 
 const STATUS: Record<ResultKind, number> = {
@@ -245,6 +251,7 @@ const STATUS: Record<ResultKind, number> = {
   bad_request: 400,
   too_many: 429,
   error: 500,
+  unavailable: 503,
   code_shown: 200,
 }
 

@@ -7,6 +7,11 @@ import { addressBucket } from '../core/rate-limit.ts'
 import { named, type NamedPlugin } from './named-plugin.ts'
 import type { Deps } from '../services/deps.ts'
 import { resultPage } from './pages.ts'
+import { isDatabaseUnavailable } from '../db/unavailable.ts'
+import { routeTemplate } from '../observability/route-template.ts'
+
+/** Retry-After of the page answered while the database is unavailable. */
+const RETRY_AFTER_S = 5
 import { peerAddress, requestInfo, type RequestInfo } from './request-info.ts'
 
 export type RouteHandler = (
@@ -49,7 +54,20 @@ export function useRoutes(routes: readonly Route[], deps: Deps): NamedPlugin {
         }
         endResponse(await route.handler(request, url, deps, info))
       } catch (error) {
-        deps.logger.error({ err: error, path: url.pathname }, 'route failed')
+        // The database is down or restarting: say so (503, try again shortly) rather than "our
+        // fault". A link, or a callback that failed before its exchange, works again once it is back.
+        if (isDatabaseUnavailable(error)) {
+          deps.logger.warn(
+            { err: error, route: routeTemplate(url.pathname) },
+            'route waits: the database is unavailable',
+          )
+          endResponse(
+            resultPage('unavailable', { headers: { 'retry-after': String(RETRY_AFTER_S) } }),
+          )
+          return
+        }
+        // The template, not the path: paths carry link tokens and session ids.
+        deps.logger.error({ err: error, route: routeTemplate(url.pathname) }, 'route failed')
         // The routes serve end users' browsers: the error page carries the same headers as the others.
         endResponse(resultPage('error'))
       }

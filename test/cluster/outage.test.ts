@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   arrive,
+  at,
   gql,
   openSignIn,
   pollUntil,
@@ -26,6 +27,7 @@ import {
   startOwnPostgres,
   type OwnPostgres,
 } from '../helpers/own-postgres.ts'
+import { START, type Started } from '../helpers/flow.ts'
 import { killLeftovers, type ServiceProcess } from '../helpers/spawn.ts'
 import { TEST_DATABASE_URL } from '../helpers/test-db.ts'
 
@@ -65,6 +67,11 @@ describe.skipIf(unavailable !== null)(
 
     it('answers 503 and fails fast while it is down, and recovers by itself', async () => {
       const opened = await openSignIn(a, a, tenant.agentKey, integrationId)
+      // A second sign-in whose link is first opened during the outage.
+      const unopened = await gql<Started>(a, tenant.agentKey, START, {
+        input: { integrationId, conversationId: `outage-link-${process.pid}` },
+      })
+      const link = unopened.data!.startEndUserAuth.authorizationLink
       const subscription = await Subscription.open(b, tenant.agentKey, opened.sessionId)
       expect(await subscription.next(5_000)).toBe('OPENED')
 
@@ -103,6 +110,23 @@ describe.skipIf(unavailable !== null)(
         const during = await gql<unknown>(b, tenant.agentKey, STATUS, { id: opened.sessionId })
         expect(during.errors?.[0]?.extensions?.code).toBe('SERVICE_UNAVAILABLE')
         expect(during.errors?.[0]?.message).toMatch(/cannot reach its database/)
+        // End users' pages say the service is briefly unavailable (503, Retry-After), not that
+        // something broke: the link page, and the callback (its code is not exchanged, so the
+        // same callback works after the outage, below).
+        for (const [what, answer] of [
+          ['link', await fetch(at(b, link))],
+          [
+            'callback',
+            await fetch(at(a, opened.callback), {
+              headers: { cookie: opened.cookie },
+              redirect: 'manual',
+            }),
+          ],
+        ] as const) {
+          expect(answer.status, what).toBe(503)
+          expect(answer.headers.get('retry-after'), what).toBe('5')
+          expect(await answer.text(), what).toContain('Sign-in is unavailable for a moment')
+        }
         await new Promise((resolve) => setTimeout(resolve, 2_000))
         const outage = answers.slice(stopped + 2)
         expect(outage.length).toBeGreaterThan(10)
@@ -124,7 +148,8 @@ describe.skipIf(unavailable !== null)(
         await load
         expect(recoveredIn).toBeLessThan(20_000)
 
-        // The subscription on B, open through the outage, hears of the sign-in completed on A.
+        // The subscription on B, open through the outage, hears of the sign-in completed on A
+        // (through the callback that was answered 503 during the outage).
         expect(await arrive(a, opened)).toBe(303)
         expect(await subscription.next(2_000)).toBe('AUTHENTICATED')
         // And new sign-ins work on both.
@@ -139,6 +164,8 @@ describe.skipIf(unavailable !== null)(
         }
         expect(a.child.exitCode).toBeNull()
         expect(b.child.exitCode).toBeNull()
+        // The link opened during the outage works now.
+        expect((await fetch(at(b, link))).status).toBe(200)
         for (const instance of [a, b]) expect(instance.stderr()).toBe('')
       } finally {
         loading = false
