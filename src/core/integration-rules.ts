@@ -19,6 +19,7 @@
  */
 import { checkOutboundUrl } from './ip-address.ts'
 import { checkMapping, MAPPING_LIMITS, normalizePastedMapping } from './whoami-mapping.ts'
+import { CONTROL, INVISIBLE } from './text-rules.ts'
 
 export const SESSION_TTL_DEFAULT_SECONDS = 600
 export const SESSION_TTL_MIN_SECONDS = 60
@@ -62,10 +63,6 @@ export const RESERVED_AUTHORIZATION_PARAMS = [
   'code_challenge',
 ] as const
 
-// C0 and C1 controls, and the invisible characters that reorder or hide text (bidi overrides and
-// isolates, zero-width characters): shown to admins and end users, they can disguise a name.
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
-const INVISIBLE = /[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/
 /** RFC 6749 Appendix A: VSCHAR = %x20-7E. */
 const VSCHAR = /^[\x20-\x7e]*$/
 /** RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ). */

@@ -6,6 +6,7 @@
  */
 import type { StepUp } from './auth-session.ts'
 import type { FieldProblem } from './integration-rules.ts'
+import { CONTROL, INVISIBLE } from './text-rules.ts'
 
 export const STEP_UP_LIMITS = {
   promptValues: 5,
@@ -24,7 +25,6 @@ export interface StepUpInput {
 
 const PROMPT_VALUE = /^[A-Za-z0-9_-]{1,32}$/
 const ACR_VALUE = /^[\x21-\x7e]+$/
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
 
 /** Every problem at once; `openIdConnect`: whether the integration can check an ID token. */
 export function stepUpProblems(input: StepUpInput, openIdConnect: boolean): FieldProblem[] {
@@ -65,6 +65,10 @@ export function stepUpProblems(input: StepUpInput, openIdConnect: boolean): Fiel
     else if (hint.length > STEP_UP_LIMITS.loginHint) {
       problem('loginHint', `must be at most ${STEP_UP_LIMITS.loginHint} characters`)
     } else if (CONTROL.test(hint)) problem('loginHint', 'must not contain control characters')
+    else if (INVISIBLE.test(hint)) {
+      // The provider may show the hint on its login page, where these could disguise it.
+      problem('loginHint', 'must not contain invisible formatting characters')
+    }
   }
   if (input.acrValues != null) {
     const values = input.acrValues

@@ -191,6 +191,23 @@ describe('stepUpProblems', () => {
         expect(problem.message).toMatch(/control characters/)
       }
     })
+
+    it('refuses the invisible characters that reorder or hide text, and keeps other scripts', () => {
+      // "ada@example.com" shown as if it were another address: a right-to-left override, a
+      // zero-width space, an isolate, the Arabic letter mark, a byte order mark.
+      for (const loginHint of [
+        'ada\u202e@example.com',
+        'ada\u200b@example.com',
+        '\u2066ada@example.com\u2069',
+        'ada\u061c@example.com',
+        'ada\ufeff@example.com',
+      ]) {
+        const problem = onlyProblem({ loginHint }, true)
+        expect(problem.field, JSON.stringify(loginHint)).toBe('loginHint')
+        expect(problem.message).toBe('must not contain invisible formatting characters')
+      }
+      expect(stepUpProblems({ loginHint: 'زيد@example.com' }, true)).toEqual([])
+    })
   })
 
   describe('acrValues', () => {
