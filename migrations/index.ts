@@ -7,6 +7,7 @@ import * as m0012 from './2026_12_02_0012_sign_in_binding.ts'
 import * as m0013 from './2026_12_02_0013_cluster.ts'
 import * as m0014 from './2026_12_02_0014_webhooks.ts'
 import * as m0020 from './2026_12_02_0020_rate_limits.ts'
+import * as m0021 from './2026_12_03_0021_lean_session_indexes.ts'
 
 /**
  * Every migration, in order. A static list (not Kysely's FileMigrationProvider, which cannot
@@ -21,4 +22,5 @@ export const migrations: Record<string, Migration> = {
   '2026_12_02_0013_cluster': m0013,
   '2026_12_02_0014_webhooks': m0014,
   '2026_12_02_0020_rate_limits': m0020,
+  '2026_12_03_0021_lean_session_indexes': m0021,
 }

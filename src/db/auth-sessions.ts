@@ -674,7 +674,7 @@ export async function cancelSession(
 /**
  * Ends the sign-ins of an integration that are still open as CANCELLED (its deletion): finished
  * ones, and open ones past their expiry (they read EXPIRED already), stay as they are (index
- * auth_sessions_integration_status_idx). Returns their ids.
+ * auth_sessions_integration_open_idx, which holds open sessions only). Returns their ids.
  */
 export async function cancelOpenSessionsOf(
   db: Db,
