@@ -19,9 +19,8 @@ export function withRequestLog(handler: NodeHandler, logger: Logger): NodeHandle
   return (req, res) => {
     const began = performance.now()
     const route = routeTemplate(req.url ?? '/')
-    const done = () => {
-      res.off('finish', done)
-      res.off('close', done)
+    // 'close' comes after 'finish' for a response that was sent, and alone for one cut short.
+    res.once('close', () => {
       lines.info(
         {
           method: req.method,
@@ -32,9 +31,7 @@ export function withRequestLog(handler: NodeHandler, logger: Logger): NodeHandle
         },
         'request',
       )
-    }
-    res.on('finish', done)
-    res.on('close', done)
+    })
     handler(req, res)
   }
 }

@@ -28,7 +28,6 @@ export const BUILD_ARGS: readonly string[] = ['scripts/build.mjs']
 export const SERVICE_ARGS: readonly string[] = [
   '--enable-source-maps',
   '--heap-growing-percent=100',
-  '--max-semi-space-size=4',
   'dist/main.js',
 ]
 
