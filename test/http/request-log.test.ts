@@ -2,6 +2,7 @@
  * The request log: one line per request with the route as a template, never a link token, a
  * session id, a callback key or a callback's query string.
  */
+import { connect } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { routeTemplate } from '../../src/observability/route-template.ts'
 import { ScriptedBrowser } from '../helpers/browser.ts'
@@ -37,8 +38,36 @@ describe('one line per request', () => {
   })
   afterAll(async () => t?.close())
 
+  async function waitUntil(condition: () => boolean): Promise<void> {
+    for (let i = 0; i < 100 && !condition(); i++) await new Promise((r) => setTimeout(r, 20))
+    expect(condition()).toBe(true)
+  }
+
   const requestLines = () =>
     t.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'request')
+
+  it('logs a request whose client went away before the answer, marked aborted', async () => {
+    const base = await t.listen()
+    const before = requestLines().length
+    // Half a declared body, then the client hangs up: the answer is never sent.
+    const socket = connect(Number(new URL(base).port), '127.0.0.1')
+    await new Promise<void>((resolve) => socket.once('connect', resolve))
+    socket.write(
+      'POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n' +
+        'content-length: 100\r\n\r\n{"query":',
+    )
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    socket.destroy()
+    await waitUntil(() => requestLines().length > before)
+    const [line, ...more] = requestLines().slice(before)
+    expect(more).toEqual([])
+    expect(line).toMatchObject({ method: 'POST', route: '/graphql', aborted: true })
+    // And a request that was answered carries no such mark.
+    const answered = await requestOverSocket(base, new Request(`${base}/healthz`))
+    await answered.text()
+    await waitUntil(() => requestLines().length > before + 1)
+    expect(requestLines().at(-1)).not.toHaveProperty('aborted')
+  })
 
   it('logs method, template, status and time, and none of the request’s secrets', async () => {
     const integration = await seedIntegration(t, tenant, {
