@@ -280,17 +280,13 @@ export async function openLink(
   // Reuse the cookie of the browser already bound; a new browser gets a new random one.
   const cookie =
     bindingCookie !== null && isBoundTo(record, bindingCookie) ? bindingCookie : randomToken(32)
-  const state = randomToken(32)
-  const verifier = integration.pkce ? oauth.generateRandomCodeVerifier() : null
-  const openid = openIdConnectMetadata(integration) !== null
+  const trip = newTrip(deps, integration, record.session)
   const bound = await sessions.bindSession(deps.db, {
     id: record.session.id,
     bindingHash: sha256(cookie),
-    stateHash: sha256(state),
-    codeVerifierSealed: verifier
-      ? deps.sealer.seal(verifier, verifierSealContext(record.session))
-      : null,
-    openid,
+    stateHash: trip.stateHash,
+    codeVerifierSealed: trip.codeVerifierSealed,
+    openid: trip.openid,
     now: deps.now(),
   })
   if (!bound) {
@@ -299,15 +295,55 @@ export async function openLink(
     return now.kind === 'ready' ? { kind: 'in_use', business: now.business } : now
   }
   if (record.session.status === 'PENDING') deps.events.publish(bound.id)
-  const location = buildAuthorizationUrl(integration, {
-    redirectUri: redirectUriOf(deps, bound, link.tenantSlug),
-    state,
-    codeChallenge: verifier ? pkceChallenge(verifier) : null,
-    nonce: openid ? nonceFor(state) : null,
-    stepUp: bound.stepUp,
-  })
   deps.logger.info({ sessionId: bound.id }, 'sign-in link opened')
-  return { kind: 'redirect', location, bindingCookie: cookie, session: bound }
+  return {
+    kind: 'redirect',
+    location: tripLocation(deps, integration, trip, bound, link.tenantSlug),
+    bindingCookie: cookie,
+    session: bound,
+  }
+}
+
+/** What one trip to the provider needs: a fresh state and, with PKCE, a code verifier. */
+interface Trip {
+  readonly state: string
+  readonly stateHash: Uint8Array
+  readonly verifier: string | null
+  readonly codeVerifierSealed: string | null
+  readonly openid: boolean
+}
+
+function newTrip(
+  deps: Deps,
+  integration: OAuthIntegration,
+  session: { readonly id: string; readonly tenantId: string },
+): Trip {
+  const state = randomToken(32)
+  const verifier = integration.pkce ? oauth.generateRandomCodeVerifier() : null
+  return {
+    state,
+    stateHash: sha256(state),
+    verifier,
+    codeVerifierSealed: verifier ? deps.sealer.seal(verifier, verifierSealContext(session)) : null,
+    openid: openIdConnectMetadata(integration) !== null,
+  }
+}
+
+/** The provider's authorization URL for `trip` of a session bound to it. */
+function tripLocation(
+  deps: Deps,
+  integration: OAuthIntegration,
+  trip: Trip,
+  session: AuthSession,
+  tenantSlug: string,
+): string {
+  return buildAuthorizationUrl(integration, {
+    redirectUri: redirectUriOf(deps, session, tenantSlug),
+    state: trip.state,
+    codeChallenge: trip.verifier ? pkceChallenge(trip.verifier) : null,
+    nonce: trip.openid ? nonceFor(trip.state) : null,
+    stepUp: session.stepUp,
+  })
 }
 
 /** What the continue page's hidden fields say the link is for: ids only, proven by the link. */
@@ -345,9 +381,7 @@ async function openHinted(
   if (!integration) return undefined
   const held = request.cookieFor(hint.sessionId)
   const fresh = randomToken(32)
-  const state = randomToken(32)
-  const verifier = integration.pkce ? oauth.generateRandomCodeVerifier() : null
-  const openid = openIdConnectMetadata(integration) !== null
+  const trip = newTrip(deps, integration, { id: hint.sessionId, tenantId: hint.tenantId })
   const bound = await sessions.bindSessionByLink(deps.db, {
     id: hint.sessionId,
     linkHash: sha256(token),
@@ -355,14 +389,9 @@ async function openHinted(
     integrationId: hint.integrationId,
     newBindingHash: sha256(fresh),
     currentBindingHash: held === null ? null : sha256(held),
-    stateHash: sha256(state),
-    codeVerifierSealed: verifier
-      ? deps.sealer.seal(
-          verifier,
-          verifierSealContext({ id: hint.sessionId, tenantId: hint.tenantId }),
-        )
-      : null,
-    openid,
+    stateHash: trip.stateHash,
+    codeVerifierSealed: trip.codeVerifierSealed,
+    openid: trip.openid,
     now: deps.now(),
   })
   if (!bound) return undefined
@@ -372,13 +401,7 @@ async function openHinted(
   deps.logger.info({ sessionId: bound.session.id }, 'sign-in link opened')
   return {
     kind: 'redirect',
-    location: buildAuthorizationUrl(integration, {
-      redirectUri: redirectUriOf(deps, bound.session, tenant.slug),
-      state,
-      codeChallenge: verifier ? pkceChallenge(verifier) : null,
-      nonce: openid ? nonceFor(state) : null,
-      stepUp: bound.session.stepUp,
-    }),
+    location: tripLocation(deps, integration, trip, bound.session, tenant.slug),
     bindingCookie: opened ? fresh : (held as string),
     session: bound.session,
   }
