@@ -22,6 +22,7 @@ import * as sessions from '../../src/db/auth-sessions.ts'
 import type { ContactWrite } from '../../src/db/contacts.ts'
 import { migrateToLatest, type Db } from '../../src/db/database.ts'
 import type { AuthSessionRow, Database } from '../../src/db/schema.ts'
+import { seedTenantRow, sessionValues } from '../helpers/session-rows.ts'
 import { createTestDatabase, type TestDatabase } from '../helpers/test-db.ts'
 
 const EXPIRES_AT = new Date('2026-11-27T10:10:00.000Z')
@@ -236,12 +237,7 @@ describe('session status changes against the database', () => {
 
   beforeAll(async () => {
     t = await createTestDatabase()
-    const tenant = await t.db
-      .insertInto('tenants')
-      .values({ slug: 'transitions', name: 'Transitions' })
-      .returning('id')
-      .executeTakeFirstOrThrow()
-    tenantId = tenant.id
+    tenantId = await seedTenantRow(t.db, 'transitions')
   })
   afterAll(async () => t?.close())
 
@@ -250,32 +246,27 @@ describe('session status changes against the database', () => {
     const opened = status !== 'PENDING'
     return t.db
       .insertInto('auth_sessions')
-      .values({
-        id: randomUUID(),
-        tenant_id: tenantId,
-        integration_id: randomUUID(),
-        conversation_id: `conversation-${randomUUID()}`,
-        contact_id: 'contact',
-        redirect_route: 'IDP',
-        redirect_uri: 'https://acme.example.com/idp/eu/oauth/callback/0123456789abcdef',
-        status,
-        link_hash: randomBytes(32),
-        binding_hash: opened ? randomBytes(32) : null,
-        state_hash: opened ? randomBytes(32) : null,
-        code_verifier_sealed: status === 'OPENED' ? 'v1.sealed-verifier' : null,
-        identity:
-          status === 'AUTHENTICATED' || status === 'AWAITING_CONFIRMATION'
-            ? JSON.stringify(IDENTITY)
-            : null,
-        confirmation_code_sealed: status === 'AWAITING_CONFIRMATION' ? 'v1.sealed-code' : null,
-        confirmation_attempts_left: status === 'AWAITING_CONFIRMATION' ? 5 : null,
-        failure: status === 'FAILED' ? JSON.stringify({ code: 'x', message: 'y' }) : null,
-        expires_at: EXPIRES_AT,
-        opened_at: opened ? EARLIER : null,
-        completed_at: isTerminal(status) ? EARLIER : null,
-        created_at: CREATED,
-        updated_at: EARLIER,
-      })
+      .values(
+        sessionValues(tenantId, {
+          contact_id: 'contact',
+          status,
+          binding_hash: opened ? randomBytes(32) : null,
+          state_hash: opened ? randomBytes(32) : null,
+          code_verifier_sealed: status === 'OPENED' ? 'v1.sealed-verifier' : null,
+          identity:
+            status === 'AUTHENTICATED' || status === 'AWAITING_CONFIRMATION'
+              ? JSON.stringify(IDENTITY)
+              : null,
+          confirmation_code_sealed: status === 'AWAITING_CONFIRMATION' ? 'v1.sealed-code' : null,
+          confirmation_attempts_left: status === 'AWAITING_CONFIRMATION' ? 5 : null,
+          failure: status === 'FAILED' ? JSON.stringify({ code: 'x', message: 'y' }) : null,
+          expires_at: EXPIRES_AT,
+          opened_at: opened ? EARLIER : null,
+          completed_at: isTerminal(status) ? EARLIER : null,
+          created_at: CREATED,
+          updated_at: EARLIER,
+        }),
+      )
       .returningAll()
       .executeTakeFirstOrThrow()
   }

@@ -4,7 +4,7 @@
  * can tell the callback is good, and authenticateWithContact, which ends the session and writes
  * its contact both or neither, and neither when the contact changed after it was read.
  */
-import { createHash, randomBytes, randomUUID } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { sql, type Insertable } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -12,6 +12,7 @@ import type { Identity } from '../../src/core/identity.ts'
 import * as sessions from '../../src/db/auth-sessions.ts'
 import type { ContactWrite } from '../../src/db/contacts.ts'
 import type { AuthSessionRow, Database } from '../../src/db/schema.ts'
+import { seedTenantRow, sessionValues } from '../helpers/session-rows.ts'
 import { createTestDatabase, TEST_DATABASE_URL, type TestDatabase } from '../helpers/test-db.ts'
 
 const PATH = '/idp/eu/oauth/callback/0123456789abcdef'
@@ -44,13 +45,7 @@ describe('the callback statements', () => {
 
   beforeAll(async () => {
     t = await createTestDatabase()
-    tenantId = (
-      await t.db
-        .insertInto('tenants')
-        .values({ slug: 'callbacks', name: 'Callbacks' })
-        .returning('id')
-        .executeTakeFirstOrThrow()
-    ).id
+    tenantId = await seedTenantRow(t.db, 'callbacks')
   })
   afterAll(async () => t?.close())
 
@@ -62,25 +57,20 @@ describe('the callback statements', () => {
     const cookie = randomBytes(32).toString('base64url')
     const row = await t.db
       .insertInto('auth_sessions')
-      .values({
-        id: randomUUID(),
-        tenant_id: tenantId,
-        integration_id: randomUUID(),
-        conversation_id: `conversation-${randomUUID()}`,
-        contact_id: `contact-${randomUUID()}`,
-        redirect_route: 'IDP',
-        redirect_uri: REDIRECT_URI,
-        status: 'OPENED',
-        link_hash: randomBytes(32),
-        binding_hash: hash(cookie),
-        state_hash: hash(state),
-        code_verifier_sealed: 'v1.sealed-verifier',
-        expires_at: EXPIRES_AT,
-        opened_at: EARLIER,
-        created_at: EARLIER,
-        updated_at: EARLIER,
-        ...overrides,
-      })
+      .values(
+        sessionValues(tenantId, {
+          redirect_uri: REDIRECT_URI,
+          status: 'OPENED',
+          binding_hash: hash(cookie),
+          state_hash: hash(state),
+          code_verifier_sealed: 'v1.sealed-verifier',
+          expires_at: EXPIRES_AT,
+          opened_at: EARLIER,
+          created_at: EARLIER,
+          updated_at: EARLIER,
+          ...overrides,
+        }),
+      )
       .returningAll()
       .executeTakeFirstOrThrow()
     return { row, state, cookie }

@@ -3,11 +3,11 @@
  * the state index skips sessions without a state yet and still keeps states unique, the
  * integration index holds open sessions only, and the queries that need them still use them.
  */
-import { createHash, randomBytes, randomUUID } from 'node:crypto'
-import { sql, type Insertable } from 'kysely'
+import { createHash, randomUUID } from 'node:crypto'
+import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import * as sessions from '../../src/db/auth-sessions.ts'
-import type { Database } from '../../src/db/schema.ts'
+import { seedTenantRow, sessionValues, type SessionInsert } from '../helpers/session-rows.ts'
 import { createTestDatabase, type TestDatabase } from '../helpers/test-db.ts'
 
 const NOW = new Date('2026-11-27T10:05:00.000Z')
@@ -19,34 +19,21 @@ describe('the session indexes', () => {
 
   beforeAll(async () => {
     t = await createTestDatabase()
-    tenantId = (
-      await t.db
-        .insertInto('tenants')
-        .values({ slug: 'indexes', name: 'Indexes' })
-        .returning('id')
-        .executeTakeFirstOrThrow()
-    ).id
+    tenantId = await seedTenantRow(t.db, 'indexes')
   })
   afterAll(async () => t?.close())
 
-  async function insert(overrides: Partial<Insertable<Database['auth_sessions']>> = {}) {
+  async function insert(overrides: Partial<SessionInsert> = {}) {
     return t.db
       .insertInto('auth_sessions')
-      .values({
-        id: randomUUID(),
-        tenant_id: tenantId,
-        integration_id: randomUUID(),
-        conversation_id: `conversation-${randomUUID()}`,
-        contact_id: `contact-${randomUUID()}`,
-        redirect_route: 'IDP',
-        redirect_uri: 'https://acme.example.com/idp/callback',
-        status: 'PENDING',
-        link_hash: randomBytes(32),
-        expires_at: new Date(NOW.getTime() + 600_000),
-        created_at: NOW,
-        updated_at: NOW,
-        ...overrides,
-      })
+      .values(
+        sessionValues(tenantId, {
+          expires_at: new Date(NOW.getTime() + 600_000),
+          created_at: NOW,
+          updated_at: NOW,
+          ...overrides,
+        }),
+      )
       .returning('id')
       .executeTakeFirstOrThrow()
   }
