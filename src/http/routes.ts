@@ -9,10 +9,10 @@ import type { Deps } from '../services/deps.ts'
 import { resultPage } from './pages.ts'
 import { isDatabaseUnavailable } from '../db/unavailable.ts'
 import { routeTemplate } from '../observability/route-template.ts'
+import { peerAddress, requestInfo, type RequestInfo } from './request-info.ts'
 
 /** Retry-After of the page answered while the database is unavailable. */
 const RETRY_AFTER_S = 5
-import { peerAddress, requestInfo, type RequestInfo } from './request-info.ts'
 
 export type RouteHandler = (
   request: Request,
