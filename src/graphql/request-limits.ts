@@ -14,6 +14,7 @@ import { RateLimitedError } from '../core/errors.ts'
 import { addressBucket } from '../core/rate-limit.ts'
 import { named, type NamedPlugin } from '../http/named-plugin.ts'
 import { peerAddress } from '../http/request-info.ts'
+import { textResponse } from '../http/response.ts'
 import type { Deps } from '../services/deps.ts'
 import { NO_RATE_LIMITS } from '../services/rate-limits.ts'
 import { authenticateApiKey, cachedPrincipal } from '../services/tenants.ts'
@@ -92,7 +93,7 @@ export function useGraphQLRateLimits(deps: Deps, endpoint: string): NamedPlugin 
       const error = await graphqlRequestLimit(deps, request.headers.get('authorization'), address)
       if (error === null) return
       const answer = rateLimitedResponse(error)
-      endResponse(new Response(answer.body, { status: answer.status, headers: answer.headers }))
+      endResponse(textResponse(answer.status, answer.headers, answer.body))
     },
   })
 }

@@ -12,7 +12,7 @@ import { viewResult } from '../services/confirm-sign-in.ts'
 import type { Deps } from '../services/deps.ts'
 import { RESULT_PATH } from '../services/sign-in.ts'
 import { bindingCookies, clearBindingCookieHeader, isSecureOrigin } from './cookies.ts'
-import { codePage, resultPage, securityHeaders, type ResultKind } from './pages.ts'
+import { codePage, resultPage, seeOther, type ResultKind } from './pages.ts'
 import type { RequestInfo } from './request-info.ts'
 import type { Route } from './routes.ts'
 
@@ -40,9 +40,7 @@ async function callback(
     ...info,
   })
   if (outcome.kind === 'refused') return resultPage(REFUSAL_PAGES[outcome.reason])
-  const headers = new Headers(securityHeaders())
-  headers.set('location', outcome.resultUrl)
-  return new Response(null, { status: 303, headers })
+  return seeOther(outcome.resultUrl)
 }
 
 /** The result page: what became of the sign-in, and the confirmation code once. */

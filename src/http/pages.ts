@@ -7,6 +7,8 @@
  *
  * Texts live in a catalog keyed by message id, so a language is a new catalog, not new code.
  */
+import { textResponse } from './response.ts'
+
 export type PageMessageId =
   | 'continue.title'
   | 'continue.body'
@@ -129,25 +131,29 @@ h1{font-size:1.35rem;margin:0 0 .75rem}p{line-height:1.45}.warn{font-size:.9rem;
 .code{font:600 2.2rem/1.2 ui-monospace,Menlo,Consolas,monospace;letter-spacing:.15em;text-align:center;margin:1.2rem 0}
 button{font-size:1.05rem;padding:.8rem 1.4rem;border:0;border-radius:8px;background:#2457d6;color:#fff;width:100%;cursor:pointer}`
 
-export function securityHeaders(): Record<string, string> {
-  return {
-    'content-type': 'text/html; charset=utf-8',
-    'cache-control': 'no-store',
-    pragma: 'no-cache',
-    'referrer-policy': 'no-referrer',
-    'x-content-type-options': 'nosniff',
-    'x-frame-options': 'DENY',
-    // Browsers ignore it over plain http, so it is safe to send whatever PUBLIC_BASE_URL says.
-    'strict-transport-security': 'max-age=31536000',
-    'content-security-policy': [
-      "default-src 'none'",
-      `style-src 'unsafe-inline'`,
-      "script-src 'none'",
-      "form-action 'self' https: http:",
-      "frame-ancestors 'none'",
-      "base-uri 'none'",
-    ].join('; '),
-  }
+/** The headers of every end-user page and redirect. */
+const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  'content-type': 'text/html; charset=utf-8',
+  'cache-control': 'no-store',
+  pragma: 'no-cache',
+  'referrer-policy': 'no-referrer',
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  // Browsers ignore it over plain http, so it is safe to send whatever PUBLIC_BASE_URL says.
+  'strict-transport-security': 'max-age=31536000',
+  'content-security-policy': [
+    "default-src 'none'",
+    `style-src 'unsafe-inline'`,
+    "script-src 'none'",
+    "form-action 'self' https: http:",
+    "frame-ancestors 'none'",
+    "base-uri 'none'",
+  ].join('; '),
+}
+
+/** 303 See Other to `location`, with the pages' headers (and `headers`, e.g. a cookie). */
+export function seeOther(location: string, headers?: Readonly<Record<string, string>>): Response {
+  return textResponse(303, { ...SECURITY_HEADERS, ...headers, location }, null)
 }
 
 function page(
@@ -156,9 +162,7 @@ function page(
   options: { status: number; headers?: Record<string, string> },
 ): Response {
   const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><meta name="referrer" content="no-referrer"><title>${escapeHtml(title)}</title><style>${STYLE}</style></head><body><main>${body}</main></body></html>`
-  const headers = new Headers(securityHeaders())
-  for (const [k, v] of Object.entries(options.headers ?? {})) headers.append(k, v)
-  return new Response(html, { status: options.status, headers })
+  return textResponse(options.status, { ...SECURITY_HEADERS, ...options.headers }, html)
 }
 
 /**

@@ -7,6 +7,7 @@ import { addressBucket } from '../core/rate-limit.ts'
 import { named, type NamedPlugin } from './named-plugin.ts'
 import type { Deps } from '../services/deps.ts'
 import { resultPage } from './pages.ts'
+import { textResponse } from './response.ts'
 import { isDatabaseUnavailable } from '../db/unavailable.ts'
 import { routeTemplate } from '../observability/route-template.ts'
 import { peerAddress, requestInfo, type RequestInfo } from './request-info.ts'
@@ -76,8 +77,9 @@ export function useRoutes(routes: readonly Route[], deps: Deps): NamedPlugin {
 }
 
 export function json(body: unknown, status = 200): Response {
-  return new Response(JSON.stringify(body), {
+  return textResponse(
     status,
-    headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' },
-  })
+    { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' },
+    JSON.stringify(body),
+  )
 }

@@ -8,7 +8,7 @@ import type { Deps } from '../services/deps.ts'
 import type { AuthSession } from '../core/auth-session.ts'
 import { LINK_PATH, openLink, viewLink, type LinkHint, type LinkView } from '../services/sign-in.ts'
 import { bindingCookieHeader, bindingCookies, isSecureOrigin } from './cookies.ts'
-import { continuePage, resultPage, securityHeaders } from './pages.ts'
+import { continuePage, resultPage, seeOther } from './pages.ts'
 import type { RequestInfo } from './request-info.ts'
 import type { Route } from './routes.ts'
 
@@ -48,13 +48,9 @@ async function handle(
   const outcome = await openLink(deps, token, browser, await readHint(request))
   if (outcome.kind !== 'redirect') return notReady(outcome)
   const maxAge = (outcome.session.expiresAt.getTime() - deps.now().getTime()) / 1000
-  const headers = new Headers(securityHeaders())
-  headers.set('location', outcome.location)
-  headers.append(
-    'set-cookie',
-    bindingCookieHeader(outcome.session.id, outcome.bindingCookie, secure, maxAge),
-  )
-  return new Response(null, { status: 303, headers })
+  return seeOther(outcome.location, {
+    'set-cookie': bindingCookieHeader(outcome.session.id, outcome.bindingCookie, secure, maxAge),
+  })
 }
 
 /** The continue page's hidden fields: which session, tenant and integration the link is for. */
