@@ -154,29 +154,24 @@ export function toIdentity(
 ): IdentityOutcome {
   const warnings: IdentityWarning[] = []
   const claims = options.claims ?? null
-  /** The claim's value when the ID token has a usable one, else the mapping's. */
-  const pick = (field: StandardField): { value: string | null; fromClaims: boolean } => {
-    if (claims !== null) {
-      const claimed = pickText(claims, CLAIM_OF[field], field, warnings, 'ID token')
-      if (claimed !== null) return { value: claimed, fromClaims: true }
-    }
-    return { value: pickText(attributes, field, field, warnings, null), fromClaims: false }
-  }
-  const subject = pick('subject').value
-  const rawEmail = pick('email')
-  const email = pickEmail(rawEmail.value, warnings)
+  const subject = pick(claims, attributes, 'subject', warnings)
+  // The email and whether it is verified come from the same source, claims or mapping.
+  const claimedEmail =
+    claims === null ? null : pickText(claims, CLAIM_OF.email, 'email', warnings, 'ID token')
+  const email = pickEmail(
+    claimedEmail ?? pickText(attributes, 'email', 'email', warnings, null),
+    warnings,
+  )
   const emailVerified =
     email === null
       ? null
-      : pickBoolean(
-          rawEmail.fromClaims ? claims! : attributes,
-          rawEmail.fromClaims ? 'email_verified' : 'emailVerified',
-          warnings,
-        )
-  const userName = pick('userName').value
-  const fullName = pick('fullName').value
-  let firstName = pick('firstName').value
-  let lastName = pick('lastName').value
+      : claimedEmail !== null
+        ? pickBoolean(claims!, 'email_verified', warnings)
+        : pickBoolean(attributes, 'emailVerified', warnings)
+  const userName = pick(claims, attributes, 'userName', warnings)
+  const fullName = pick(claims, attributes, 'fullName', warnings)
+  let firstName = pick(claims, attributes, 'firstName', warnings)
+  let lastName = pick(claims, attributes, 'lastName', warnings)
   if (options.splitFullName && fullName !== null && firstName === null && lastName === null) {
     ;({ firstName, lastName } = splitFullName(fullName))
   }
@@ -204,6 +199,20 @@ export function toIdentity(
     },
     warnings,
   }
+}
+
+/** The ID token's claim for `field` when it has a usable one, else the mapping's. */
+function pick(
+  claims: Readonly<Record<string, unknown>> | null,
+  attributes: Readonly<Record<string, unknown>>,
+  field: StandardField,
+  warnings: IdentityWarning[],
+): string | null {
+  if (claims !== null) {
+    const claimed = pickText(claims, CLAIM_OF[field], field, warnings, 'ID token')
+    if (claimed !== null) return claimed
+  }
+  return pickText(attributes, field, field, warnings, null)
 }
 
 function pickBoolean(
