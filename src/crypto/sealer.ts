@@ -17,6 +17,7 @@ import {
 } from 'node:crypto'
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
+import { randomBytesPooled } from './tokens.ts'
 
 export interface SealContext {
   readonly tenantId: string
@@ -74,7 +75,7 @@ export function createSealer(current: string, previous: readonly string[] = []):
   return {
     currentKeyId: currentKey.id,
     seal(plaintext, context) {
-      const iv = randomBytes(12)
+      const iv = randomBytesPooled(12)
       const cipher = createCipheriv('aes-256-gcm', currentKey.bytes, iv)
       cipher.setAAD(aad(context))
       const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()])
