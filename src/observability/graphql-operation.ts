@@ -16,11 +16,16 @@ import {
   type GraphQLSchema,
 } from 'graphql'
 import { named, type NamedPlugin } from '../http/named-plugin.ts'
-import { recordGraphQLOperation, type OperationType } from './metrics.ts'
+import { graphQLOperationCounts, recordGraphQLOperation, type OperationType } from './metrics.ts'
 
 export interface OperationLabel {
   readonly type: OperationType
   readonly name: string
+}
+
+/** A label and where its operations are counted. */
+export type Labelled = OperationLabel & {
+  readonly counts: ReturnType<typeof graphQLOperationCounts>
 }
 
 /** Set by tracing.ts when traces are on. */
@@ -38,7 +43,7 @@ export function setGraphQLOperationTracer(tracer: GraphQLOperationTracer | null)
 
 export interface GraphQLObserver {
   /** The bounded label of an operation of `document`. */
-  label(document: DocumentNode, operationName: string | null | undefined): OperationLabel
+  label(document: DocumentNode, operationName: string | null | undefined): Labelled
   /** Runs one query or mutation, counting, timing and (with traces) tracing it. */
   run<T>(
     document: DocumentNode,
@@ -53,36 +58,72 @@ export function createGraphQLObserver(schema: GraphQLSchema): GraphQLObserver {
       (type) => (type ? Object.keys(type.getFields()) : []),
     ),
   )
-  const label = (document: DocumentNode, operationName: string | null | undefined) => {
+  const labelOf = (document: DocumentNode, operationName: string | null | undefined): Labelled => {
     const operation = getOperationAST(document, operationName)
     const type: OperationType = operation?.operation ?? 'query'
     const first = operation?.selectionSet.selections.find((s) => s.kind === Kind.FIELD)
     const field = first?.kind === Kind.FIELD ? first.name.value : ''
-    return { type, name: rootFields.has(field) ? field : 'other' }
+    const name = rootFields.has(field) ? field : 'other'
+    return { type, name, counts: graphQLOperationCounts(type, name) }
+  }
+  // Documents come from the shared document cache, so most requests find their label here.
+  const labels = new WeakMap<DocumentNode, Map<string, Labelled>>()
+  const label = (document: DocumentNode, operationName: string | null | undefined): Labelled => {
+    let byName = labels.get(document)
+    if (byName === undefined) labels.set(document, (byName = new Map()))
+    const key = operationName ?? ''
+    let labelled = byName.get(key)
+    if (labelled === undefined) byName.set(key, (labelled = labelOf(document, operationName)))
+    return labelled
   }
   return {
     label,
-    async run(document, operationName, execute) {
+    run<T>(
+      document: DocumentNode,
+      operationName: string | null | undefined,
+      execute: () => Promise<T> | T,
+    ): Promise<T> {
       const operation = label(document, operationName)
-      const started = process.hrtime.bigint()
-      const timed = async () => {
-        let ok = false
-        let counted = true
-        try {
-          const result = await execute()
-          ok = !hasErrors(result)
-          // No `data`: a request error (variables) before any resolver ran; the direct path hands
-          // such a request to yoga, so it is not counted here at all (nor twice).
-          counted = typeof result !== 'object' || result === null || 'data' in result
-          return result
-        } finally {
-          const seconds = Number(process.hrtime.bigint() - started) / 1e9
-          if (counted) recordGraphQLOperation({ ...operation, ok, seconds })
+      // Not an async function: a result the executor has at once (`{ __typename }`) is counted
+      // without waiting for a promise, and no timer object is made per operation.
+      const timed = (): Promise<T> => {
+        const started = performance.now()
+        const settle = (result: T | undefined, ok: boolean): void => {
+          // No `data`: a request error (variables) before any resolver ran; the direct path
+          // hands such a request to yoga, so it is not counted here at all (nor twice).
+          if (ok && typeof result === 'object' && result !== null && !('data' in result)) return
+          const seconds = (performance.now() - started) / 1000
+          recordGraphQLOperation(operation.counts, ok && !hasErrors(result), seconds)
         }
+        let answer: Promise<T> | T
+        try {
+          answer = execute()
+        } catch (error) {
+          settle(undefined, false)
+          return Promise.reject(error)
+        }
+        if (!isPromiseLike(answer)) {
+          settle(answer, true)
+          return Promise.resolve(answer)
+        }
+        return Promise.resolve(answer).then(
+          (result) => {
+            settle(result, true)
+            return result
+          },
+          (error: unknown) => {
+            settle(undefined, false)
+            throw error
+          },
+        )
       }
       return operationTracer ? operationTracer(operation, timed, hasErrors) : timed()
     },
   }
+}
+
+function isPromiseLike<T>(value: Promise<T> | T): value is Promise<T> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function'
 }
 
 function hasErrors(result: unknown): boolean {
@@ -97,8 +138,7 @@ export function useGraphQLObserver(observer: GraphQLObserver): NamedPlugin {
       setExecuteFn((args) => observer.run(args.document, args.operationName, () => executeFn(args)))
     },
     onSubscribe({ args }) {
-      const operation = observer.label(args.document, args.operationName)
-      recordGraphQLOperation({ ...operation, ok: true })
+      recordGraphQLOperation(observer.label(args.document, args.operationName).counts, true)
     },
   })
 }
