@@ -43,7 +43,41 @@ export interface SessionRecord {
   readonly confirmationCodeHash: Uint8Array | null
 }
 
-export function rowToAuthSession(row: AuthSessionRow): AuthSession {
+/**
+ * The columns an AuthSession is made of: what the reads and writes that answer with a session
+ * alone (a poll, a cancel) select, leaving out the hashes and sealed values that only the link,
+ * callback and result steps need. Fewer columns are fewer values to send and to parse (a bytea
+ * arrives as hex text) on the most frequent statement, the poll.
+ */
+export const SESSION_COLUMNS = [
+  'id',
+  'tenant_id',
+  'integration_id',
+  'conversation_id',
+  'contact_id',
+  'redirect_route',
+  'redirect_uri',
+  'openid',
+  'status',
+  'created_at',
+  'expires_at',
+  'opened_at',
+  'completed_at',
+  'identity',
+  'failure',
+  'prompt',
+  'max_age_seconds',
+  'login_hint',
+  'acr_values',
+  'callback_issuer',
+  'confirmation_attempts_left',
+  'confirmation_shown_at',
+  'contact_update',
+] as const satisfies ReadonlyArray<keyof AuthSessionRow>
+
+export type SessionRow = Pick<AuthSessionRow, (typeof SESSION_COLUMNS)[number]>
+
+export function rowToAuthSession(row: SessionRow): AuthSession {
   return {
     id: row.id,
     tenantId: row.tenant_id,
@@ -223,7 +257,7 @@ export async function findSession(
 const selectSession = prepared((db, a: { id: string; tenantId: string }) =>
   db
     .selectFrom('auth_sessions')
-    .selectAll()
+    .select(SESSION_COLUMNS)
     .where('id', '=', a.id)
     .where('tenant_id', '=', a.tenantId),
 )
@@ -237,7 +271,7 @@ export async function listSessionsOfConversation(
 ): Promise<AuthSession[]> {
   const rows = await db
     .selectFrom('auth_sessions')
-    .selectAll()
+    .select(SESSION_COLUMNS)
     .where('tenant_id', '=', tenantId)
     .where('conversation_id', '=', conversationId)
     .orderBy('created_at', 'desc')
@@ -500,7 +534,7 @@ export async function endCallback(
     event,
     now,
   )
-    .returningAll()
+    .returning(SESSION_COLUMNS)
     .executeTakeFirst()
   return row && rowToAuthSession(row)
 }
@@ -545,7 +579,7 @@ export async function markConfirmationShown(
     .where('status', '=', 'AWAITING_CONFIRMATION')
     .where('confirmation_code_sealed', 'is not', null)
     .where('expires_at', '>', now)
-    .returningAll()
+    .returning(SESSION_COLUMNS)
     .executeTakeFirst()
   return row && rowToAuthSession(row)
 }
@@ -567,7 +601,7 @@ export async function confirmSession(
     'confirm',
     now,
   )
-    .returningAll()
+    .returning(SESSION_COLUMNS)
     .executeTakeFirst()
   return row && rowToAuthSession(row)
 }
@@ -620,7 +654,7 @@ export async function rejectConfirmation(
     'reject_confirmation',
     now,
   )
-    .returningAll()
+    .returning(SESSION_COLUMNS)
     .executeTakeFirst()
   return row && rowToAuthSession(row)
 }
@@ -666,7 +700,7 @@ export async function cancelSession(
     'cancel',
     now,
   )
-    .returningAll()
+    .returning(SESSION_COLUMNS)
     .executeTakeFirst()
   return row && rowToAuthSession(row)
 }
