@@ -74,6 +74,24 @@ export function createLogger(
   )
 }
 
+const plainChildren = new WeakMap<Logger, Logger>()
+
+/**
+ * `logger` without the redaction of secret-named fields, for the lines written on every request
+ * or sign-in whose fields are ids, counts and fixed words only (the request line, a sign-in
+ * started, opened, ended). The redaction's wildcard paths cost about 5 µs a line, more than the
+ * rest of writing it; a line that may carry anything else (an error, a provider's answer) keeps
+ * it by going through `logger` itself.
+ */
+export function fixedFieldLines(logger: Logger): Logger {
+  let plain = plainChildren.get(logger)
+  if (plain === undefined) {
+    plain = logger.child({}, { redact: { paths: [] } })
+    plainChildren.set(logger, plain)
+  }
+  return plain
+}
+
 /** How long a line may wait in the buffer of the service's asynchronous output. */
 const FLUSH_MS = 100
 

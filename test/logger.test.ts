@@ -3,6 +3,7 @@
  * told otherwise. Run in a child process, since the format follows its standard output.
  */
 import { describe, expect, it } from 'vitest'
+import { createLogger, fixedFieldLines } from '../src/logger.ts'
 import { NODE_TSX, run } from './helpers/spawn.ts'
 
 const SCRIPT = `import { createLogger } from './src/logger.ts'
@@ -43,5 +44,33 @@ describe('log formats', () => {
 
   it('unset, on a pipe (not a terminal): JSON', async () => {
     expect(JSON.parse(await logLine('auto'))).toMatchObject({ msg: 'hello' })
+  })
+})
+
+describe('fixedFieldLines', () => {
+  function capture(level = 'info') {
+    const lines: Array<Record<string, unknown>> = []
+    const logger = createLogger(
+      { level, format: 'json' },
+      { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) },
+    )
+    return { logger, lines }
+  }
+
+  it('writes the same line as the logger, without the redaction (so: ids and fixed words only)', () => {
+    const { logger, lines } = capture()
+    const plain = fixedFieldLines(logger)
+    expect(fixedFieldLines(logger)).toBe(plain)
+    logger.info({ sessionId: 's1', apiKey: 'euo_secret' }, 'through the logger')
+    plain.info({ sessionId: 's1', apiKey: 'euo_secret' }, 'without redaction')
+    expect(lines[0]).toMatchObject({ sessionId: 's1', apiKey: '[redacted]', pid: process.pid })
+    expect(lines[1]).toMatchObject({ sessionId: 's1', apiKey: 'euo_secret', pid: process.pid })
+  })
+
+  it('keeps the logger’s level', () => {
+    const { logger, lines } = capture('warn')
+    fixedFieldLines(logger).info({ sessionId: 's2' }, 'below the level')
+    fixedFieldLines(logger).warn({ sessionId: 's2' }, 'at the level')
+    expect(lines.map((l) => l.msg)).toEqual(['at the level'])
   })
 })

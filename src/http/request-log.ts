@@ -6,16 +6,15 @@
  * there is not ours to store (observability/route-template.ts, which the traces use too).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { Logger } from '../logger.ts'
+import { fixedFieldLines, type Logger } from '../logger.ts'
 import { routeTemplate } from '../observability/route-template.ts'
 
 type NodeHandler = (req: IncomingMessage, res: ServerResponse) => void
 
 /** `handler`, logging each request once its response has been sent (or the client went away). */
 export function withRequestLog(handler: NodeHandler, logger: Logger): NodeHandler {
-  // These lines hold only the fields below, none of them secret, so they skip the logger's
-  // redaction of secret-named fields: its wildcard paths cost more than the rest of the line.
-  const lines = logger.child({}, { redact: { paths: [] } })
+  // These lines hold only the fields below, none of them secret.
+  const lines = fixedFieldLines(logger)
   return (req, res) => {
     const began = performance.now()
     const route = routeTemplate(req.url ?? '/')

@@ -52,6 +52,7 @@ import {
   verifierSealContext,
   type BrowserRequest,
 } from './sign-in.ts'
+import { fixedFieldLines } from '../logger.ts'
 
 export type RefusalReason =
   | 'bad_request'
@@ -424,7 +425,7 @@ async function authenticate(
       return fail(deps, session, INTERNAL_ERROR, callbackIssuer)
     }
   }
-  deps.logger.info(
+  fixedFieldLines(deps.logger).info(
     { sessionId: session.id, contactUpdate: done?.contactUpdate },
     done ? 'sign-in authenticated' : 'sign-in ended elsewhere before it authenticated',
   )

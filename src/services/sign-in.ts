@@ -37,6 +37,7 @@ import { enforceLimit } from './rate-limits.ts'
 import type { Deps } from './deps.ts'
 import { callbackKeyOf, getIntegration, getIntegrationIncludingDeleted } from './integrations.ts'
 import { type Principal, tenantById } from './tenants.ts'
+import { fixedFieldLines } from '../logger.ts'
 
 export const LINK_PATH = '/l/'
 /** A link token as randomToken(32) writes it; nothing else reaches the database. */
@@ -105,7 +106,7 @@ export async function startSignIn(
   for (const old of superseded) deps.events.publish(old.id)
   recordSignInStarted()
   for (const old of superseded) recordSessionEnded(old)
-  deps.logger.info(
+  fixedFieldLines(deps.logger).info(
     {
       sessionId: session.id,
       tenantId: principal.tenantId,
@@ -295,7 +296,7 @@ export async function openLink(
     return now.kind === 'ready' ? { kind: 'in_use', business: now.business } : now
   }
   if (record.session.status === 'PENDING') deps.events.publish(bound.id)
-  deps.logger.info({ sessionId: bound.id }, 'sign-in link opened')
+  fixedFieldLines(deps.logger).info({ sessionId: bound.id }, 'sign-in link opened')
   return {
     kind: 'redirect',
     location: tripLocation(deps, integration, trip, bound, link.tenantSlug),
@@ -398,7 +399,7 @@ async function openHinted(
   // A PENDING session took the fresh binding; an OPENED one kept this browser's.
   const opened = bound.bindingHash !== null && hashesEqual(bound.bindingHash, sha256(fresh))
   if (opened) deps.events.publish(bound.session.id)
-  deps.logger.info({ sessionId: bound.session.id }, 'sign-in link opened')
+  fixedFieldLines(deps.logger).info({ sessionId: bound.session.id }, 'sign-in link opened')
   return {
     kind: 'redirect',
     location: tripLocation(deps, integration, trip, bound.session, tenant.slug),
