@@ -208,7 +208,7 @@ const insertSuperseding = prepared((db, s: NewSession & Record<string, unknown>)
           .where('integration_id', '=', s.integrationId),
         'cancel',
         s.now,
-      ).returningAll(),
+      ).returning(SESSION_COLUMNS),
     )
     .with('inserted', (qb) =>
       qb
@@ -231,7 +231,7 @@ const insertSuperseding = prepared((db, s: NewSession & Record<string, unknown>)
           created_at: s.now,
           updated_at: s.now,
         })
-        .returningAll(),
+        .returning(SESSION_COLUMNS),
     )
     .selectFrom('inserted')
     .selectAll()
