@@ -355,7 +355,7 @@ const bind = prepared((db, b: Bind) =>
     ...b,
     newBindingHash: b.bindingHash,
     currentBindingHash: b.bindingHash,
-  }).returningAll(),
+  }).returning(SESSION_COLUMNS),
 )
 
 /**
@@ -374,9 +374,9 @@ export async function bindSessionByLink(
     newBindingHash: Uint8Array
     currentBindingHash: Uint8Array | null
   },
-): Promise<SessionRecord | undefined> {
+): Promise<Pick<SessionRecord, 'session' | 'bindingHash'> | undefined> {
   const [row] = await bindByLink(db, b)
-  return row && rowToRecord(row)
+  return row && { session: rowToAuthSession(row), bindingHash: row.binding_hash }
 }
 
 const bindByLink = prepared(
@@ -394,7 +394,7 @@ const bindByLink = prepared(
       .where('link_hash', '=', b.linkHash)
       .where('tenant_id', '=', b.tenantId)
       .where('integration_id', '=', b.integrationId)
-      .returningAll(),
+      .returning([...SESSION_COLUMNS, 'binding_hash']),
 )
 
 /**
@@ -756,7 +756,7 @@ export async function expireSessions(db: Db, now: Date, limit = 500): Promise<Au
     'expire',
     now,
   )
-    .returningAll()
+    .returning(SESSION_COLUMNS)
     .execute()
   return rows.map(rowToAuthSession)
 }
@@ -791,7 +791,7 @@ export async function failAbandonedExchanges(
     'fail',
     now,
   )
-    .returningAll()
+    .returning(SESSION_COLUMNS)
     .execute()
   return rows.map(rowToAuthSession)
 }
@@ -838,7 +838,7 @@ export async function authenticateWithContact(
   },
   snapshot: ContactSnapshot,
   write: ContactWrite,
-): Promise<AuthSessionRow | undefined> {
+): Promise<SessionRow | undefined> {
   const args: EndArgs = {
     id: session.id,
     now: session.now,
@@ -908,7 +908,7 @@ const authenticateUpdatingContact = prepared((db, a: EndArgs & { version: string
           ),
         'authenticate',
         a.now,
-      ).returningAll(),
+      ).returning(SESSION_COLUMNS),
     )
     .with('written', (qb) =>
       qb
@@ -931,7 +931,7 @@ const authenticateInsertingContact = prepared((db, a: EndArgs) => {
         qb.updateTable('auth_sessions').set(unprefixed(a, 's_')).where('id', '=', a.id),
         'authenticate',
         a.now,
-      ).returningAll(),
+      ).returning(SESSION_COLUMNS),
     )
     .with('written', (qb) =>
       qb
