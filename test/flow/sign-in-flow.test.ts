@@ -3,6 +3,7 @@
  * end user driven through our link page and the provider's login and consent pages.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import * as oauth from 'oauth4webapi'
 import { REDIRECT_ROUTES, type RedirectRouteName } from '../../src/core/redirect-urls.ts'
 import { verifierSealContext } from '../../src/services/sign-in.ts'
 import { ScriptedBrowser } from '../helpers/browser.ts'
@@ -176,6 +177,12 @@ describe('end-user sign-in against oidc-provider', () => {
     const verifier = t.deps.sealer.open(
       sealed!,
       verifierSealContext({ id: started.session.id, tenantId: tenant.id }),
+    )
+    // RFC 7636: 43 to 128 unreserved characters; 32 random bytes in base64url are 43 of them,
+    // and the challenge the provider got is their S256.
+    expect(verifier).toMatch(/^[A-Za-z0-9_-]{43}$/)
+    expect(authorize.searchParams.get('code_challenge')).toBe(
+      await oauth.calculatePKCECodeChallenge(verifier),
     )
     const whoAmI = vi.spyOn(t.deps.provider, 'fetchWhoAmI')
     try {
