@@ -96,14 +96,14 @@ export function fixedFieldLines(logger: Logger): Logger {
 const FLUSH_MS = 100
 
 /**
- * JSON lines on standard output. The service's are buffered (up to 4 KiB, and never longer than
+ * JSON lines on standard output. The service's are buffered (up to 8 KiB, and never longer than
  * FLUSH_MS): one write per line was a system call per line, several per sign-in. pino flushes the
  * buffer synchronously when the process exits; a process killed outright loses at most the last
  * FLUSH_MS of lines.
  */
 function jsonLines(sync: boolean): DestinationStream {
   if (sync) return pino.destination({ dest: 1, sync: true })
-  const stream = pino.destination({ dest: 1, sync: false, minLength: 4096 })
+  const stream = pino.destination({ dest: 1, sync: false, minLength: 8 * 1024 })
   setInterval(() => stream.flush(), FLUSH_MS).unref()
   return stream
 }

@@ -82,6 +82,19 @@ const JSON_CONTENT_TYPE = /^application\/json\s*(?:;\s*charset\s*=\s*"?utf-8"?\s
  * where one entry matches both (the wildcards), `application/json`.
  */
 export function acceptedMediaType(accept: string | undefined): string | null {
+  const key = accept ?? ''
+  const known = MEDIA_TYPES.get(key)
+  if (known !== undefined) return known
+  const found = negotiate(accept)
+  // Clients send one Accept header or a few; a client varying it cannot grow the map.
+  if (MEDIA_TYPES.size < 64 && key.length <= 256) MEDIA_TYPES.set(key, found)
+  return found
+}
+
+/** acceptedMediaType's answers by header: every poll of a bot sends the same one. */
+const MEDIA_TYPES = new Map<string, string | null>()
+
+function negotiate(accept: string | undefined): string | null {
   const entries = (accept || '*/*').replace(/\s/g, '').toLowerCase().split(',')
   for (const entry of entries) {
     const [mediaType = '', ...params] = entry.split(';')

@@ -16,6 +16,7 @@ import {
 import { CREATE, validInput } from '../graphql/integration-fixtures.ts'
 import { POLL, seedIntegration, start, START, SUBSCRIBE } from '../helpers/flow.ts'
 import { QueryCache } from '../../src/graphql/options.ts'
+import { acceptedMediaType } from '../../src/http/graphql-direct.ts'
 
 /** Headers that frame or stamp a response rather than say anything about it. */
 const FRAMING = new Set(['date', 'connection', 'keep-alive', 'transfer-encoding', 'content-length'])
@@ -491,5 +492,32 @@ describe('QueryCache (the parse caches of both paths)', () => {
     expect(cache.get('q99')).toBeUndefined()
     expect(cache.get('q100')).toBe(100)
     expect(cache.get('q599')).toBe(599)
+  })
+})
+
+describe('acceptedMediaType (yoga’s negotiation, remembered per header)', () => {
+  const cases: Array<[string | undefined, string | null]> = [
+    [undefined, 'application/json'],
+    ['', 'application/json'],
+    ['*/*', 'application/json'],
+    ['application/graphql-response+json', 'application/graphql-response+json'],
+    [
+      'application/graphql-response+json, application/json;q=0.9',
+      'application/graphql-response+json',
+    ],
+    ['application/json; charset=latin1', null],
+    ['text/event-stream', null],
+    ['text/html, application/*', 'application/json'],
+  ]
+
+  it('answers each header the same, the first time and from memory, however many others came', () => {
+    for (const [accept, expected] of cases) expect(acceptedMediaType(accept)).toBe(expected)
+    for (const [accept, expected] of cases) expect(acceptedMediaType(accept)).toBe(expected)
+    // A client sending a new header each time: answered right, and the memory stays bounded.
+    for (let i = 0; i < 200; i++) {
+      expect(acceptedMediaType(`application/x-${i}, application/json`)).toBe('application/json')
+      expect(acceptedMediaType(`application/x-${i}`)).toBeNull()
+    }
+    for (const [accept, expected] of cases) expect(acceptedMediaType(accept)).toBe(expected)
   })
 })
