@@ -58,22 +58,24 @@ export function createGraphQLObserver(schema: GraphQLSchema): GraphQLObserver {
       (type) => (type ? Object.keys(type.getFields()) : []),
     ),
   )
-  const labelOf = (document: DocumentNode, operationName: string | null | undefined): Labelled => {
+  // Documents come from the shared document cache, so most requests find their label here. Only
+  // the operations a document has are remembered: a client's made-up operation names are not.
+  const labels = new WeakMap<DocumentNode, Map<string, Labelled>>()
+  const label = (document: DocumentNode, operationName: string | null | undefined): Labelled => {
+    const key = operationName ?? ''
+    const known = labels.get(document)?.get(key)
+    if (known !== undefined) return known
     const operation = getOperationAST(document, operationName)
     const type: OperationType = operation?.operation ?? 'query'
     const first = operation?.selectionSet.selections.find((s) => s.kind === Kind.FIELD)
     const field = first?.kind === Kind.FIELD ? first.name.value : ''
     const name = rootFields.has(field) ? field : 'other'
-    return { type, name, counts: graphQLOperationCounts(type, name) }
-  }
-  // Documents come from the shared document cache, so most requests find their label here.
-  const labels = new WeakMap<DocumentNode, Map<string, Labelled>>()
-  const label = (document: DocumentNode, operationName: string | null | undefined): Labelled => {
-    let byName = labels.get(document)
-    if (byName === undefined) labels.set(document, (byName = new Map()))
-    const key = operationName ?? ''
-    let labelled = byName.get(key)
-    if (labelled === undefined) byName.set(key, (labelled = labelOf(document, operationName)))
+    const labelled = { type, name, counts: graphQLOperationCounts(type, name) }
+    if (operation !== null) {
+      let byName = labels.get(document)
+      if (byName === undefined) labels.set(document, (byName = new Map()))
+      byName.set(key, labelled)
+    }
     return labelled
   }
   return {

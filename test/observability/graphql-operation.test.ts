@@ -46,6 +46,10 @@ describe('the GraphQL observer', () => {
     expect(observer.label(VIEWER, 'B')).toMatchObject({ type: 'query', name: 'other' })
     // Looked up once per document and operation.
     expect(observer.label(VIEWER, 'A')).toBe(observer.label(VIEWER, 'A'))
+    // A name the document does not have is "other" and not remembered (clients choose names).
+    const made = observer.label(VIEWER, 'NoSuchOperation')
+    expect(made).toMatchObject({ type: 'query', name: 'other' })
+    expect(observer.label(VIEWER, 'NoSuchOperation')).not.toBe(made)
   })
 
   it('the counts and durations reach the scraped text', async () => {
