@@ -15,8 +15,14 @@ import {
   type ExecutionResult,
   type GraphQLSchema,
 } from 'graphql'
+import { isPromise } from 'graphql-yoga'
 import { named, type NamedPlugin } from '../http/named-plugin.ts'
-import { graphQLOperationCounts, recordGraphQLOperation, type OperationType } from './metrics.ts'
+import {
+  graphQLOperationCounts,
+  recordGraphQLOperation,
+  type OperationCounts,
+  type OperationType,
+} from './metrics.ts'
 
 export interface OperationLabel {
   readonly type: OperationType
@@ -24,9 +30,7 @@ export interface OperationLabel {
 }
 
 /** A label and where its operations are counted. */
-export type Labelled = OperationLabel & {
-  readonly counts: ReturnType<typeof graphQLOperationCounts>
-}
+export type Labelled = OperationLabel & { readonly counts: OperationCounts }
 
 /** Set by tracing.ts when traces are on. */
 export type GraphQLOperationTracer = <T>(
@@ -104,7 +108,7 @@ export function createGraphQLObserver(schema: GraphQLSchema): GraphQLObserver {
           settle(undefined, false)
           return Promise.reject(error)
         }
-        if (!isPromiseLike(answer)) {
+        if (!isPromise(answer)) {
           settle(answer, true)
           return Promise.resolve(answer)
         }
@@ -122,10 +126,6 @@ export function createGraphQLObserver(schema: GraphQLSchema): GraphQLObserver {
       return operationTracer ? operationTracer(operation, timed, hasErrors) : timed()
     },
   }
-}
-
-function isPromiseLike<T>(value: Promise<T> | T): value is Promise<T> {
-  return typeof (value as { then?: unknown } | null)?.then === 'function'
 }
 
 function hasErrors(result: unknown): boolean {

@@ -57,7 +57,7 @@ const providerCallDuration = new Histogram({
  * and handed to prom-client when it is scraped (the counter's `collect`): prom-client validates
  * and hashes the labels of every `inc`, which cost more than the rest of answering a small query.
  */
-interface OperationCounts {
+export interface OperationCounts {
   readonly ok: Readonly<Record<string, string>>
   readonly error: Readonly<Record<string, string>>
   /** The duration histogram's labels. */
