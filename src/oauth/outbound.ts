@@ -157,11 +157,27 @@ export interface OutboundResponse {
   readonly body: Uint8Array<ArrayBuffer>
 }
 
+export interface FetchLimits {
+  readonly maxResponseBytes: number
+  readonly deadlineMs?: number
+}
+
+/** `fetch`'s arguments, the answer as the client read it (capped body, status, headers). */
+export type FetchLike = (
+  input: Parameters<typeof fetch>[0],
+  init?: RequestInit,
+) => Promise<OutboundResponse>
+
 export interface OutboundClient {
   /** One call; throws `OutboundError`. */
   request(url: string | URL, init: OutboundRequest): Promise<OutboundResponse>
   /** A `fetch` for oauth4webapi's `customFetch`, with its own response cap and deadline. */
-  fetcher(limits: { readonly maxResponseBytes: number; readonly deadlineMs?: number }): typeof fetch
+  fetcher(limits: FetchLimits): typeof fetch
+  /**
+   * `fetcher`'s call without the Fetch Response around the answer, for a caller that reads the
+   * body itself and would only take it out of the Response again.
+   */
+  fetchLike(limits: FetchLimits): FetchLike
   /** `fetcher()` with the client's default cap. */
   readonly fetch: typeof fetch
   /** The total deadline of one call, for callers that share a budget across calls. */
@@ -295,7 +311,7 @@ export function createOutboundClient(options: OutboundOptions): OutboundClient {
     }
   }
 
-  function fetcher(limits: { maxResponseBytes: number; deadlineMs?: number }): typeof fetch {
+  function fetchLike(limits: FetchLimits): FetchLike {
     return async (input, init) => {
       if (typeof input !== 'string' && !(input instanceof URL)) {
         throw new TypeError('the outbound fetch takes a URL, not a Request')
@@ -310,12 +326,22 @@ export function createOutboundClient(options: OutboundOptions): OutboundClient {
         ...(limits.deadlineMs !== undefined && { deadlineMs: limits.deadlineMs }),
         signal: init?.signal ?? null,
       })
-      return toResponse(res)
+      // What a Fetch Response could not hold is no answer (undici parses any three digits).
+      if (res.status < 200 || res.status > 599) {
+        throw new OutboundError('invalid_response', `HTTP status ${res.status} is not valid`)
+      }
+      return res
     }
+  }
+
+  function fetcher(limits: FetchLimits): typeof fetch {
+    const call = fetchLike(limits)
+    return async (input, init) => toResponse(await call(input, init))
   }
 
   return {
     request,
+    fetchLike,
     fetcher,
     fetch: fetcher({ maxResponseBytes: defaultCap }),
     deadlineMs,
@@ -627,9 +653,6 @@ function toBody(body: BodyInit | null | undefined, headers: Headers): string | U
 const NULL_BODY_STATUSES = new Set([204, 205, 304])
 
 function toResponse(res: OutboundResponse): Response {
-  if (res.status < 200 || res.status > 599) {
-    throw new OutboundError('invalid_response', `HTTP status ${res.status} is not valid`)
-  }
   return new Response(NULL_BODY_STATUSES.has(res.status) ? null : res.body, {
     status: res.status,
     headers: res.headers,

@@ -24,14 +24,6 @@ export class ProviderAnswerError extends Error {
   }
 }
 
-export async function toOutboundResponse(response: Response): Promise<OutboundResponse> {
-  return {
-    status: response.status,
-    headers: response.headers,
-    body: new Uint8Array(await response.arrayBuffer()),
-  }
-}
-
 export type ParsedBody =
   | { readonly kind: 'object'; readonly text: string; readonly value: JsonObject }
   | { readonly kind: 'unreadable'; readonly problem: string }

@@ -42,7 +42,6 @@ import {
   causeChain,
   parseBody,
   ProviderAnswerError,
-  toOutboundResponse,
   transportFailure,
   TRANSPORT_MESSAGES,
 } from './provider-answers.ts'
@@ -245,7 +244,7 @@ export function createProviderClient(options: ProviderClientOptions): ProviderCl
   const tokenMaxBytes = options.tokenMaxBytes ?? PROVIDER_DEFAULTS.tokenMaxBytes
   const whoAmIMaxBytes = options.whoAmIMaxBytes ?? PROVIDER_DEFAULTS.whoAmIMaxBytes
   const maxDepth = options.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH
-  const defaultTokenFetch = outbound.fetcher({ maxResponseBytes: tokenMaxBytes })
+  const defaultTokenFetch = outbound.fetchLike({ maxResponseBytes: tokenMaxBytes })
   const jwks = options.jwks ?? createJwksCache({ outbound })
 
   return {
@@ -256,7 +255,7 @@ export function createProviderClient(options: ProviderClientOptions): ProviderCl
       const tokenFetch =
         deadlineMs === undefined
           ? defaultTokenFetch
-          : outbound.fetcher({ maxResponseBytes: tokenMaxBytes, deadlineMs })
+          : outbound.fetchLike({ maxResponseBytes: tokenMaxBytes, deadlineMs })
       const secrets = [integration.clientSecret, callback.get('code'), codeVerifier]
       if (oidc && oidc.nonce === '') {
         return err(authFailure('internal_error', 'ID token: the sign-in has no nonce to expect'))
@@ -281,7 +280,7 @@ export function createProviderClient(options: ProviderClientOptions): ProviderCl
           : oauth.ClientSecretPost(integration.clientSecret)
       const lenientFetch: typeof fetch = async (url, init) => {
         const answer = await observeProviderCall('token', url, () => tokenFetch(url, init))
-        const normalised = normaliseTokenAnswer(await toOutboundResponse(answer), maxDepth, !!oidc)
+        const normalised = normaliseTokenAnswer(answer, maxDepth, !!oidc)
         if (!normalised.ok) throw new ProviderAnswerError(normalised.error)
         return normalised.value
       }

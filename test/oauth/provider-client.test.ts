@@ -389,6 +389,11 @@ describe('exchangeCode: everything else malformed is refused', () => {
       json({ access_token: 'a', token_type: 'bearer' }, { status: 201 }),
       'token request: the token endpoint answered HTTP 201 without an OAuth error',
     ],
+    [
+      'HTTP 999, a status no Fetch Response can hold',
+      json({ access_token: 'a', token_type: 'bearer' }, { status: 999 }),
+      'token request: the answer is not valid HTTP',
+    ],
   ])('%s', async (_name, handler, message) => {
     await expectExchangeFailure(handler, bad, message)
   })
