@@ -36,6 +36,13 @@ const unavailable = TEST_DATABASE_URL
   : 'PostgreSQL only (set TEST_DATABASE_URL)'
 const TITLE = 'database work per sign-in'
 const SIGN_INS = 40
+/** Sessions the tenant gets before the second test's sign-ins: a hundred pages and more of them. */
+const BULK_SESSIONS = 5_000
+/**
+ * Buffers one statement of a sign-in may read: a lookup by a unique key and, for a write, its
+ * index entries. Reading the tenant's sessions would be hundreds.
+ */
+const MAX_BUFFERS_PER_STATEMENT = 60
 
 interface Statement {
   readonly query: string
@@ -54,7 +61,12 @@ describe.skipIf(unavailable !== null)(
     let integrationId: string
 
     beforeAll(async () => {
-      server = await startOwnPostgres(['shared_preload_libraries=pg_stat_statements'])
+      // No autovacuum: the second test needs a table PostgreSQL has never analyzed, as a new
+      // database's is until autovacuum's first ANALYZE.
+      server = await startOwnPostgres([
+        'shared_preload_libraries=pg_stat_statements',
+        'autovacuum=off',
+      ])
       await query(server.url, 'create extension pg_stat_statements')
       provider = await startHoldingProvider()
       service = await startInstance(server.url)
@@ -141,6 +153,53 @@ describe.skipIf(unavailable !== null)(
       expect(statements).toBeLessThanOrEqual(7.1)
       expect(perSignIn.transactions).toBe(0)
       expect(perSignIn.writeStatements).toBeLessThanOrEqual(4)
+    }, 60_000)
+
+    it('reads a few buffers per statement on a grown table that was never analyzed', async () => {
+      // The sign-ins above left their generic plans cached on the service's connections, planned
+      // on a table of a few rows without statistics. The tenant now gets many more sessions, all
+      // of one tenant and integration, as a busy tenant's are; no ANALYZE runs.
+      const [table] = await query<{ never: boolean }>(
+        server.url,
+        `select reltuples < 0 as never from pg_class where relname = 'auth_sessions'`,
+      )
+      expect(table?.never).toBe(true)
+      await query(
+        server.url,
+        `insert into auth_sessions (tenant_id, integration_id, conversation_id, contact_id,
+           redirect_route, status, link_hash, expires_at, completed_at)
+         select s.tenant_id, s.integration_id, 'bulk-' || i, 'bulk-' || i, 'IDP', 'CANCELLED',
+           decode(md5('bulk-' || i), 'hex'), now() + interval '10 minutes', now()
+         from generate_series(1, ${BULK_SESSIONS}) i,
+           (select tenant_id, integration_id from auth_sessions limit 1) s`,
+      )
+      await query(server.url, 'select pg_stat_statements_reset()')
+      for (let i = 0; i < 10; i += 1) await signIn()
+      const statements = (
+        await query<{ query: string; calls: number; buffers: number }>(
+          server.url,
+          `select query, calls::int, (shared_blks_hit + shared_blks_read)::float8 / calls as buffers
+           from pg_stat_statements
+           where dbid = (select oid from pg_database where datname = 'postgres')
+             and query ~* 'auth_sessions' and calls >= 10`,
+        )
+      ).filter(
+        (s) =>
+          !/"expires_at" <=|exchange_claimed_at" <=|delete from "auth_sessions"/i.test(s.query),
+      )
+      console.log(
+        statements
+          .map(
+            (s) =>
+              `${s.buffers.toFixed(1).padStart(7)}  ${s.query.replace(/\s+/g, ' ').slice(0, 100)}`,
+          )
+          .join('\n'),
+      )
+      // Every statement of a sign-in, the poll among them, finds its row by a unique key.
+      expect(statements.length).toBeGreaterThanOrEqual(6)
+      for (const s of statements) {
+        expect(s.buffers, s.query.slice(0, 160)).toBeLessThan(MAX_BUFFERS_PER_STATEMENT)
+      }
     }, 60_000)
 
     async function signIn(): Promise<void> {
