@@ -8,6 +8,7 @@ import * as m0013 from './2026_12_02_0013_cluster.ts'
 import * as m0014 from './2026_12_02_0014_webhooks.ts'
 import * as m0020 from './2026_12_02_0020_rate_limits.ts'
 import * as m0021 from './2026_12_03_0021_lean_session_indexes.ts'
+import * as m0022 from './2026_12_06_0022_hot_claim.ts'
 
 /**
  * Every migration, in order. A static list (not Kysely's FileMigrationProvider, which cannot
@@ -23,4 +24,5 @@ export const migrations: Record<string, Migration> = {
   '2026_12_02_0014_webhooks': m0014,
   '2026_12_02_0020_rate_limits': m0020,
   '2026_12_03_0021_lean_session_indexes': m0021,
+  '2026_12_06_0022_hot_claim': m0022,
 }
