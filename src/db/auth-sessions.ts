@@ -724,7 +724,7 @@ export async function cancelSession(
 /**
  * Ends the sign-ins of an integration that are still open as CANCELLED (its deletion): finished
  * ones, and open ones past their expiry (they read EXPIRED already), stay as they are (index
- * auth_sessions_open_expiry_idx, which holds open sessions only). Returns their ids.
+ * auth_sessions_integration_open_idx, which holds open sessions only). Returns their ids.
  */
 export async function cancelOpenSessionsOf(
   db: Db,
@@ -780,7 +780,7 @@ export async function expireSessions(db: Db, now: Date, limit = 500): Promise<Au
 /**
  * FAILED with `failure` for sessions whose code exchange was claimed before `claimedBefore` and
  * that are still OPENED: the instance that claimed them stopped before it could end them. It
- * reads the open sessions through auth_sessions_open_expiry_idx: an index of the claimed ones
+ * reads the OPENED sessions through auth_sessions_opened_idx: an index of the claimed ones
  * would make every claim write index entries (migration 0022). A callback still under way past
  * that time finds its session ended.
  */

@@ -1,9 +1,9 @@
 /**
  * The session indexes of migrations 0021 and 0022 (migrations/2026_12_03_0021_lean_session_indexes.ts,
  * 2026_12_06_0022_hot_claim.ts): the state index skips sessions without a state yet and still
- * keeps states unique; the cancellation of an integration's sessions and the sweep of abandoned
- * exchanges read the index of open sessions; and the callback's claim, which changes no indexed
- * column, is a HOT update (no index entries).
+ * keeps states unique; the cancellation of an integration's sessions reads the index of its open
+ * sessions and the sweep of abandoned exchanges the index of OPENED ones; and the callback's
+ * claim, which changes no indexed column, is a HOT update (no index entries).
  */
 import { createHash, randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
@@ -77,9 +77,9 @@ describe('the session indexes', () => {
     const text = await plan(
       sql`update auth_sessions set status = 'CANCELLED' where tenant_id = ${tenantId}
         and integration_id = ${integrationId}
-        and status in ('PENDING', 'OPENED', 'AWAITING_CONFIRMATION') and expires_at > ${NOW}`,
+        and status in ('PENDING', 'OPENED', 'AWAITING_CONFIRMATION')`,
     )
-    expect(text).toContain('auth_sessions_open_expiry_idx')
+    expect(text).toContain('auth_sessions_integration_open_idx')
     expect(await sessions.cancelOpenSessionsOf(t.db, tenantId, integrationId, NOW)).toEqual([
       open.id,
     ])
@@ -95,7 +95,7 @@ describe('the session indexes', () => {
     ])
   })
 
-  it('sweeps abandoned exchanges through the index of open sessions', async () => {
+  it('sweeps abandoned exchanges through the index of OPENED sessions', async () => {
     const claimedAt = new Date(NOW.getTime() - 60_000)
     const abandoned = await insert({
       status: 'OPENED',
@@ -108,7 +108,7 @@ describe('the session indexes', () => {
       sql`select id from auth_sessions where status = ${'OPENED'}
         and exchange_claimed_at is not null and exchange_claimed_at <= ${NOW}`,
     )
-    expect(text).toContain('auth_sessions_open_expiry_idx')
+    expect(text).toContain('auth_sessions_opened_idx')
     const failed = await sessions.failAbandonedExchanges(
       t.db,
       NOW,
@@ -118,13 +118,15 @@ describe('the session indexes', () => {
     expect(failed.map((session) => session.id)).toContain(abandoned.id)
   })
 
-  it('keeps no index of claims or of an integration', async () => {
+  it('keeps no index of the claim time, and the integration index for open sessions only', async () => {
     const { rows } = await sql<{ indexname: string }>`select indexname from pg_indexes
       where tablename = 'auth_sessions' order by indexname`.execute(t.db)
     expect(rows.map((row) => row.indexname)).toEqual([
       'auth_sessions_finished_idx',
+      'auth_sessions_integration_open_idx',
       'auth_sessions_link_hash_key',
       'auth_sessions_open_expiry_idx',
+      'auth_sessions_opened_idx',
       'auth_sessions_pkey',
       'auth_sessions_state_hash_key',
       'auth_sessions_tenant_conversation_idx',
@@ -161,5 +163,13 @@ describe('the session indexes', () => {
       return { updates: after.updates - before.updates, hot: after.hot - before.hot }
     })
     expect(hot).toEqual({ updates: 1, hot: 1 })
+  })
+
+  it('holds in the integration index only sessions that are open', async () => {
+    const { rows } = await sql<{ indexdef: string }>`select pg_get_indexdef(indexrelid) as indexdef
+      from pg_index where indexrelid = 'auth_sessions_integration_open_idx'::regclass`.execute(t.db)
+    expect(rows[0]?.indexdef).toMatch(
+      /WHERE \(status = ANY \(ARRAY\['PENDING'::text, 'OPENED'::text, 'AWAITING_CONFIRMATION'::text\]\)\)/,
+    )
   })
 })
