@@ -21,6 +21,7 @@ import pg from 'pg'
 import { migrations } from '../../migrations/index.ts'
 import { CurrentSchemaIntrospector } from './introspector.ts'
 import { statementName } from './prepared.ts'
+import { queryNamed } from './row-shapes.ts'
 import type { Database } from './schema.ts'
 
 export type Db = Kysely<Database>
@@ -104,7 +105,7 @@ function named(pool: pg.Pool): PostgresPool {
         if (typeof text !== 'string') return client.query(text as pg.Submittable)
         const name = statementName(text)
         if (name === undefined || unnamedOnly.has(client)) return client.query(text, values)
-        return client.query({ name, text, values: values ?? [] }).catch((error: unknown) => {
+        return queryNamed(client, name, text, values ?? []).catch((error: unknown) => {
           if (!isStalePlan(error)) throw error
           unnamedOnly.add(client)
           return client.query(text, values)
