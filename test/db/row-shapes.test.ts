@@ -7,8 +7,10 @@
  */
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { sql } from 'kysely'
+import { prepared } from '../../src/db/prepared.ts'
 import { queryNamed } from '../../src/db/row-shapes.ts'
-import { TEST_DATABASE_URL } from '../helpers/test-db.ts'
+import { createTestDatabase, TEST_DATABASE_URL } from '../helpers/test-db.ts'
 
 const TYPES = `select $1::uuid as id, $2::text as name, $3::boolean as flag,
   $4::timestamptz as at, $5::jsonb as doc, $6::int as n, $7::bytea as bytes,
@@ -111,5 +113,29 @@ describe.skipIf(!TEST_DATABASE_URL)('named statements with a kept row shape', ()
     )
     expect(failed?.code).toBe('22012')
     expect((await queryNamed(a, 'shapes_divide', divide, [5])).rows).toEqual([{ q: 2 }])
+  })
+
+  it('runs a statement again unnamed when its columns changed under the cached plan', async () => {
+    // database.ts: another instance's migration changes a table while this one serves.
+    const t = await createTestDatabase({ migrate: false })
+    try {
+      await sql`create table shapes_stale (id int primary key, a text)`.execute(t.db)
+      await sql`insert into shapes_stale values (1, 'x')`.execute(t.db)
+      // The table is not part of the service's schema type; the statement is what matters.
+      const read = prepared((db, args: { id: number }) =>
+        db
+          .selectFrom('shapes_stale' as 'tenants')
+          .selectAll()
+          .where('id' as 'slug', '=', args.id as unknown as string),
+      )
+      // Every connection of the pool of 5 parses it and caches its plan.
+      const first = await Promise.all(Array.from({ length: 10 }, () => read(t.db, { id: 1 })))
+      expect(first.every((rows) => JSON.stringify(rows) === '[{"id":1,"a":"x"}]')).toBe(true)
+      await sql`alter table shapes_stale add column b int default 7`.execute(t.db)
+      const after = await Promise.all(Array.from({ length: 10 }, () => read(t.db, { id: 1 })))
+      for (const rows of after) expect(rows).toEqual([{ id: 1, a: 'x', b: 7 }])
+    } finally {
+      await t.close()
+    }
   })
 })
