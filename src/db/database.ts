@@ -97,9 +97,14 @@ export function openDatabase(target: DatabaseTarget): DatabaseHandle {
  */
 function named(pool: pg.Pool): PostgresPool {
   const unnamedOnly = new WeakSet<pg.PoolClient>()
+  // One wrapper per pooled client, not per checkout: Kysely keys its connection objects by what
+  // connect() returns, and would make a new one (and a WeakMap entry) for every statement.
+  const wrappers = new WeakMap<pg.PoolClient, PostgresPoolClient>()
   return {
     async connect(): Promise<PostgresPoolClient> {
       const client = await pool.connect()
+      const known = wrappers.get(client)
+      if (known) return known
       // Typed loosely because `query` is overloaded: a cursor (Kysely's streaming) goes through as it is.
       const query = ((text: unknown, values?: unknown[]) => {
         if (typeof text !== 'string') return client.query(text as pg.Submittable)
@@ -111,7 +116,10 @@ function named(pool: pg.Pool): PostgresPool {
           return client.query(text, values)
         })
       }) as unknown as PostgresPoolClient['query']
-      return { query, release: (destroy) => client.release(destroy) }
+      // pg-pool gives the client a new release function at each checkout: look it up each time.
+      const wrapper: PostgresPoolClient = { query, release: (destroy) => client.release(destroy) }
+      wrappers.set(client, wrapper)
+      return wrapper
     },
     end: () => pool.end(),
   }
