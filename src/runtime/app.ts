@@ -196,8 +196,8 @@ const PLAIN_PATH = /^(?:\/[A-Za-z0-9_~-]+)*\/?$/
  * The node:http listener: a request for a route is answered by the router without yoga's
  * request pipeline (whose plugins concern GraphQL only), through the same whatwg-node adapter
  * functions yoga's own listener uses; everything else goes to `next` (GraphQL, then yoga).
- * Measured with autocannon on this 2-core machine, yoga's way cost GET /healthz about 61 µs of
- * CPU per request where the adapter functions alone cost about 34.
+ * Measured with autocannon on a 2-core VM: GET / cost 93-100 µs of CPU per request through
+ * yoga and 57-64 µs this way (bench/README.md, 2026-12-06).
  */
 function routeHandler(
   router: Router,
