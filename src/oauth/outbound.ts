@@ -107,7 +107,7 @@ export interface OutboundOptions {
   readonly headersTimeoutMs?: number
   /** The whole call, from the first DNS query to the last body byte. Default 10 s. */
   readonly deadlineMs?: number
-  /** The cap of `fetch`; `fetcher()` and `request()` name their own. Default 1 MiB. */
+  /** The cap of `fetch`; `fetchLike()` and `request()` name their own. Default 1 MiB. */
   readonly maxResponseBytes?: number
   readonly resolver?: Resolver
   /**
@@ -171,14 +171,13 @@ export type FetchLike = (
 export interface OutboundClient {
   /** One call; throws `OutboundError`. */
   request(url: string | URL, init: OutboundRequest): Promise<OutboundResponse>
-  /** A `fetch` for oauth4webapi's `customFetch`, with its own response cap and deadline. */
-  fetcher(limits: FetchLimits): typeof fetch
   /**
-   * `fetcher`'s call without the Fetch Response around the answer, for a caller that reads the
-   * body itself and would only take it out of the Response again.
+   * `fetch`'s arguments with its own response cap and deadline, answered with what the client
+   * read rather than a Fetch Response: for oauth4webapi's `customFetch`, behind a caller that
+   * reads the body itself (the token request's quirk table) and would only take it out again.
    */
   fetchLike(limits: FetchLimits): FetchLike
-  /** `fetcher()` with the client's default cap. */
+  /** A Fetch `fetch` over `fetchLike` with the client's default cap. */
   readonly fetch: typeof fetch
   /** The total deadline of one call, for callers that share a budget across calls. */
   readonly deadlineMs: number
@@ -334,16 +333,12 @@ export function createOutboundClient(options: OutboundOptions): OutboundClient {
     }
   }
 
-  function fetcher(limits: FetchLimits): typeof fetch {
-    const call = fetchLike(limits)
-    return async (input, init) => toResponse(await call(input, init))
-  }
+  const defaultFetch = fetchLike({ maxResponseBytes: defaultCap })
 
   return {
     request,
     fetchLike,
-    fetcher,
-    fetch: fetcher({ maxResponseBytes: defaultCap }),
+    fetch: async (input, init) => toResponse(await defaultFetch(input, init)),
     deadlineMs,
     isAllowListed,
     close: async () => {

@@ -480,7 +480,7 @@ describe('fetch for oauth4webapi', () => {
       '/token',
       raw('{"ok":true}', { status: 201, headers: { 'content-type': 'text/plain', 'x-a': '1' } }),
     )
-    const fetchFn = client({ allowHosts: ['127.0.0.1'] }).fetcher({ maxResponseBytes: 1024 })
+    const fetchFn = client({ allowHosts: ['127.0.0.1'] }).fetch
     const res = await fetchFn(idp.url('/token'), {
       method: 'POST',
       headers: { accept: 'application/json' },
