@@ -69,6 +69,8 @@ const base = pg.Query.prototype as unknown as {
 
 export class ShapedQuery extends pg.Query {
   #shape: Shape | undefined
+  /** A result with binary columns (never asked for here) is parsed by pg itself. */
+  #pgParses = false
 
   constructor(
     name: string,
@@ -81,8 +83,6 @@ export class ShapedQuery extends pg.Query {
     super(text, values, callback as never)
     ;(this as unknown as { name: string }).name = name
   }
-  /** A result with binary columns (never asked for here) is parsed by pg itself. */
-  #pgParses = false
 
   /** pg calls this once per result, with the columns of the statement's RowDescription. */
   handleRowDescription(message: { fields: FieldDef[] }): void {
